@@ -1,0 +1,232 @@
+// Start the benchmark peers (backends and proxies) on 127.0.0.1, configs in temp dirs.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort, makeTempDir, start, waitForPort, type Proc } from './procs.js';
+
+export const BENCH_HOST = 'bench.localhost';
+
+/** dist/bench/lib -> repo root */
+export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
+const LIB_DIR = __dirname;
+
+export interface Peer {
+  name: string;
+  port: number;
+  proc: Proc;
+  dir: string;
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+function nginxCommon(dir: string): string {
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d), { recursive: true });
+  return `
+${isRoot ? 'user root;' : ''}
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 19500; }
+`;
+}
+
+function nginxHttpCommon(dir: string): string {
+  return `
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 3600s;
+  client_header_timeout 3600s;
+`;
+}
+
+async function startNginx(name: string, conf: string, dir: string, port: number, cpus: string | undefined): Promise<Peer> {
+  const confPath = join(dir, 'nginx.conf');
+  writeFileSync(confPath, conf);
+  const proc = start(name, 'nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', confPath], {
+    cpus,
+    logFile: join(dir, 'stdout.log'),
+  });
+  await waitForPort(port, 10_000, proc);
+  return { name, port, proc, dir };
+}
+
+/** nginx serving a 13-byte body on each port (one process, one worker). */
+export async function startNginxBackend(ports: readonly number[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('nginx-backend');
+  const servers = ports
+    .map((p) => `  server { listen 127.0.0.1:${p} backlog=4096; location / { return 200 "Hello, World!"; } }`)
+    .join('\n');
+  const conf = `${nginxCommon(dir)}
+http {
+${nginxHttpCommon(dir)}
+  default_type text/plain;
+${servers}
+}
+`;
+  return startNginx('nginx-backend', conf, dir, ports[0] as number, cpus);
+}
+
+/** nginx as reverse proxy: 1 worker, upstream keepalive, HTTP/1.1 upstream, Connection "". */
+export async function startNginxProxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('nginx-proxy');
+  const conf = `${nginxCommon(dir)}
+http {
+${nginxHttpCommon(dir)}
+  upstream app {
+${backends.map((b) => `    server ${b};`).join('\n')}
+    keepalive 256;
+    keepalive_requests 10000000;
+    keepalive_timeout 3600s;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+  return startNginx('nginx', conf, dir, port, cpus);
+}
+
+/** HAProxy 2.6: nbthread 1, http-reuse always, http-keep-alive, round-robin. */
+export async function startHaproxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('haproxy');
+  const conf = `global
+  nbthread 1
+  maxconn 9900
+  fd-hard-limit 20000
+  log stderr format raw local0 err
+
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 3600s
+  timeout server 3600s
+  timeout http-request 3600s
+  timeout http-keep-alive 3600s
+  maxconn 9900
+
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+
+backend be
+  balance roundrobin
+${backends.map((b, i) => `  server s${i + 1} ${b}`).join('\n')}
+`;
+  const confPath = join(dir, 'haproxy.cfg');
+  writeFileSync(confPath, conf);
+  const proc = start('haproxy', 'haproxy', ['-db', '-f', confPath], { cpus, logFile: join(dir, 'stdout.log') });
+  await waitForPort(port, 10_000, proc);
+  return { name: 'haproxy', port, proc, dir };
+}
+
+function nodeScript(file: string): string {
+  return join(LIB_DIR, file);
+}
+
+export async function startHttpProxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('http-proxy');
+  const proc = start('http-proxy', process.execPath, [nodeScript('http-proxy-peer.js'), String(port), backends.join(',')], {
+    cpus,
+    logFile: join(dir, 'stdout.log'),
+  });
+  await waitForPort(port, 10_000, proc);
+  return { name: 'http-proxy', port, proc, dir };
+}
+
+export async function startAuxBackend(port: number, streamMiB: number, cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('aux-backend');
+  const proc = start('aux-backend', process.execPath, [nodeScript('aux-backend.js'), String(port), String(streamMiB)], {
+    cpus,
+    logFile: join(dir, 'stdout.log'),
+  });
+  await waitForPort(port, 10_000, proc);
+  return { name: 'aux-backend', port, proc, dir };
+}
+
+export async function startNodeHello(port: number, cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('node-hello');
+  const proc = start('node-hello', process.execPath, [nodeScript('hello-http.js'), String(port)], {
+    cpus,
+    logFile: join(dir, 'stdout.log'),
+  });
+  await waitForPort(port, 10_000, proc);
+  return { name: 'node-hello', port, proc, dir };
+}
+
+/**
+ * How to start our router. BENCH_ROUTER=off disables it; BENCH_ROUTER="cmd arg…" overrides
+ * (the bench appends `--listen 127.0.0.1:PORT --routes FILE`). Otherwise the first of
+ * bin/manifold, dist/src/cli/router-command.js, dist/src/cli/index.js that exists.
+ */
+export function routerCommand(): { cmd: string; args: string[] } | null {
+  const env = process.env.BENCH_ROUTER;
+  if (env === 'off' || env === '0') return null;
+  if (env && env !== 'auto') {
+    const parts = env.split(/\s+/).filter(Boolean);
+    return { cmd: parts[0] as string, args: parts.slice(1) };
+  }
+  const bin = join(REPO_ROOT, 'bin', 'manifold');
+  if (existsSync(bin)) return { cmd: process.execPath, args: [bin, 'router'] };
+  for (const rel of ['dist/src/cli/router-command.js', 'dist/src/cli/index.js', 'dist/src/cli/main.js']) {
+    const p = join(REPO_ROOT, rel);
+    if (existsSync(p)) return { cmd: process.execPath, args: rel.endsWith('router-command.js') ? [p] : [p, 'router'] };
+  }
+  return null;
+}
+
+export async function startRouter(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const cmd = routerCommand();
+  if (!cmd) throw new Error('router command not found (set BENCH_ROUTER)');
+  const dir = makeTempDir('router');
+  const routes = {
+    apps: {
+      bench: {
+        hosts: [BENCH_HOST],
+        backends: backends.map((address, i) => ({ dyno: `web.${i + 1}`, address })),
+      },
+    },
+  };
+  const routesPath = join(dir, 'routes.json');
+  writeFileSync(routesPath, JSON.stringify(routes, null, 2));
+  const extra = (process.env.BENCH_ROUTER_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = start('router', cmd.cmd, [...cmd.args, '--listen', `127.0.0.1:${port}`, '--routes', routesPath, ...extra], {
+    cpus,
+    logFile: process.env.BENCH_ROUTER_LOG === '1' ? join(dir, 'router.log') : undefined,
+  });
+  await waitForPort(port, 15_000, proc);
+  return { name: 'router', port, proc, dir };
+}
+
+export type ProxyKind = 'router' | 'nginx' | 'haproxy' | 'http-proxy';
+export const ALL_PROXIES: readonly ProxyKind[] = ['router', 'nginx', 'haproxy', 'http-proxy'];
+
+export async function startProxy(kind: ProxyKind, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const port = await freePort();
+  switch (kind) {
+    case 'router':
+      return startRouter(port, backends, cpus);
+    case 'nginx':
+      return startNginxProxy(port, backends, cpus);
+    case 'haproxy':
+      return startHaproxy(port, backends, cpus);
+    case 'http-proxy':
+      return startHttpProxy(port, backends, cpus);
+  }
+}
