@@ -1,0 +1,75 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "../common/protocol.h"
+#include "sys.h"
+
+// Runs in the child between clone3 and execveat. Node is multi-threaded, so only raw,
+// async-signal-safe system calls are allowed here: no allocation, no locks, no libc state.
+[[noreturn]] static void ChildExec(const SpawnRequest &req, struct dyno_status *failure, char *const argv[],
+                                   char *const envp[]) {
+  int sources[4] = {req.stdio[0], req.stdio[1], req.stdio[2], req.status_fd};
+  int moved[4];
+  // Move every source above the targets first, so a source that is itself 0..3 is not clobbered.
+  for (int i = 0; i < 4; i++) {
+    moved[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 10);
+    if (moved[i] < 0) {
+      syscall(SYS_exit_group, 126);
+    }
+  }
+  for (int i = 0; i < 4; i++) {
+    if (dup3(moved[i], i, 0) < 0) syscall(SYS_exit_group, 126);
+  }
+  syscall_execveat(req.helper_fd, "", argv, envp, AT_EMPTY_PATH);
+  failure->err = errno;
+  (void)!write(DYNO_STATUS_FD, failure, sizeof *failure);
+  syscall(SYS_exit_group, 127);
+  __builtin_unreachable();
+}
+
+SpawnResult CloneDyno(const SpawnRequest &req) {
+  SpawnResult result = {-1, -1, 0, nullptr};
+  // Everything the child needs is prepared before clone3.
+  static char arg0[] = "dyno-init";
+  char *const argv[] = {arg0, nullptr};
+  char *const envp[] = {nullptr};
+  struct dyno_status failure;
+  memset(&failure, 0, sizeof failure);
+  failure.kind = DYNO_STATUS_ERROR;
+  strcpy(failure.step, "exec-init");
+  strcpy(failure.syscall, "execveat");
+  strcpy(failure.detail, "dyno-init");
+
+  int pidfd = -1;
+  struct clone3_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = CLONE_PIDFD | CLONE_CLEAR_SIGHAND | req.namespaces;
+  args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+  args.exit_signal = SIGCHLD;
+  if (req.cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = (uint64_t)req.cgroup_fd;
+  }
+
+  // Block every signal so no Node/libuv handler runs in the child before exec (libuv does the same).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  long pid = syscall_clone3(&args);
+  if (pid == 0) ChildExec(req, &failure, argv, envp);
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    result.err = saved;
+    result.syscall = "clone3";
+    return result;
+  }
+  result.pid = (pid_t)pid;
+  result.pidfd = pidfd;
+  return result;
+}

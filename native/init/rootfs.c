@@ -1,0 +1,188 @@
+/*
+ * The dyno's filesystem, built inside its own mount namespace:
+ *   scratch (private tmpfs, so the writable layers die with the namespace: nothing to clean up)
+ *   /        overlay: lower = stack (read-only), upper = scratch/upper
+ *   /usr ... read-only binds of host directories (the "host" stack)
+ *   /app     overlay: lower = the app directory, upper = scratch/app-upper (writes are thrown away)
+ *   /proc    fresh procfs of the dyno's pid namespace, with the usual masked and read-only paths
+ *   /dev     tmpfs with null, zero, full, random, urandom, tty, pts, shm
+ *   /sys     read-only sysfs of the dyno's network namespace
+ * then pivot_root, and the old root is detached.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "init.h"
+
+#define PATH_BUF 4096
+
+static int do_mount(struct init_error *e, const char *step, const char *src, const char *target,
+                    const char *type, unsigned long flags, const char *data) {
+  if (mount(src, target, type, flags, data) < 0) return fail(e, errno, step, "mount", target);
+  return 0;
+}
+
+static int make_dir(struct init_error *e, const char *step, const char *path, mode_t mode) {
+  if (mkdir(path, mode) < 0 && errno != EEXIST) return fail(e, errno, step, "mkdir", path);
+  return 0;
+}
+
+static void join(char *out, const char *a, const char *b) {
+  snprintf(out, PATH_BUF, "%s%s", a, b);
+}
+
+/* Bind a host path read-only (bind + remount: the kernel ignores MS_RDONLY on the first call). */
+static int bind_read_only(struct init_error *e, const char *step, const char *src, const char *target,
+                          unsigned long extra) {
+  if (do_mount(e, step, src, target, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+  return do_mount(e, step, NULL, target, NULL,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, NULL);
+}
+
+static int mount_overlay(struct init_error *e, const char *step, const char *lower, const char *upper,
+                         const char *work, const char *target) {
+  char opts[PATH_BUF * 3];
+  int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+  if (n < 0 || (size_t)n >= sizeof opts) return fail(e, ENAMETOOLONG, step, "mount", lower);
+  return do_mount(e, step, "overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts);
+}
+
+static int make_device(struct init_error *e, const char *root, const char *name, unsigned maj, unsigned min) {
+  char path[PATH_BUF];
+  snprintf(path, sizeof path, "%s/dev/%s", root, name);
+  if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0) return fail(e, errno, "mount-dev", "mknod", path);
+  /* mknod honours the umask; devices must be usable by the dyno user */
+  if (chmod(path, 0666) < 0) return fail(e, errno, "mount-dev", "chmod", path);
+  return 0;
+}
+
+static int make_symlink(struct init_error *e, const char *target, const char *root, const char *name) {
+  char path[PATH_BUF];
+  join(path, root, name);
+  if (symlink(target, path) < 0 && errno != EEXIST) return fail(e, errno, "mount-dev", "symlink", path);
+  return 0;
+}
+
+static int setup_dev(const char *root, struct init_error *e) {
+  char path[PATH_BUF];
+  join(path, root, "/dev");
+  if (make_dir(e, "mount-dev", path, 0755) < 0) return -1;
+  /* no MS_NODEV: the nodes below must work; MS_NOEXEC: nothing runs from /dev */
+  if (do_mount(e, "mount-dev", "tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k") < 0) return -1;
+  static const struct { const char *name; unsigned maj, min; } devices[] = {
+      {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+  };
+  for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++)
+    if (make_device(e, root, devices[i].name, devices[i].maj, devices[i].min) < 0) return -1;
+
+  join(path, root, "/dev/pts");
+  if (make_dir(e, "mount-dev", path, 0755) < 0) return -1;
+  if (do_mount(e, "mount-dev", "devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620") < 0)
+    return -1;
+  join(path, root, "/dev/shm");
+  if (make_dir(e, "mount-dev", path, 01777) < 0) return -1;
+  if (do_mount(e, "mount-dev", "shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m") < 0)
+    return -1;
+  if (make_symlink(e, "pts/ptmx", root, "/dev/ptmx") < 0 || make_symlink(e, "/proc/self/fd", root, "/dev/fd") < 0 ||
+      make_symlink(e, "/proc/self/fd/0", root, "/dev/stdin") < 0 ||
+      make_symlink(e, "/proc/self/fd/1", root, "/dev/stdout") < 0 ||
+      make_symlink(e, "/proc/self/fd/2", root, "/dev/stderr") < 0)
+    return -1;
+  return 0;
+}
+
+static int pivot_into(const char *root, struct init_error *e) {
+  if (chdir(root) < 0) return fail(e, errno, "pivot-root", "chdir", root);
+  /* pivot_root(".", ".") stacks the old root under the new one; detach it right away (crun, bwrap) */
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return fail(e, errno, "pivot-root", "pivot_root", root);
+  if (umount2(".", MNT_DETACH) < 0) return fail(e, errno, "pivot-root", "umount2", "old root");
+  if (chdir("/") < 0) return fail(e, errno, "pivot-root", "chdir", "/");
+  return 0;
+}
+
+/* Paths of /proc and /sys that leak host information or allow host changes (runc's defaults). */
+static const char *const masked_files[] = {"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                                           "/proc/timer_stats", "/proc/sched_debug"};
+static const char *const masked_dirs[] = {"/proc/acpi", "/proc/scsi", "/sys/firmware"};
+static const char *const read_only_paths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                              "/proc/sysrq-trigger"};
+
+static int mask_paths(struct init_error *e) {
+  struct stat st;
+  for (size_t i = 0; i < sizeof masked_files / sizeof masked_files[0]; i++) {
+    if (stat(masked_files[i], &st) < 0) continue; /* absent on this kernel: nothing to hide */
+    if (do_mount(e, "mask-paths", "/dev/null", masked_files[i], NULL, MS_BIND, NULL) < 0) return -1;
+  }
+  for (size_t i = 0; i < sizeof masked_dirs / sizeof masked_dirs[0]; i++) {
+    if (stat(masked_dirs[i], &st) < 0) continue;
+    if (do_mount(e, "mask-paths", "tmpfs", masked_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "size=0") < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < sizeof read_only_paths / sizeof read_only_paths[0]; i++) {
+    if (stat(read_only_paths[i], &st) < 0) continue;
+    if (bind_read_only(e, "mask-paths", read_only_paths[i], read_only_paths[i], MS_NOEXEC) < 0) return -1;
+  }
+  return 0;
+}
+
+int setup_rootfs(const struct dyno_config *cfg, struct init_error *e) {
+  char root[PATH_BUF], upper[PATH_BUF], work[PATH_BUF], path[PATH_BUF];
+  const char *s = cfg->scratch;
+
+  /* Nothing we mount may propagate back to the host. */
+  if (do_mount(e, "mount-root", NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+
+  char tmpfs_opts[64];
+  snprintf(tmpfs_opts, sizeof tmpfs_opts, "mode=755,size=%s", cfg->scratch_size);
+  if (do_mount(e, "mount-root", "tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) < 0) return -1;
+  static const char *const scratch_dirs[] = {"/upper", "/work", "/root", "/app-upper", "/app-work"};
+  for (size_t i = 0; i < sizeof scratch_dirs / sizeof scratch_dirs[0]; i++) {
+    join(path, s, scratch_dirs[i]);
+    if (make_dir(e, "mount-root", path, 0755) < 0) return -1;
+  }
+
+  join(root, s, "/root");
+  join(upper, s, "/upper");
+  join(work, s, "/work");
+  if (mount_overlay(e, "mount-root", cfg->stack, upper, work, root) < 0) return -1;
+
+  for (int i = 0; i < cfg->nbinds; i++) {
+    join(path, root, cfg->binds[i].target);
+    if (make_dir(e, "mount-stack", path, 0755) < 0) return -1;
+    if (bind_read_only(e, "mount-stack", cfg->binds[i].source, path, 0) < 0) return -1;
+  }
+
+  /* /app: writable for the dyno user, changes thrown away with the scratch tmpfs */
+  join(upper, s, "/app-upper");
+  join(work, s, "/app-work");
+  if (chown(upper, cfg->uid, cfg->gid) < 0) return fail(e, errno, "mount-app", "chown", upper);
+  join(path, root, "/app");
+  if (make_dir(e, "mount-app", path, 0755) < 0) return -1;
+  if (mount_overlay(e, "mount-app", cfg->app_dir, upper, work, path) < 0) return -1;
+
+  join(path, root, "/proc");
+  if (make_dir(e, "mount-proc", path, 0555) < 0) return -1;
+  if (do_mount(e, "mount-proc", "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
+
+  join(path, root, "/sys");
+  if (make_dir(e, "mount-sys", path, 0555) < 0) return -1;
+  if (do_mount(e, "mount-sys", "sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    return -1;
+
+  if (setup_dev(root, e) < 0) return -1;
+
+  join(path, root, "/tmp");
+  if (make_dir(e, "mount-root", path, 01777) < 0) return -1;
+  if (chmod(path, 01777) < 0) return fail(e, errno, "mount-root", "chmod", path);
+
+  if (pivot_into(root, e) < 0) return -1;
+  return mask_paths(e);
+}

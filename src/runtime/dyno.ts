@@ -1,0 +1,253 @@
+/**
+ * Starting, watching and stopping dynos. A Runtime owns the host-side resources shared by dynos
+ * (the cgroup subtree, the host stack skeleton, the scratch mount point); a Dyno is one running
+ * process tree. Exit is reported by the addon from the dyno's pidfd; `exited` resolves only after
+ * teardown, so when it resolves nothing of the dyno is left on the host.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CgroupTree } from './cgroup';
+import { DynoError, fromNativeError } from './errors';
+import { native, type NativeExit, type NativeStatus } from './native';
+import { type DynoSpec, encodeConfig, validateSpec } from './spec';
+import { directoryStack, hostStack, type PreparedStack } from './stack';
+
+export interface ExitStatus {
+  /** Exit code of the app, or null when it was killed by a signal. */
+  code: number | null;
+  /** Signal that killed the app (or dyno-init, when the dyno was force-stopped). */
+  signal: NodeJS.Signals | null;
+  /** Shell-style status: code, or 128 + signal number. */
+  status: number;
+  /** The kernel OOM-killed a process of the dyno (memory.events oom_kill grew). */
+  oom: boolean;
+  /** The dyno was stopped through stop()/kill rather than ending by itself. */
+  stopped: boolean;
+}
+
+export interface RuntimeOptions {
+  /** Host directory for the stack skeleton and the scratch mount point. */
+  runDir?: string;
+  /** Name of the subtree under the cgroup v2 mount. */
+  cgroupName?: string;
+}
+
+export const DEFAULT_RUN_DIR = '/run/manifold';
+export const DEFAULT_STOP_GRACE_MS = 30_000;
+
+function signalName(n: number): NodeJS.Signals | null {
+  const entry = Object.entries(os.constants.signals).find(([, v]) => v === n);
+  return entry ? (entry[0] as NodeJS.Signals) : null;
+}
+
+function signalNumber(sig: NodeJS.Signals | number): number {
+  if (typeof sig === 'number') return sig;
+  const n = os.constants.signals[sig];
+  if (n === undefined) throw new DynoError({ errno: 22, syscall: 'pidfd_send_signal', step: 'signal', message: `unknown signal ${sig}` });
+  return n;
+}
+
+export class Runtime {
+  readonly runDir: string;
+  readonly cgroups: CgroupTree;
+  private readonly stacks = new Map<string, PreparedStack>();
+  private readonly scratchDir: string;
+  private readonly live = new Set<Dyno>();
+
+  private constructor(runDir: string, cgroups: CgroupTree) {
+    this.runDir = runDir;
+    this.cgroups = cgroups;
+    this.scratchDir = path.join(runDir, 'scratch');
+  }
+
+  /** Checks the host (root, cgroup v2, the built addon) and prepares the shared directories. */
+  static open(opts: RuntimeOptions = {}): Runtime {
+    if (process.getuid?.() !== 0) {
+      throw new DynoError({ errno: 1, syscall: 'getuid', step: 'spawn', message: 'Manifold must run as root to start dynos' });
+    }
+    const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
+    const cgroups = CgroupTree.open(opts.cgroupName ?? 'manifold');
+    fs.mkdirSync(path.join(runDir, 'scratch'), { recursive: true, mode: 0o700 });
+    native();
+    return new Runtime(runDir, cgroups);
+  }
+
+  /** One line for operators if this host cannot enforce some limits. */
+  warning(): string | undefined {
+    return this.cgroups.warning();
+  }
+
+  get running(): ReadonlySet<Dyno> {
+    return this.live;
+  }
+
+  private stackFor(spec: DynoSpec): PreparedStack {
+    const key = spec.stack ?? 'host';
+    let stack = this.stacks.get(key);
+    if (!stack) {
+      stack = key === 'host' ? hostStack(this.runDir) : directoryStack(key);
+      this.stacks.set(key, stack);
+    }
+    return stack;
+  }
+
+  /** Starts a dyno; resolves once its command has been exec'd, rejects with a DynoError otherwise. */
+  start(spec: DynoSpec): Promise<Dyno> {
+    validateSpec(spec);
+    const stack = this.stackFor(spec);
+    const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir });
+    const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
+    const leaf = this.cgroups.create(id);
+    const nullFd = fs.openSync('/dev/null', 'r+');
+    const stdio: [number, number, number] = [spec.stdio?.stdin ?? nullFd, spec.stdio?.stdout ?? nullFd, spec.stdio?.stderr ?? nullFd];
+    const dyno = new Dyno(this, id, spec.name, leaf.path);
+    try {
+      dyno.attach(native().spawn(config, leaf.fd, stdio, (s) => dyno.onStatus(s), (e) => dyno.onExit(e)));
+    } catch (err) {
+      fs.closeSync(leaf.fd);
+      fs.closeSync(nullFd);
+      void this.cgroups.remove(id).catch(() => undefined);
+      return Promise.reject(fromNativeError(err, 'spawn'));
+    }
+    fs.closeSync(leaf.fd);
+    fs.closeSync(nullFd);
+    this.live.add(dyno);
+    return dyno.started;
+  }
+
+  /** Called by a Dyno when it is gone: removes its cgroup. */
+  async teardown(dyno: Dyno): Promise<void> {
+    this.live.delete(dyno);
+    this.cgroups.kill(dyno.id);
+    await this.cgroups.remove(dyno.id);
+  }
+}
+
+export class Dyno extends EventEmitter {
+  readonly id: string;
+  readonly name: string;
+  readonly cgroupPath: string;
+  /** Host pid of the dyno's PID 1 (dyno-init). */
+  pid = -1;
+  /** pid of the app inside the dyno (normally 2). */
+  appPid = -1;
+  readonly started: Promise<Dyno>;
+  readonly exited: Promise<ExitStatus>;
+
+  private readonly runtime: Runtime;
+  private process: { kill(signal: number): boolean } | undefined;
+  private setupError: Error | undefined;
+  private appExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private stopRequested = false;
+  private killTimer: NodeJS.Timeout | undefined;
+  private resolveStarted!: (d: Dyno) => void;
+  private rejectStarted!: (e: Error) => void;
+  private resolveExited!: (s: ExitStatus) => void;
+  private isStarted = false;
+
+  constructor(runtime: Runtime, id: string, name: string, cgroupPath: string) {
+    super();
+    this.runtime = runtime;
+    this.id = id;
+    this.name = name;
+    this.cgroupPath = cgroupPath;
+    this.started = new Promise((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
+    this.exited = new Promise((resolve) => {
+      this.resolveExited = resolve;
+    });
+    // A caller that only awaits `exited` must not see an unhandled rejection from `started`.
+    this.started.catch(() => undefined);
+  }
+
+  /** Convenience: start a dyno on a default runtime. */
+  static start(spec: DynoSpec, runtime: Runtime = Runtime.open()): Promise<Dyno> {
+    return runtime.start(spec);
+  }
+
+  /** @internal */
+  attach(proc: { pid: number; kill(signal: number): boolean }): void {
+    this.process = proc;
+    this.pid = proc.pid;
+  }
+
+  /** Sends a signal to dyno-init, which forwards TERM/INT/HUP/QUIT/USR1/USR2 to every process of the dyno. */
+  signal(sig: NodeJS.Signals | number): boolean {
+    return this.process?.kill(signalNumber(sig)) ?? false;
+  }
+
+  /** Heroku's stop: SIGTERM to every process, then SIGKILL after the grace period. */
+  stop(graceMs = DEFAULT_STOP_GRACE_MS, sig: NodeJS.Signals = 'SIGTERM'): Promise<ExitStatus> {
+    if (!this.stopRequested) {
+      this.stopRequested = true;
+      this.signal(sig);
+      this.killTimer = setTimeout(() => this.kill(), graceMs);
+    }
+    return this.exited;
+  }
+
+  /** Immediate SIGKILL of the whole dyno (its PID 1 dies, so the kernel kills the namespace). */
+  kill(): Promise<ExitStatus> {
+    this.stopRequested = true;
+    this.signal('SIGKILL');
+    return this.exited;
+  }
+
+  /** @internal */
+  onStatus(s: NativeStatus): void {
+    switch (s.kind) {
+      case 'started':
+        this.appPid = s.pid ?? -1;
+        this.isStarted = true;
+        this.resolveStarted(this);
+        break;
+      case 'error':
+        this.setupError = new DynoError({ errno: s.errno ?? 5, syscall: s.syscall || 'unknown', step: s.step || 'init', path: s.detail || undefined });
+        break;
+      case 'exited':
+        this.appExit = { code: s.code ?? null, signal: s.signal !== undefined ? signalName(s.signal) : null };
+        break;
+      case 'warning':
+        this.emit('warning', s.detail ?? '');
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** @internal */
+  onExit(e: NativeExit): void {
+    if (this.killTimer) clearTimeout(this.killTimer);
+    const exit = this.appExit ?? { code: e.code, signal: e.signal !== null ? signalName(e.signal) : null };
+    const status: ExitStatus = {
+      code: exit.code,
+      signal: exit.signal,
+      status: exit.code ?? 128 + (exit.signal ? os.constants.signals[exit.signal] : 0),
+      oom: false,
+      stopped: this.stopRequested,
+    };
+    void this.runtime.teardown(this).then(
+      () => this.finish(status),
+      (err: unknown) => {
+        this.emit('warning', `teardown of ${this.id}: ${(err as Error).message}`);
+        this.finish(status);
+      },
+    );
+  }
+
+  private finish(status: ExitStatus): void {
+    if (!this.isStarted) {
+      this.rejectStarted(
+        this.setupError ??
+          new DynoError({ errno: 5, syscall: 'waitid', step: 'init', message: `dyno-init ended during setup (code ${status.code}, signal ${status.signal})` }),
+      );
+    }
+    this.resolveExited(status);
+    this.emit('exit', status);
+  }
+}

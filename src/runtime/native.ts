@@ -1,0 +1,55 @@
+/** Typed view of the N-API addon (native/addon) and the path of the dyno-init helper it executes. */
+import path from 'node:path';
+
+const BUILD_DIR = path.resolve(__dirname, '../../../build/Release');
+
+export const HELPER_PATH = path.join(BUILD_DIR, 'dyno-init');
+
+/** A message from dyno-init over the status channel (see native/common/protocol.h). */
+export interface NativeStatus {
+  kind: 'error' | 'started' | 'exited' | 'warning' | 'eof' | 'unknown';
+  errno?: number;
+  pid?: number;
+  step?: string;
+  syscall?: string;
+  detail?: string;
+  code?: number;
+  signal?: number;
+}
+
+/** How dyno-init itself ended, from waitid(P_PIDFD). */
+export interface NativeExit {
+  code: number | null;
+  signal: number | null;
+}
+
+export interface NativeDynoProcess {
+  readonly pid: number;
+  /** pidfd_send_signal; false once the dyno has exited. */
+  kill(signal: number): boolean;
+}
+
+interface NativeAddon {
+  loadHelper(path: string): void;
+  spawn(
+    config: Buffer,
+    cgroupFd: number,
+    stdio: [number, number, number],
+    onStatus: (s: NativeStatus) => void,
+    onExit: (e: NativeExit) => void,
+  ): NativeDynoProcess;
+  pipe(): [number, number];
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon, with the helper loaded into its sealed memfd on first use. */
+export function native(): NativeAddon {
+  if (!addon) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const loaded = require(path.join(BUILD_DIR, 'manifold_native.node')) as NativeAddon;
+    loaded.loadHelper(HELPER_PATH);
+    addon = loaded;
+  }
+  return addon;
+}
