@@ -1,0 +1,50 @@
+/**
+ * Heroku's router log line (spec heroku.md §1.5):
+ *   [sock=client|backend] at=info|warning|error [code=Hnn desc="…" [cause="…"]] method= path="…" host=
+ *   request_id= fwd="…" dyno= connect=Nms service=Nms status= bytes= protocol=
+ * Fields without a value print as a bare `key=`.
+ */
+import type { HCode, LogLevel } from './errors.js';
+
+export interface RouterLogRecord {
+  at: LogLevel;
+  code: HCode | null;
+  desc: string | null;
+  cause: string | null;
+  sock: 'client' | 'backend' | null;
+  /** App the request was routed to, when known (not part of the line). */
+  app: string | null;
+  method: string;
+  path: string;
+  host: string;
+  requestId: string;
+  fwd: string;
+  dyno: string;
+  connectMs: number | null;
+  serviceMs: number | null;
+  status: number | null;
+  bytes: number | null;
+  protocol: string;
+}
+
+/** Backslash-escapes what would break a double-quoted value. */
+function quote(value: string): string {
+  return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
+}
+
+const ms = (v: number | null): string => (v === null ? '' : `${Math.max(0, Math.round(v))}ms`);
+const num = (v: number | null): string => (v === null ? '' : String(v));
+
+export function formatLogLine(r: RouterLogRecord): string {
+  let line = '';
+  if (r.sock !== null) line += `sock=${r.sock} `;
+  line += `at=${r.at}`;
+  if (r.code !== null) {
+    line += ` code=${r.code} desc=${quote(r.desc ?? '')}`;
+    if (r.cause !== null) line += ` cause=${quote(r.cause)}`;
+  }
+  line +=
+    ` method=${r.method} path=${quote(r.path)} host=${r.host} request_id=${r.requestId} fwd=${quote(r.fwd)}` +
+    ` dyno=${r.dyno} connect=${ms(r.connectMs)} service=${ms(r.serviceMs)} status=${num(r.status)} bytes=${num(r.bytes)} protocol=${r.protocol}`;
+  return line;
+}

@@ -1,0 +1,61 @@
+/**
+ * Picks a dyno among an app's up backends: round-robin (default), random, or least-outstanding
+ * (fewest in-flight requests, round-robin among ties). Cursors and counters are keyed by app
+ * name / address so they survive route-table swaps.
+ */
+import type { BalanceStrategy } from '../config.js';
+import type { AppRoute, Backend } from './route-table.js';
+
+export class Balancer {
+  private readonly cursors = new Map<string, number>();
+  private readonly outstanding = new Map<string, number>();
+
+  constructor(readonly strategy: BalanceStrategy) {}
+
+  /** A backend not rejected by `skip`, or null. */
+  pick(app: AppRoute, skip: (b: Backend) => boolean): Backend | null {
+    const up = app.up;
+    const n = up.length;
+    if (n === 0) return null;
+    let start: number;
+    if (this.strategy === 'random') start = Math.floor(Math.random() * n);
+    else {
+      start = (this.cursors.get(app.name) ?? 0) % n;
+      this.cursors.set(app.name, start + 1);
+    }
+    if (this.strategy === 'least-outstanding') {
+      let best: Backend | null = null;
+      let bestLoad = Infinity;
+      for (let k = 0; k < n; k++) {
+        const b = up[(start + k) % n]!;
+        if (skip(b)) continue;
+        const load = this.outstanding.get(b.address) ?? 0;
+        if (load < bestLoad) {
+          best = b;
+          bestLoad = load;
+        }
+      }
+      return best;
+    }
+    for (let k = 0; k < n; k++) {
+      const b = up[(start + k) % n]!;
+      if (!skip(b)) return b;
+    }
+    return null;
+  }
+
+  /** In-flight accounting for least-outstanding (kept for every strategy: it is cheap and useful). */
+  acquire(address: string): void {
+    this.outstanding.set(address, (this.outstanding.get(address) ?? 0) + 1);
+  }
+
+  release(address: string): void {
+    const v = (this.outstanding.get(address) ?? 1) - 1;
+    if (v <= 0) this.outstanding.delete(address);
+    else this.outstanding.set(address, v);
+  }
+
+  inFlight(address: string): number {
+    return this.outstanding.get(address) ?? 0;
+  }
+}
