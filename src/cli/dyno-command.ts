@@ -1,0 +1,126 @@
+/**
+ * `manifold dyno run`: one dyno in the foreground, with this terminal's stdin/stdout/stderr.
+ * Ctrl-C or SIGTERM stops it Heroku's way (SIGTERM to all its processes, grace, SIGKILL); a
+ * second Ctrl-C kills it at once. The dyno's status becomes ours.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { Runtime, type ExitStatus } from '../runtime/dyno';
+import type { DynoSpec } from '../runtime/spec';
+import { report, UsageError } from './errors';
+
+interface RunArgs {
+  app?: string;
+  stack: string;
+  env: string[];
+  hostname?: string;
+  name: string;
+  user?: string;
+  net: string;
+  port?: number;
+  grace: number;
+  command: string[];
+}
+
+export function parseEnvPairs(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`invalid --env '${pair}' (expected KEY=VALUE)`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+export function parseUser(spec: string): { uid: number; gid: number } {
+  const m = /^([0-9]+):([0-9]+)$/.exec(spec);
+  if (!m) throw new UsageError(`invalid --user '${spec}' (expected UID:GID)`);
+  return { uid: Number(m[1]), gid: Number(m[2]) };
+}
+
+/** An empty app directory, so a dyno run without --app never sees the caller's files. */
+function emptyAppDir(runDir: string): string {
+  const dir = path.join(runDir, 'empty-app');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
+async function runDyno(args: RunArgs): Promise<void> {
+  if (args.command.length === 0) throw new UsageError('no command given (usage: manifold dyno run [options] -- CMD [ARGS...])');
+  if (args.net !== 'none') throw new UsageError(`unsupported --net '${args.net}' (supported: none)`);
+  const env = parseEnvPairs(args.env);
+  const user = args.user !== undefined ? parseUser(args.user) : undefined;
+  const runtime = Runtime.open();
+  const warning = runtime.warning();
+  if (warning) process.stderr.write(`manifold: ${warning}\n`);
+  const spec: DynoSpec = {
+    name: args.name,
+    command: { argv: args.command },
+    appDir: args.app !== undefined ? path.resolve(args.app) : emptyAppDir(runtime.runDir),
+    stack: args.stack === 'host' ? 'host' : path.resolve(args.stack),
+    env,
+    net: { mode: 'none' },
+    stdio: { stdin: 0, stdout: 1, stderr: 2 },
+    ...(args.hostname !== undefined ? { hostname: args.hostname } : {}),
+    ...(user ? { user } : {}),
+    ...(args.port !== undefined ? { port: args.port } : {}),
+  };
+
+  let interrupts = 0;
+  let stopping: ((sig: NodeJS.Signals) => void) | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupts++;
+    stopping?.(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  try {
+    const dyno = await runtime.start(spec);
+    stopping = () => {
+      if (interrupts > 1) void dyno.kill();
+      else void dyno.stop(args.grace * 1000);
+    };
+    if (interrupts > 0) stopping('SIGTERM');
+    const status: ExitStatus = await dyno.exited;
+    process.exitCode = status.status;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  }
+}
+
+export const dynoCommand: CommandModule = {
+  command: 'dyno <action>',
+  describe: 'Run a single dyno directly, without the daemon',
+  builder: (yargs: Argv) =>
+    yargs.command({
+      command: 'run [command..]',
+      describe: 'Run one dyno in the foreground: manifold dyno run [options] -- CMD [ARGS...]',
+      builder: (y: Argv) =>
+        y
+          .option('app', { type: 'string', describe: 'app directory, mounted copy-on-write at /app (default: empty)' })
+          .option('stack', { type: 'string', default: 'host', describe: "read-only root: 'host' or a root filesystem directory" })
+          .option('env', { alias: 'e', type: 'string', array: true, default: [], describe: 'config var KEY=VALUE (repeatable)' })
+          .option('hostname', { type: 'string', describe: 'hostname inside the dyno (default: the dyno name)' })
+          .option('name', { type: 'string', default: 'run.1', describe: 'dyno name, e.g. web.1 (becomes $DYNO)' })
+          .option('user', { type: 'string', describe: 'UID:GID to run as (never 0; default 10001:10001)' })
+          .option('net', { type: 'string', default: 'none', describe: "network: 'none' (own namespace, loopback only)" })
+          .option('port', { type: 'number', describe: 'value of $PORT' })
+          .option('grace', { type: 'number', default: 30, describe: 'seconds between SIGTERM and SIGKILL on stop' })
+          .positional('command', { type: 'string', array: true, default: [] })
+          .parserConfiguration({ 'populate--': true }),
+      handler: async (argv) => {
+        const raw = argv as unknown as Omit<RunArgs, 'command'> & { command?: string[]; '--'?: string[] };
+        const command = [...(raw.command ?? []), ...(raw['--'] ?? [])].map(String);
+        try {
+          await runDyno({ ...raw, command });
+        } catch (err) {
+          report(err);
+        }
+      },
+    }).demandCommand(1, 'missing action (try: manifold dyno run -- CMD)'),
+  handler: () => undefined,
+};
