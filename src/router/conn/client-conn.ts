@@ -1,0 +1,302 @@
+/**
+ * One client connection: reads request heads, hands each request to an Exchange, buffers pipelined
+ * bytes (bounded; the socket is paused beyond the cap), and decides keep-alive vs close.
+ * It never interprets body bytes itself: the Exchange does.
+ */
+import type * as net from 'node:net';
+import { HeadParser, NEED_MORE, type MessageHead } from '../http1/head-parser.js';
+import { analyzeRequest } from '../http1/framing.js';
+import { ParseError, parseErrorInfo } from '../http1/parse-errors.js';
+import { errorResponse } from '../responses.js';
+import { Deadline, type HasDeadline } from '../timers.js';
+import type { RouterCore } from './context.js';
+import { Exchange } from './exchange.js';
+
+export enum ClientPhase {
+  /** Reading a request head. */
+  Head,
+  /** A request is being routed / connected: its body bytes wait in the queue. */
+  Waiting,
+  /** Request body flows to the dyno. */
+  Body,
+  /** Request complete; response pending. New bytes are pipelined requests. */
+  AwaitResponse,
+  /** Raw bidirectional pipe after a 101. */
+  Tunnel,
+  Closed,
+}
+
+const PAUSE_BACKPRESSURE = 1;
+const PAUSE_QUEUE_FULL = 2;
+
+/** Growable buffer for a head that arrives in several packets (amortised O(n) copying). */
+class Accumulator {
+  buf: Buffer;
+  used = 0;
+  constructor(first: Buffer) {
+    this.buf = Buffer.allocUnsafe(Math.max(4096, first.length * 2));
+    this.append(first);
+  }
+  append(src: Buffer): void {
+    if (this.used + src.length > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + src.length));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    src.copy(this.buf, this.used);
+    this.used += src.length;
+  }
+  view(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+}
+
+export class ClientConnection implements HasDeadline {
+  deadline = 0;
+  deadlineKind = Deadline.None;
+  phase = ClientPhase.Head;
+  exchange: Exchange | null = null;
+  readonly parser: HeadParser;
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  requests = 0;
+  private headAcc: Accumulator | null = null;
+  private queue: Buffer | null = null;
+  private pauseReasons = 0;
+  private draining = false;
+
+  constructor(
+    readonly core: RouterCore,
+    readonly socket: net.Socket,
+    readonly proto: string | null,
+  ) {
+    this.parser = new HeadParser(true, core.config.limits.request);
+    const ra = socket.remoteAddress ?? '';
+    this.remoteAddress = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.exchange?.onClientDrain());
+    socket.on('end', () => this.onPeerGone());
+    socket.on('close', () => this.onPeerGone());
+    socket.on('error', () => {
+      /* 'close' follows */
+    });
+    core.clients.add(this);
+    this.setDeadline(Deadline.ClientIdle, core.config.timeouts.clientIdleMs);
+  }
+
+  setDeadline(kind: Deadline, inMs: number): void {
+    this.deadlineKind = kind;
+    this.deadline = Date.now() + inMs;
+  }
+
+  clearDeadline(): void {
+    this.deadlineKind = Deadline.None;
+  }
+
+  get closed(): boolean {
+    return this.phase === ClientPhase.Closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === ClientPhase.Tunnel) {
+      this.exchange?.tunnelFromClient(chunk);
+      return;
+    }
+    this.process(chunk, 0);
+  }
+
+  /** Feeds bytes to whatever the connection is doing now; leftovers go to the queue. */
+  private process(buf: Buffer, off: number): void {
+    for (;;) {
+      if (off >= buf.length || this.phase === ClientPhase.Closed) return;
+      if (this.phase === ClientPhase.Head) {
+        let data = buf;
+        let base = off;
+        if (this.headAcc !== null) {
+          this.headAcc.append(off === 0 ? buf : buf.subarray(off));
+          data = this.headAcc.view();
+          base = 0;
+        }
+        const r = this.parser.execute(data, base);
+        if (r === NEED_MORE) {
+          if (this.headAcc === null) this.headAcc = new Accumulator(buf.subarray(off));
+          if (this.deadlineKind !== Deadline.HeadRead) this.setDeadline(Deadline.HeadRead, this.core.config.timeouts.clientIdleMs);
+          return;
+        }
+        this.headAcc = null;
+        if (r < 0) {
+          this.rejectRequest(-r as ParseError, null);
+          return;
+        }
+        const head = this.parser.head;
+        this.parser.reset();
+        this.startRequest(head);
+        buf = data;
+        off = base + r;
+        continue;
+      }
+      if (this.phase === ClientPhase.Body && this.exchange !== null) {
+        const next = this.exchange.feedBody(buf, off);
+        if (next < 0) return; // the exchange failed and dealt with the connection
+        if (next === off && this.phase === ClientPhase.Body) {
+          this.enqueue(buf, off);
+          return;
+        }
+        off = next;
+        continue;
+      }
+      this.enqueue(buf, off);
+      return;
+    }
+  }
+
+  private startRequest(head: MessageHead): void {
+    this.clearDeadline();
+    const info = analyzeRequest(head);
+    if (typeof info === 'number') {
+      this.rejectRequest(info, head);
+      return;
+    }
+    this.requests++;
+    this.phase = ClientPhase.Waiting;
+    const ex = new Exchange(this.core, this, head, info);
+    this.exchange = ex;
+    ex.start();
+  }
+
+  /** 400/414/417/431/505 for a request that failed validation; nothing reached a dyno. Logs H26. */
+  private rejectRequest(code: ParseError, head: MessageHead | null): void {
+    const e = parseErrorInfo(code);
+    const accept = null;
+    const out = errorResponse(e.status, 'bad-request', false, true, accept);
+    if (this.socket.writable) this.socket.write(out);
+    this.core.log({
+      at: 'error',
+      code: 'H26',
+      desc: 'Request Error',
+      cause: e.cause,
+      sock: null,
+      app: null,
+      method: head?.method ?? '',
+      path: head?.target ?? '',
+      host: '',
+      requestId: '',
+      fwd: this.remoteAddress,
+      dyno: '',
+      connectMs: null,
+      serviceMs: null,
+      status: e.status,
+      bytes: null,
+      protocol: this.core.config.protocol,
+    });
+    this.closeAfterFlush();
+  }
+
+  private enqueue(buf: Buffer, off: number): void {
+    const rest = off === 0 ? buf : buf.subarray(off);
+    this.queue = this.queue === null ? rest : Buffer.concat([this.queue, rest]);
+    if (this.queue.length > this.core.config.limits.clientBufferBytes) this.pause(PAUSE_QUEUE_FULL);
+  }
+
+  /** Re-feeds queued bytes (after a dyno connected, or a response finished). */
+  drainQueue(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      // process() consumes everything in the Head and Body phases; in any other phase it re-queues.
+      while (this.queue !== null && (this.phase === ClientPhase.Head || this.phase === ClientPhase.Body)) {
+        const q = this.queue;
+        this.queue = null;
+        this.process(q, 0);
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (this.queue === null || this.queue.length <= this.core.config.limits.clientBufferBytes) this.unpause(PAUSE_QUEUE_FULL);
+  }
+
+  /** Bytes queued behind the current request (e.g. sent after an upgrade request). */
+  takeQueue(): Buffer | null {
+    const q = this.queue;
+    this.queue = null;
+    this.unpause(PAUSE_QUEUE_FULL);
+    return q;
+  }
+
+  pause(reason: number = PAUSE_BACKPRESSURE): void {
+    if (this.pauseReasons === 0) this.socket.pause();
+    this.pauseReasons |= reason;
+  }
+
+  unpause(reason: number = PAUSE_BACKPRESSURE): void {
+    if ((this.pauseReasons & reason) === 0) return;
+    this.pauseReasons &= ~reason;
+    if (this.pauseReasons === 0 && !this.closed) this.socket.resume();
+  }
+
+  write(data: Buffer): boolean {
+    return this.socket.write(data);
+  }
+
+  /** Called by the Exchange when it is over. */
+  exchangeDone(keepAlive: boolean): void {
+    this.exchange = null;
+    if (this.closed) return;
+    const max = this.core.config.limits.maxRequestsPerConnection;
+    if (!keepAlive || (max > 0 && this.requests >= max)) {
+      this.closeAfterFlush();
+      return;
+    }
+    this.phase = ClientPhase.Head;
+    this.unpause(PAUSE_BACKPRESSURE);
+    this.setDeadline(Deadline.ClientIdle, this.core.config.timeouts.clientIdleMs);
+    this.drainQueue();
+  }
+
+  enterTunnel(): void {
+    this.phase = ClientPhase.Tunnel;
+  }
+
+  /** Half-close after pending writes; destroy if the peer lingers. */
+  closeAfterFlush(): void {
+    if (this.closed) return;
+    this.phase = ClientPhase.Closed;
+    this.queue = null;
+    this.socket.end();
+    this.setDeadline(Deadline.Linger, 2000);
+  }
+
+  destroy(): void {
+    this.phase = ClientPhase.Closed;
+    this.queue = null;
+    this.socket.destroy();
+    this.core.clients.delete(this);
+  }
+
+  private onPeerGone(): void {
+    if (this.socket.destroyed) this.core.clients.delete(this);
+    const ex = this.exchange;
+    if (ex !== null) {
+      ex.onClientGone();
+      return;
+    }
+    if (this.phase !== ClientPhase.Closed) this.destroy();
+  }
+
+  onDeadline(kind: Deadline, now: number): void {
+    switch (kind) {
+      case Deadline.ClientIdle:
+      case Deadline.Linger:
+        this.destroy();
+        return;
+      case Deadline.HeadRead:
+        if (this.socket.writable) this.socket.write(errorResponse(408, 'bad-request', false, true, null));
+        this.closeAfterFlush();
+        return;
+      default:
+        this.exchange?.onDeadline(kind, now);
+    }
+  }
+}

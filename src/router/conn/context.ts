@@ -1,0 +1,23 @@
+/** State shared by every connection of one router instance. */
+import type { RouterConfig } from '../config.js';
+import type { RouterLogRecord } from '../log.js';
+import type { Balancer } from '../routing/balancer.js';
+import type { RouteTable } from '../routing/route-table.js';
+import type { ClientConnection } from './client-conn.js';
+import type { Exchange } from './exchange.js';
+import type { UpstreamPool } from './upstream.js';
+
+export interface RouterCore {
+  readonly config: RouterConfig;
+  readonly table: RouteTable;
+  readonly balancer: Balancer;
+  readonly pool: UpstreamPool;
+  /** Dyno address → time its quarantine ends. */
+  readonly quarantine: Map<string, number>;
+  /** Requests waiting for a dyno to come up or out of quarantine. */
+  readonly waiting: Set<Exchange>;
+  readonly clients: Set<ClientConnection>;
+  /** In-flight requests per app (H11). */
+  readonly appInFlight: Map<string, number>;
+  log(record: RouterLogRecord): void;
+}

@@ -1,0 +1,711 @@
+/**
+ * One request/response relay: route → connect (retry/quarantine) → send head + body → read the
+ * response head (1xx loop) → stream the body with backpressure → log → keep-alive or close.
+ * Also the tunnel after a 101. Every failure ends in `fail()`, which answers with an H-code.
+ */
+import { randomUUID } from 'node:crypto';
+import { ChunkedDecoder } from '../http1/chunked.js';
+import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing.js';
+import { NEED_MORE, type MessageHead } from '../http1/head-parser.js';
+import { ParseError, parseErrorInfo } from '../http1/parse-errors.js';
+import { buildClientResponseHead, buildInterimHead, buildUpstreamRequestHead, ClientFraming } from '../http1/serialize.js';
+import { H_CODES, type HCode } from '../errors.js';
+import { CONTINUE_100, errorResponse, prefersJson } from '../responses.js';
+import type { AppRoute, Backend } from '../routing/route-table.js';
+import { Deadline } from '../timers.js';
+import { ClientPhase, type ClientConnection } from './client-conn.js';
+import type { RouterCore } from './context.js';
+import type { UpstreamConnection } from './upstream.js';
+
+enum Phase {
+  Routing,
+  Queued,
+  Connecting,
+  /** Head written; request body (if any) streaming; response may start any time. */
+  Sent,
+  Tunnel,
+  Done,
+}
+
+enum RespPhase {
+  Head,
+  Body,
+  Done,
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Response-side parse errors that are Heroku "HTTP restrictions" (H25) rather than malformed (H17). */
+const H25_ERRORS = new Set<ParseError>([
+  ParseError.StatusLineTooLong,
+  ParseError.CookieTooLong,
+  ParseError.ResponseHeaderTooLong,
+  ParseError.HeadTooLarge,
+  ParseError.InvalidContentLength,
+]);
+
+export class Exchange {
+  private phase = Phase.Routing;
+  private readonly receivedAt = Date.now();
+  readonly requestId: string;
+  readonly forwardedFor: string;
+  private app: AppRoute | null = null;
+  private backend: Backend | null = null;
+  private upstream: UpstreamConnection | null = null;
+  private tried: Set<string> | null = null;
+  private attempts = 0;
+  private lastConnectError: 'timeout' | 'refused' | null = null;
+  private retriedStale = false;
+  private connectStart = 0;
+  private connectMs: number | null = null;
+  private appCounted = false;
+  private balancerCounted = false;
+  private queuedUntil = 0;
+
+  // request body
+  private reqBodyDone: boolean;
+  private reqRemaining: number;
+  private reqDecoder: ChunkedDecoder | null = null;
+
+  // response
+  private resp = RespPhase.Head;
+  private respAcc: Buffer | null = null;
+  private respInfo: ResponseInfo | null = null;
+  private respRemaining = 0;
+  private respDecoder: ChunkedDecoder | null = null;
+  private deChunk = false;
+  private respHeadSent = false;
+  private sawResponseByte = false;
+  private interim = 0;
+  private status: number | null = null;
+  private bytesOut = 0;
+  private keepClient = false;
+
+  constructor(
+    readonly core: RouterCore,
+    readonly client: ClientConnection,
+    readonly head: MessageHead,
+    readonly info: RequestInfo,
+  ) {
+    this.requestId = info.requestId ?? randomUUID();
+    this.forwardedFor = info.forwardedFor === null ? client.remoteAddress : `${info.forwardedFor}, ${client.remoteAddress}`;
+    this.reqBodyDone = info.bodyKind === BodyKind.None;
+    this.reqRemaining = info.bodyKind === BodyKind.Length ? info.contentLength : 0;
+    if (info.bodyKind === BodyKind.Chunked) this.reqDecoder = new ChunkedDecoder(core.config.limits.chunked);
+  }
+
+  // ───────────────────────────── routing ─────────────────────────────
+
+  start(): void {
+    const app = this.core.table.lookupHost(this.info.routeHost);
+    if (app === undefined) {
+      this.failNoApp();
+      return;
+    }
+    this.app = app;
+    if (app.maintenance) return this.fail('H80');
+    if (app.crashed !== null) return this.fail('H10');
+    if (app.backends.length === 0) return this.fail('H14');
+    const perDyno = this.core.config.limits.backlogPerDyno;
+    const inFlight = this.core.appInFlight.get(app.name) ?? 0;
+    if (perDyno > 0 && inFlight >= perDyno * Math.max(1, app.up.length)) return this.fail('H11');
+    this.core.appInFlight.set(app.name, inFlight + 1);
+    this.appCounted = true;
+    this.dispatch();
+  }
+
+  /** Picks a dyno and connects, or queues the request while none is available. */
+  dispatch(): void {
+    if (this.phase === Phase.Done) return;
+    const app = this.app === null ? undefined : this.core.table.app(this.app.name);
+    if (app === undefined) return this.failNoApp();
+    this.app = app;
+    if (app.maintenance) return this.fail('H80');
+    if (app.crashed !== null) return this.fail('H10');
+    if (app.backends.length === 0) return this.fail('H14');
+    const now = Date.now();
+    const tried = this.tried;
+    const quarantine = this.core.quarantine;
+    const backend = this.core.balancer.pick(app, (b) => {
+      if (tried !== null && tried.has(b.address)) return true;
+      const until = quarantine.get(b.address);
+      if (until === undefined) return false;
+      if (until <= now) {
+        quarantine.delete(b.address);
+        return false;
+      }
+      return true;
+    });
+    if (backend === null) {
+      // Every up dyno was tried this request: give up with the last connect failure.
+      if (tried !== null && app.up.length > 0 && app.up.every((b) => tried.has(b.address))) return this.failConnect();
+      this.enqueue();
+      return;
+    }
+    this.leaveQueue();
+    this.connect(backend);
+  }
+
+  private enqueue(): void {
+    if (this.phase !== Phase.Queued) {
+      this.phase = Phase.Queued;
+      this.core.waiting.add(this);
+      if (this.queuedUntil === 0) this.queuedUntil = Date.now() + this.core.config.timeouts.bootQueueMs;
+      this.client.deadline = this.queuedUntil;
+      this.client.deadlineKind = Deadline.BootQueue;
+    }
+  }
+
+  private leaveQueue(): void {
+    if (this.phase === Phase.Queued) {
+      this.core.waiting.delete(this);
+      this.client.clearDeadline();
+    }
+  }
+
+  private connect(backend: Backend): void {
+    this.backend = backend;
+    this.attempts++;
+    this.phase = Phase.Connecting;
+    if (!this.balancerCounted) {
+      this.core.balancer.acquire(backend.address);
+      this.balancerCounted = true;
+    }
+    // A pooled socket might have been closed by the dyno a moment ago; only requests we may
+    // safely replay (idempotent, no body) take that risk.
+    const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && IDEMPOTENT.has(this.head.method) && this.info.bodyKind === BodyKind.None;
+    const pooled = canReuse ? this.core.pool.acquire(backend.address) : null;
+    this.connectStart = Date.now();
+    if (pooled !== null) {
+      this.upstream = pooled;
+      pooled.exchange = this;
+      this.onUpstreamConnected();
+      return;
+    }
+    const conn = this.core.pool.connect(backend);
+    conn.exchange = this;
+    this.upstream = conn;
+    this.client.setDeadline(Deadline.Connect, this.core.config.timeouts.connectMs);
+  }
+
+  /** Connection refused / timed out: quarantine the dyno and try another. */
+  private connectFailed(kind: 'timeout' | 'refused'): void {
+    const conn = this.upstream;
+    this.upstream = null;
+    if (conn !== null) conn.destroy();
+    const backend = this.backend!;
+    this.lastConnectError = kind;
+    this.core.quarantine.set(backend.address, Date.now() + this.core.config.timeouts.quarantineMs);
+    (this.tried ??= new Set()).add(backend.address);
+    this.releaseBalancer();
+    if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
+    this.phase = Phase.Routing;
+    this.dispatch();
+  }
+
+  private failConnect(): void {
+    this.fail(this.lastConnectError === 'timeout' ? 'H19' : 'H21');
+  }
+
+  // ───────────────────────────── request ─────────────────────────────
+
+  onUpstreamConnected(): void {
+    if (this.phase !== Phase.Connecting || this.upstream === null) return;
+    const now = Date.now();
+    this.connectMs = now - this.connectStart;
+    this.client.clearDeadline();
+    // The router answers `Expect: 100-continue` itself (Heroku's default) once a dyno is connected.
+    if (this.info.expectContinue) this.client.write(CONTINUE_100);
+    const head = buildUpstreamRequestHead(this.head, this.info, {
+      forwardedFor: this.forwardedFor,
+      proto: this.client.proto,
+      port: this.client.localPort,
+      requestStartMs: this.receivedAt,
+      requestId: this.requestId,
+      via: this.core.config.via,
+      connectMs: this.connectMs,
+      totalRouteMs: this.connectStart - this.receivedAt,
+      keepAlive: this.core.config.upstreamKeepAlive,
+    });
+    this.phase = Phase.Sent;
+    const sock = this.upstream.socket;
+    sock.cork();
+    sock.write(head);
+    if (this.reqBodyDone) {
+      this.requestSent();
+    } else {
+      this.client.phase = ClientPhase.Body;
+      this.client.setDeadline(Deadline.UploadIdle, this.core.config.timeouts.idleMs);
+      this.client.drainQueue();
+    }
+    sock.uncork();
+  }
+
+  /** Request body bytes from the client; returns the offset after what it consumed, or -1 if it failed. */
+  feedBody(buf: Buffer, off: number): number {
+    const up = this.upstream;
+    if (up === null || this.phase !== Phase.Sent || this.reqBodyDone) return off;
+    let next: number;
+    if (this.reqDecoder !== null) {
+      next = this.reqDecoder.execute(buf, off, buf.length, null);
+      if (next < 0) {
+        this.failRequestBody(-next as ParseError);
+        return -1;
+      }
+      if (next > off && !up.socket.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.client.pause();
+      if (this.reqDecoder.done) this.requestSent();
+    } else {
+      const take = Math.min(this.reqRemaining, buf.length - off);
+      next = off + take;
+      this.reqRemaining -= take;
+      if (!up.socket.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.client.pause();
+      if (this.reqRemaining === 0) this.requestSent();
+    }
+    if (!this.reqBodyDone && this.resp === RespPhase.Head) this.client.setDeadline(Deadline.UploadIdle, this.core.config.timeouts.idleMs);
+    return next;
+  }
+
+  private requestSent(): void {
+    this.reqBodyDone = true;
+    if (this.client.phase === ClientPhase.Body || this.client.phase === ClientPhase.Waiting) this.client.phase = ClientPhase.AwaitResponse;
+    // Heroku's 30 s starts once the whole request has been sent.
+    if (this.resp === RespPhase.Head && !this.sawResponseByte) this.client.setDeadline(Deadline.FirstByte, this.core.config.timeouts.firstByteMs);
+  }
+
+  private failRequestBody(code: ParseError): void {
+    const info = parseErrorInfo(code);
+    this.destroyUpstream();
+    if (this.respHeadSent) return this.abort();
+    this.reqBodyDone = true; // nothing more will be read: the connection closes
+    this.respondAndLog('H26', info.status, 'bad-request', info.cause, false);
+  }
+
+  onUpstreamDrain(): void {
+    this.client.unpause();
+  }
+
+  onClientDrain(): void {
+    const up = this.upstream;
+    if (up !== null && up.socket.isPaused()) up.socket.resume();
+  }
+
+  // ───────────────────────────── response ─────────────────────────────
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.phase === Phase.Tunnel) {
+      this.tunnelFromUpstream(chunk);
+      return;
+    }
+    if (this.phase !== Phase.Sent) return;
+    this.sawResponseByte = true;
+    const csock = this.client.socket;
+    csock.cork();
+    try {
+      this.consumeResponse(chunk, 0);
+    } finally {
+      csock.uncork();
+    }
+  }
+
+  private consumeResponse(buf: Buffer, off: number): void {
+    const up = this.upstream!;
+    while (off < buf.length && this.phase === Phase.Sent) {
+      if (this.resp === RespPhase.Head) {
+        let data = buf;
+        let base = off;
+        if (this.respAcc !== null) {
+          data = Buffer.concat([this.respAcc, off === 0 ? buf : buf.subarray(off)]);
+          base = 0;
+          this.respAcc = null;
+        }
+        const r = up.parser.execute(data, base);
+        if (r === NEED_MORE) {
+          this.respAcc = data.subarray(base);
+          this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
+          return;
+        }
+        if (r < 0) return this.failResponse(-r as ParseError);
+        const head = up.parser.head;
+        up.parser.reset();
+        const info = analyzeResponse(head, this.head.method, this.info.upgrade !== null);
+        if (typeof info === 'number') return this.failResponse(info);
+        buf = data;
+        off = base + r;
+        if (head.status < 200 && head.status !== 101) {
+          if (++this.interim > this.core.config.limits.maxInterimResponses) return this.failResponse(ParseError.InvalidStatusLine);
+          // 1xx go to HTTP/1.1 clients only (RFC 9110 §15.2).
+          if (this.head.versionMinor === 1) this.client.write(buildInterimHead(head, this.core.config.via));
+          continue;
+        }
+        this.startResponse(head, info);
+        if ((this.phase as Phase) === Phase.Tunnel) {
+          if (off < buf.length) this.tunnelFromUpstream(buf.subarray(off));
+          return;
+        }
+        continue;
+      }
+      if (this.resp === RespPhase.Body) {
+        off = this.relayBody(buf, off);
+        if (off < 0) return;
+        continue;
+      }
+      // Response done but bytes remain: the dyno broke framing; never reuse this connection.
+      up.broken = true;
+      return;
+    }
+  }
+
+  private startResponse(head: MessageHead, info: ResponseInfo): void {
+    this.respInfo = info;
+    this.status = head.status;
+    const client10 = this.head.versionMinor === 0;
+    let framing = ClientFraming.None;
+    let contentLength = 0;
+    let mustClose = !this.info.keepAlive;
+    switch (info.bodyKind) {
+      case BodyKind.Tunnel:
+        framing = ClientFraming.Upgrade;
+        break;
+      case BodyKind.Length:
+        framing = ClientFraming.Length;
+        contentLength = info.contentLength;
+        this.respRemaining = info.contentLength;
+        break;
+      case BodyKind.Chunked:
+        this.respDecoder = new ChunkedDecoder(this.core.config.limits.chunked);
+        if (client10) {
+          // HTTP/1.0 clients get the body de-chunked and delimited by closing (vegur chunked_to_1_0).
+          this.deChunk = true;
+          mustClose = true;
+        } else framing = ClientFraming.Chunked;
+        break;
+      case BodyKind.UntilClose:
+        mustClose = true;
+        break;
+      case BodyKind.None:
+        if (head.status >= 200 && head.status !== 204) {
+          if (info.declaredLength >= 0) {
+            framing = ClientFraming.Length;
+            contentLength = info.declaredLength;
+          } else if (info.declaredChunked && !client10) framing = ClientFraming.Chunked;
+        }
+        break;
+    }
+    // If the dyno answered before the request body was all sent, the rest of that body is still on
+    // the client connection: it can only be closed afterwards.
+    if (!this.reqBodyDone) mustClose = true;
+    this.keepClient = !mustClose && info.bodyKind !== BodyKind.Tunnel;
+    const connection = info.bodyKind === BodyKind.Tunnel ? null : !this.keepClient ? 'close' : client10 ? 'keep-alive' : null;
+    const out = buildClientResponseHead(head, info, { framing, contentLength, connection, via: this.core.config.via });
+    this.bytesOut += out.length;
+    this.client.write(out);
+    this.respHeadSent = true;
+    if (info.bodyKind === BodyKind.Tunnel) return this.startTunnel();
+    if (info.bodyKind === BodyKind.None) {
+      this.resp = RespPhase.Done;
+      return this.finish();
+    }
+    this.resp = RespPhase.Body;
+    this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
+  }
+
+  private readonly deChunkSink = (b: Buffer, s: number, e: number): void => {
+    this.bytesOut += e - s;
+    if (!this.client.write(b.subarray(s, e))) this.upstream?.socket.pause();
+  };
+
+  /** Streams response body bytes; returns the offset after them, or -1 when the exchange ended badly. */
+  private relayBody(buf: Buffer, off: number): number {
+    const info = this.respInfo!;
+    let next: number;
+    if (info.bodyKind === BodyKind.Chunked) {
+      const dec = this.respDecoder!;
+      next = dec.execute(buf, off, buf.length, this.deChunk ? this.deChunkSink : null);
+      if (next < 0) {
+        // Bad chunk mid-response: the head is already out, so the client connection is cut.
+        this.logError('H17', 'bad chunk');
+        this.destroyUpstream();
+        this.abort();
+        return -1;
+      }
+      if (!this.deChunk && next > off) {
+        this.bytesOut += next - off;
+        if (!this.client.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.upstream!.socket.pause();
+      }
+      if (dec.done) this.resp = RespPhase.Done;
+    } else {
+      const take = info.bodyKind === BodyKind.Length ? Math.min(this.respRemaining, buf.length - off) : buf.length - off;
+      next = off + take;
+      this.bytesOut += take;
+      if (!this.client.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.upstream!.socket.pause();
+      if (info.bodyKind === BodyKind.Length) {
+        this.respRemaining -= take;
+        if (this.respRemaining === 0) this.resp = RespPhase.Done;
+      }
+    }
+    if (this.resp === RespPhase.Done) {
+      if (next < buf.length) this.upstream!.broken = true;
+      this.finish();
+      return buf.length;
+    }
+    this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
+    return next;
+  }
+
+  private failResponse(code: ParseError): void {
+    const h25 = H25_ERRORS.has(code);
+    const cause = parseErrorInfo(code).cause;
+    this.destroyUpstream();
+    if (this.respHeadSent) {
+      this.logError(h25 ? 'H25' : 'H17', cause);
+      return this.abort();
+    }
+    this.respondAndLog(h25 ? 'H25' : 'H17', h25 ? 502 : 503, 'application-error', h25 ? `HTTP restriction: ${cause}` : null, true);
+  }
+
+  /** The dyno's socket ended or errored while this exchange owned it. */
+  onUpstreamEof(conn: UpstreamConnection): void {
+    if (conn !== this.upstream) return;
+    conn.exchange = null;
+    switch (this.phase) {
+      case Phase.Connecting:
+        this.connectFailed(conn.errorCode === 'ETIMEDOUT' ? 'timeout' : 'refused');
+        return;
+      case Phase.Tunnel:
+        this.endTunnel();
+        return;
+      case Phase.Sent:
+        break;
+      default:
+        return;
+    }
+    this.upstream = null;
+    conn.destroy();
+    if (this.resp === RespPhase.Body && this.respInfo!.bodyKind === BodyKind.UntilClose) {
+      this.resp = RespPhase.Done;
+      this.finish();
+      return;
+    }
+    if (this.respHeadSent) {
+      this.logError('H18', null);
+      return this.abort();
+    }
+    if (!this.sawResponseByte) {
+      // A pooled socket that dies before answering was probably closed by the dyno while idle:
+      // replay once on a fresh connection (only bodiless idempotent requests reuse sockets).
+      if (conn.reused && !this.retriedStale) {
+        this.retriedStale = true;
+        this.releaseBalancer();
+        this.phase = Phase.Routing;
+        this.connect(this.backend!);
+        return;
+      }
+      return this.respondAndLog('H13', 503, 'application-error', null, true);
+    }
+    this.respondAndLog('H18', 503, 'application-error', null, true);
+  }
+
+  // ───────────────────────────── tunnel ─────────────────────────────
+
+  private startTunnel(): void {
+    this.phase = Phase.Tunnel;
+    this.client.enterTunnel();
+    this.log(null, null);
+    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
+    // Bytes the client sent after its upgrade request belong to the new protocol.
+    const early = this.client.takeQueue();
+    if (early !== null) this.tunnelFromClient(early);
+  }
+
+  tunnelFromClient(chunk: Buffer): void {
+    const up = this.upstream;
+    if (up === null) return;
+    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
+    if (!up.socket.write(chunk)) this.client.pause();
+  }
+
+  private tunnelFromUpstream(chunk: Buffer): void {
+    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
+    if (!this.client.write(chunk)) this.upstream?.socket.pause();
+  }
+
+  private endTunnel(): void {
+    if (this.phase !== Phase.Tunnel) return;
+    this.phase = Phase.Done;
+    const up = this.upstream;
+    this.upstream = null;
+    if (up !== null) {
+      up.exchange = null;
+      up.socket.end();
+      setImmediate(() => up.destroy());
+    }
+    this.releaseCounters();
+    this.client.exchangeDone(false);
+  }
+
+  // ───────────────────────────── client side events ─────────────────────────────
+
+  onClientGone(): void {
+    if (this.phase === Phase.Done) return;
+    if (this.phase === Phase.Tunnel) return this.endTunnel();
+    this.leaveQueue();
+    this.destroyUpstream();
+    this.logError('H27', null);
+    this.phase = Phase.Done;
+    this.releaseCounters();
+    this.client.exchange = null;
+    this.client.destroy();
+  }
+
+  onDeadline(kind: Deadline, now: number): void {
+    switch (kind) {
+      case Deadline.BootQueue: {
+        this.leaveQueue();
+        const app = this.app;
+        // Up dynos that are all quarantined: platform error; otherwise nothing came up in time.
+        return this.fail(app !== null && app.up.length > 0 ? 'H99' : 'H20');
+      }
+      case Deadline.Connect:
+        if (this.phase === Phase.Connecting) this.connectFailed('timeout');
+        return;
+      case Deadline.FirstByte:
+        // The dyno connection is closed so the app can notice (unlike Heroku, which leaves it).
+        this.destroyUpstream();
+        return this.respondAndLog('H12', 503, 'application-error', null, !this.reqBodyDone);
+      case Deadline.UploadIdle:
+        this.destroyUpstream();
+        this.logError('H28', null);
+        return this.abort();
+      case Deadline.ResponseIdle:
+        this.destroyUpstream();
+        if (this.respHeadSent) {
+          this.logError('H15', null);
+          return this.abort();
+        }
+        return this.respondAndLog('H15', 503, 'application-error', null, true);
+      case Deadline.TunnelIdle:
+        this.endTunnel();
+        return;
+      default:
+        void now;
+    }
+  }
+
+  // ───────────────────────────── endings ─────────────────────────────
+
+  private finish(): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    const up = this.upstream;
+    this.upstream = null;
+    if (up !== null) {
+      const info = this.respInfo;
+      if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) this.core.pool.release(up);
+      else up.destroy();
+    }
+    this.log(null, null);
+    this.releaseCounters();
+    this.client.exchangeDone(this.keepClient);
+  }
+
+  /** A router-generated error response (nothing or nothing final sent yet). */
+  private fail(code: HCode): void {
+    const h = H_CODES[code];
+    this.respondAndLog(code, h.status, h.page, null, !this.reqBodyDone);
+  }
+
+  private failNoApp(): void {
+    this.phase = Phase.Done;
+    const close = !this.reqBodyDone || !this.info.keepAlive;
+    const out = errorResponse(404, 'no-such-app', prefersJson(this.info.accept), close, null);
+    this.client.write(out);
+    this.status = 404;
+    this.log(null, null);
+    this.releaseCounters();
+    this.client.exchangeDone(!close);
+  }
+
+  private respondAndLog(code: HCode, status: number, page: (typeof H_CODES)[HCode]['page'], cause: string | null, forceClose: boolean): void {
+    if (this.phase === Phase.Done) return;
+    this.leaveQueue();
+    this.destroyUpstream();
+    if (this.respHeadSent) {
+      this.logError(code, cause);
+      return this.abort();
+    }
+    this.phase = Phase.Done;
+    const close = forceClose || !this.reqBodyDone || !this.info.keepAlive;
+    this.client.write(errorResponse(status, page, prefersJson(this.info.accept), close, code));
+    this.status = status;
+    this.logError(code, cause);
+    this.releaseCounters();
+    this.client.exchangeDone(!close);
+  }
+
+  /** Cuts the client connection (a response was already under way, or the client is gone). */
+  private abort(): void {
+    this.phase = Phase.Done;
+    this.destroyUpstream();
+    this.releaseCounters();
+    this.client.exchange = null;
+    this.client.destroy();
+  }
+
+  private destroyUpstream(): void {
+    const up = this.upstream;
+    this.upstream = null;
+    if (up !== null) up.destroy();
+  }
+
+  private releaseBalancer(): void {
+    if (this.balancerCounted && this.backend !== null) {
+      this.core.balancer.release(this.backend.address);
+      this.balancerCounted = false;
+    }
+  }
+
+  private releaseCounters(): void {
+    this.releaseBalancer();
+    this.core.waiting.delete(this);
+    if (this.appCounted && this.app !== null) {
+      this.appCounted = false;
+      const n = (this.core.appInFlight.get(this.app.name) ?? 1) - 1;
+      if (n <= 0) this.core.appInFlight.delete(this.app.name);
+      else this.core.appInFlight.set(this.app.name, n);
+    }
+  }
+
+  // ───────────────────────────── logging ─────────────────────────────
+
+  /** Logs an H-code; the status is the one already sent (mid-response) or the code's own. */
+  private logError(code: HCode, cause: string | null): void {
+    if (code === 'H27' || code === 'H28') this.status = 499;
+    else if (this.status === null) this.status = H_CODES[code].status;
+    this.log(code, cause);
+  }
+
+  private log(code: HCode | null, cause: string | null): void {
+    const h = code === null ? null : H_CODES[code];
+    const now = Date.now();
+    const dynoChosen = this.backend !== null && code !== 'H10' && code !== 'H14' && code !== 'H20' && code !== 'H80' && code !== 'H11';
+    this.core.log({
+      at: h === null ? 'info' : h.at,
+      code,
+      desc: h === null ? null : h.desc,
+      cause,
+      sock: h === null ? null : h.sock,
+      app: this.app?.name ?? null,
+      method: this.head.method,
+      path: this.head.target,
+      host: this.info.host,
+      requestId: this.requestId,
+      fwd: this.forwardedFor,
+      dyno: dynoChosen ? this.backend!.dyno : '',
+      connectMs: dynoChosen ? this.connectMs : null,
+      serviceMs: dynoChosen && this.connectMs !== null ? now - this.connectStart - this.connectMs : null,
+      status: this.status,
+      bytes: dynoChosen ? this.bytesOut : null,
+      protocol: this.core.config.protocol,
+    });
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Connections to dynos and the per-dyno keep-alive pool: a LIFO idle stack per address (the most
+ * recently used socket is the least likely to have been closed by the dyno), idle expiry below the
+ * dyno's own keep-alive timeout, and no reuse of anything that saw a protocol surprise.
+ */
+import * as net from 'node:net';
+import { HeadParser } from '../http1/head-parser.js';
+import type { RouterConfig } from '../config.js';
+import type { Backend } from '../routing/route-table.js';
+import type { Exchange } from './exchange.js';
+
+export class UpstreamConnection {
+  readonly socket: net.Socket;
+  readonly parser: HeadParser;
+  exchange: Exchange | null = null;
+  connected = false;
+  /** Served at least one exchange before the current one (so it may be stale). */
+  reused = false;
+  /** Saw something that forbids reuse (extra bytes, parse error, early response). */
+  broken = false;
+  dead = false;
+  idleSince = 0;
+  /** Last socket error code (ECONNREFUSED, ECONNRESET…). */
+  errorCode: string | null = null;
+
+  constructor(
+    readonly pool: UpstreamPool,
+    readonly backend: Backend,
+    socket?: net.Socket,
+  ) {
+    this.parser = new HeadParser(false, pool.config.limits.response);
+    this.socket = socket ?? net.connect({ host: backend.host, port: backend.port, noDelay: true });
+    this.socket.on('connect', () => {
+      this.connected = true;
+      this.exchange?.onUpstreamConnected();
+    });
+    this.socket.on('data', (chunk: Buffer) => {
+      if (this.exchange !== null) this.exchange.onUpstreamData(chunk);
+      else this.destroy(); // unsolicited bytes on an idle connection: never reuse it
+    });
+    this.socket.on('drain', () => this.exchange?.onUpstreamDrain());
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.errorCode = err.code ?? 'EUNKNOWN';
+    });
+    this.socket.on('close', () => this.onEnd());
+  }
+
+  private onEnd(): void {
+    this.dead = true;
+    const ex = this.exchange;
+    if (ex !== null) ex.onUpstreamEof(this);
+  }
+
+  destroy(): void {
+    this.dead = true;
+    this.exchange = null;
+    this.socket.destroy();
+  }
+}
+
+export class UpstreamPool {
+  private readonly idle = new Map<string, UpstreamConnection[]>();
+
+  constructor(readonly config: RouterConfig) {}
+
+  /** A pooled, live connection to `address`, or null. */
+  acquire(address: string): UpstreamConnection | null {
+    const stack = this.idle.get(address);
+    if (stack === undefined) return null;
+    while (stack.length > 0) {
+      const conn = stack.pop()!;
+      if (!conn.dead && !conn.socket.destroyed) return conn;
+    }
+    return null;
+  }
+
+  connect(backend: Backend): UpstreamConnection {
+    return new UpstreamConnection(this, backend);
+  }
+
+  /** Returns a healthy connection to the idle stack (or closes it if the stack is full). */
+  release(conn: UpstreamConnection): void {
+    conn.exchange = null;
+    conn.reused = true;
+    conn.parser.reset();
+    if (conn.dead || conn.broken || !this.config.upstreamKeepAlive) {
+      conn.destroy();
+      return;
+    }
+    let stack = this.idle.get(conn.backend.address);
+    if (stack === undefined) this.idle.set(conn.backend.address, (stack = []));
+    if (stack.length >= this.config.maxIdlePerBackend) {
+      conn.destroy();
+      return;
+    }
+    conn.idleSince = Date.now();
+    if (conn.socket.isPaused()) conn.socket.resume();
+    stack.push(conn);
+  }
+
+  /** Closes idle connections older than the idle expiry, and drops dead ones. */
+  sweep(now: number): void {
+    const limit = now - this.config.timeouts.upstreamIdleMs;
+    for (const [address, stack] of this.idle) {
+      // Oldest first: the stack bottom holds the longest-idle sockets.
+      let keepFrom = 0;
+      while (keepFrom < stack.length && (stack[keepFrom]!.dead || stack[keepFrom]!.idleSince <= limit)) {
+        stack[keepFrom]!.destroy();
+        keepFrom++;
+      }
+      if (keepFrom > 0) stack.splice(0, keepFrom);
+      if (stack.length === 0) this.idle.delete(address);
+    }
+  }
+
+  idleCount(address?: string): number {
+    if (address !== undefined) return this.idle.get(address)?.length ?? 0;
+    let n = 0;
+    for (const s of this.idle.values()) n += s.length;
+    return n;
+  }
+
+  closeAll(): void {
+    for (const stack of this.idle.values()) for (const c of stack) c.destroy();
+    this.idle.clear();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The router: `createRouter(config)` → `{ listen(), close(), table, on('log') }`.
+ *
+ *   const router = createRouter({ listen: [{ host: '127.0.0.1', port: 8080 }], timeouts: { firstByteMs: 30_000 } });
+ *   router.table.replace({ apps: { web: { hosts: ['web.localhost'], backends: [{ dyno: 'web.1', address: '127.0.0.1:5001' }] } } });
+ *   router.on('log', (r) => console.log(r.line));
+ *   await router.listen();
+ */
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { resolveConfig, type ListenSpec, type RouterConfig, type RouterConfigInput } from './config.js';
+import { ClientConnection } from './conn/client-conn.js';
+import type { RouterCore } from './conn/context.js';
+import type { Exchange } from './conn/exchange.js';
+import { UpstreamPool } from './conn/upstream.js';
+import { RouterError } from './errors.js';
+import { formatLogLine, type RouterLogRecord } from './log.js';
+import { Balancer } from './routing/balancer.js';
+import { RouteTable } from './routing/route-table.js';
+import { fireDue, Sweeper } from './timers.js';
+
+export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config.js';
+export { resolveConfig, parseTimeouts, parseListen } from './config.js';
+export { RouteTable } from './routing/route-table.js';
+export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table.js';
+export { H_CODES, RouterError } from './errors.js';
+export type { HCode } from './errors.js';
+export { formatLogLine } from './log.js';
+
+/** A log record plus its formatted Heroku line. */
+export interface RouterLogEntry extends RouterLogRecord {
+  line: string;
+}
+
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+export declare interface Router {
+  on(event: 'log', listener: (entry: RouterLogEntry) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+}
+
+export class Router extends EventEmitter implements RouterCore {
+  readonly config: RouterConfig;
+  readonly table = new RouteTable();
+  readonly balancer: Balancer;
+  readonly pool: UpstreamPool;
+  readonly quarantine = new Map<string, number>();
+  readonly waiting = new Set<Exchange>();
+  readonly clients = new Set<ClientConnection>();
+  readonly appInFlight = new Map<string, number>();
+  private readonly servers: net.Server[] = [];
+  private readonly sweeper: Sweeper;
+
+  constructor(input: RouterConfigInput = {}) {
+    super();
+    this.config = resolveConfig(input);
+    this.balancer = new Balancer(this.config.balance);
+    this.pool = new UpstreamPool(this.config);
+    this.sweeper = new Sweeper(this.config.sweepMs, (now) => this.sweep(now));
+    // Requests waiting for a dyno retry as soon as the table changes.
+    this.table.on('change', () => {
+      for (const ex of [...this.waiting]) ex.dispatch();
+    });
+  }
+
+  log(record: RouterLogRecord): void {
+    if (this.listenerCount('log') === 0) return;
+    const entry = record as RouterLogEntry;
+    entry.line = formatLogLine(record);
+    this.emit('log', entry);
+  }
+
+  /** Listens on `specs` (default: config.listen). Resolves with the bound addresses (port 0 → real port). */
+  async listen(specs: ListenSpec[] = this.config.listen): Promise<BoundAddress[]> {
+    if (specs.length === 0) throw new RouterError('ELISTEN', 'no listen address given');
+    const bound: BoundAddress[] = [];
+    for (const spec of specs) {
+      const proto = spec.proto ?? 'http';
+      const server = net.createServer({ noDelay: true }, (socket) => {
+        new ClientConnection(this, socket, proto);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.emit('error', err));
+      this.servers.push(server);
+      const a = server.address() as net.AddressInfo;
+      bound.push({ host: a.address, port: a.port });
+    }
+    this.sweeper.start();
+    return bound;
+  }
+
+  addresses(): BoundAddress[] {
+    return this.servers.map((s) => {
+      const a = s.address() as net.AddressInfo;
+      return { host: a.address, port: a.port };
+    });
+  }
+
+  /** Stops listening, closes every client and pooled dyno connection. */
+  async close(): Promise<void> {
+    this.sweeper.stop();
+    const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    this.servers.length = 0;
+    for (const c of [...this.clients]) c.destroy();
+    this.pool.closeAll();
+    await Promise.all(closing);
+  }
+
+  private sweep(now: number): void {
+    fireDue(this.clients, now);
+    this.pool.sweep(now);
+    // Quarantines lapse with time, not with table changes: let waiting requests look again.
+    if (this.waiting.size > 0) for (const ex of [...this.waiting]) ex.dispatch();
+  }
+
+  /** Counts for tests and diagnostics. */
+  stats(): { clients: number; waiting: number; idleUpstream: number } {
+    return { clients: this.clients.size, waiting: this.waiting.size, idleUpstream: this.pool.idleCount() };
+  }
+}
+
+export function createRouter(config: RouterConfigInput = {}): Router {
+  return new Router(config);
+}
