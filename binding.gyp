@@ -6,6 +6,7 @@
         "native/addon/addon.cc",
         "native/addon/dyno_process.cc",
         "native/addon/errors.cc",
+        "native/addon/file_watch.cc",
         "native/addon/helper_memfd.cc",
         "native/addon/spawn.cc"
       ],
@@ -22,6 +23,7 @@
         "native/init/config.c",
         "native/init/identity.c",
         "native/init/netdev.c",
+        "native/init/netlink.c",
         "native/init/rootfs.c",
         "native/init/seccomp.c",
         "native/init/status.c",

@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <napi.h>
 #include <sched.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/protocol.h"
 #include "dyno_process.h"
 #include "errors.h"
+#include "file_watch.h"
 #include "helper_memfd.h"
 #include "spawn.h"
 
@@ -17,6 +19,7 @@ namespace {
 
 int helper_fd = -1;
 Napi::FunctionReference *dyno_constructor = nullptr;
+Napi::FunctionReference *watch_constructor = nullptr;
 
 constexpr uint64_t kDynoNamespaces =
     CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;  // cgroupns: unshared by dyno-init
@@ -35,7 +38,8 @@ Napi::Value LoadHelper(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// spawn(config: Buffer, cgroupFd: number, stdio: [number, number, number], onStatus, onExit) -> DynoProcess
+// spawn(config: Buffer, cgroupFd: number, stdio: [number, number, number], hostNetlink: boolean, onStatus, onExit)
+//   -> DynoProcess. hostNetlink: pass dyno-init a NETLINK_ROUTE socket of this (the host's) network namespace.
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (helper_fd < 0) {
@@ -45,8 +49,9 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Buffer<char> config = info[0].As<Napi::Buffer<char>>();
   int cgroup_fd = info[1].As<Napi::Number>().Int32Value();
   Napi::Array stdio = info[2].As<Napi::Array>();
-  Napi::Function on_status = info[3].As<Napi::Function>();
-  Napi::Function on_exit = info[4].As<Napi::Function>();
+  bool host_netlink = info[3].As<Napi::Boolean>().Value();
+  Napi::Function on_status = info[4].As<Napi::Function>();
+  Napi::Function on_exit = info[5].As<Napi::Function>();
   if (config.Length() > DYNO_CONFIG_MAX - 1) {
     MakeSystemError(env, E2BIG, "send", "config").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -74,8 +79,20 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
   req.status_fd = channel[1];
   req.namespaces = kDynoNamespaces;
+  req.netlink_fd = -1;
+  if (host_netlink) {
+    req.netlink_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (req.netlink_fd < 0) {
+      int err = errno;
+      close(channel[0]);
+      close(channel[1]);
+      MakeSystemError(env, err, "socket", "network").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
   SpawnResult res = CloneDyno(req);
   close(channel[1]);
+  if (req.netlink_fd >= 0) close(req.netlink_fd);
   if (res.pid < 0) {
     close(channel[0]);
     MakeSystemError(env, res.err, res.syscall, "spawn").ThrowAsJavaScriptException();
@@ -102,6 +119,19 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// watchFile(path, onChange(contents)) -> FileWatch { close() }
+Napi::Value WatchFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  Napi::Object obj = watch_constructor->New({});
+  int rc = FileWatch::Unwrap(obj)->Start(env, path, info[1].As<Napi::Function>());
+  if (rc < 0) {
+    MakeSystemError(env, -rc, "open", "watch").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return obj;
+}
+
 void Cleanup(void *) { DynoProcess::KillAll(); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -110,6 +140,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadHelper", Napi::Function::New(env, LoadHelper));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  watch_constructor = new Napi::FunctionReference(Napi::Persistent(FileWatch::Init(env)));
+  exports.Set("watchFile", Napi::Function::New(env, WatchFile));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);
   return exports;
 }

@@ -13,16 +13,17 @@
 // async-signal-safe system calls are allowed here: no allocation, no locks, no libc state.
 [[noreturn]] static void ChildExec(const SpawnRequest &req, struct dyno_status *failure, char *const argv[],
                                    char *const envp[]) {
-  int sources[4] = {req.stdio[0], req.stdio[1], req.stdio[2], req.status_fd};
-  int moved[4];
-  // Move every source above the targets first, so a source that is itself 0..3 is not clobbered.
-  for (int i = 0; i < 4; i++) {
+  int sources[5] = {req.stdio[0], req.stdio[1], req.stdio[2], req.status_fd, req.netlink_fd};
+  int moved[5];
+  int count = req.netlink_fd >= 0 ? 5 : 4;
+  // Move every source above the targets first, so a source that is itself 0..4 is not clobbered.
+  for (int i = 0; i < count; i++) {
     moved[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 10);
     if (moved[i] < 0) {
       syscall(SYS_exit_group, 126);
     }
   }
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < count; i++) {
     if (dup3(moved[i], i, 0) < 0) syscall(SYS_exit_group, 126);
   }
   syscall_execveat(req.helper_fd, "", argv, envp, AT_EMPTY_PATH);

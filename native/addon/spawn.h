@@ -10,6 +10,7 @@ struct SpawnRequest {
   int cgroup_fd;        // directory fd of the dyno's cgroup, or -1
   int stdio[3];         // become fds 0, 1, 2 of dyno-init (and so of the app)
   int status_fd;        // child end of the status channel, becomes fd 3
+  int netlink_fd;       // NETLINK_ROUTE socket of the host namespace for bridge networking, becomes fd 4; or -1
   uint64_t namespaces;  // CLONE_NEW* flags
 };
 

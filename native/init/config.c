@@ -52,12 +52,24 @@ static int apply_record(struct dyno_config *cfg, char *rec, struct init_error *e
     cfg->scratch_size = val;
   } else if (!strcmp(key, "net")) {
     cfg->net = val;
+  } else if (!strcmp(key, "veth")) {
+    cfg->veth = val;
+  } else if (!strcmp(key, "address")) {
+    /* "a.b.c.d/len" */
+    char *slash = strchr(val, '/');
+    if (!slash || parse_ulong(slash + 1, &n) < 0 || n > 32) return fail(e, EINVAL, "config", "read", "address");
+    *slash = '\0';
+    cfg->address = val;
+    cfg->prefix_len = (int)n;
+  } else if (!strcmp(key, "gateway")) {
+    cfg->gateway = val;
   } else if (!strcmp(key, "uid") || !strcmp(key, "gid") || !strcmp(key, "nofile") ||
-             !strcmp(key, "die_with_parent")) {
+             !strcmp(key, "die_with_parent") || !strcmp(key, "bridge_ifindex")) {
     if (parse_ulong(val, &n) < 0) return fail(e, EINVAL, "config", "read", key);
     if (!strcmp(key, "uid")) cfg->uid = (uid_t)n;
     else if (!strcmp(key, "gid")) cfg->gid = (gid_t)n;
     else if (!strcmp(key, "nofile")) cfg->nofile = n;
+    else if (!strcmp(key, "bridge_ifindex")) cfg->bridge_ifindex = (int)n;
     else cfg->die_with_parent = (int)n;
   } else {
     return fail(e, EINVAL, "config", "read", key);
@@ -97,6 +109,9 @@ int read_config(int fd, struct dyno_config *cfg, struct init_error *e) {
   for (int i = 0; i < cfg->nbinds; i++)
     if (strlen(cfg->binds[i].source) > 1024 || strlen(cfg->binds[i].target) > 256)
       return fail(e, ENAMETOOLONG, "config", "read", cfg->binds[i].source);
+  if (!strcmp(cfg->net, "bridge") && (!cfg->veth || !cfg->address || !cfg->gateway || cfg->bridge_ifindex <= 0))
+    return fail(e, EINVAL, "config", "read", "bridge network needs veth, address, gateway and bridge_ifindex");
+  if (strcmp(cfg->net, "bridge") && strcmp(cfg->net, "none")) return fail(e, EINVAL, "config", "read", cfg->net);
   if (cfg->uid == 0 || cfg->gid == 0) return fail(e, EPERM, "config", "read", "a dyno never runs as uid or gid 0");
   return 0;
 }

@@ -39,7 +39,12 @@ struct dyno_config {
   gid_t gid;
   unsigned long nofile;
   int die_with_parent;
-  const char *net; /* "none" (only lo) */
+  const char *net;      /* "none" (only lo) or "bridge" */
+  const char *veth;     /* bridge: name of the host end */
+  int bridge_ifindex;   /* bridge: the host bridge */
+  const char *address;  /* bridge: IPv4 address of eth0 */
+  int prefix_len;
+  const char *gateway;  /* bridge: the bridge's address */
 };
 
 struct init_error {
@@ -67,8 +72,10 @@ int restrict_init(struct init_error *e);
 /* seccomp.c */
 int install_seccomp(struct init_error *e);
 
-/* netdev.c */
+/* netdev.c: fd 4 is a NETLINK_ROUTE socket of the host's network namespace (bridge mode only) */
+#define HOST_NETLINK_FD 4
 int bring_loopback_up(struct init_error *e);
+int setup_network(const struct dyno_config *cfg, struct init_error *e);
 
 /* app.c */
 int start_app(const struct dyno_config *cfg, struct init_error *e); /* returns the app pid */

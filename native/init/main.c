@@ -45,7 +45,7 @@ static int setup(struct dyno_config *cfg, int *sigfd, struct init_error *e) {
   if (setup_rootfs(cfg, e) < 0) return -1;
   if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
     return fail(e, errno, "hostname", "sethostname", cfg->hostname);
-  if (bring_loopback_up(e) < 0) return -1;
+  if (setup_network(cfg, e) < 0) return -1;
   return 0;
 }
 
@@ -54,8 +54,8 @@ int main(void) {
   struct init_error e;
   int sigfd;
   memset(&e, 0, sizeof e);
-  /* Only 0-2 and the status channel may come from the parent, whatever it forgot to mark CLOEXEC. */
-  syscall(SYS_close_range, DYNO_STATUS_FD + 1, ~0u, 0);
+  /* Only 0-2, the status channel and the host netlink socket may come from the parent, whatever it forgot to mark CLOEXEC. */
+  syscall(SYS_close_range, HOST_NETLINK_FD + 1, ~0u, 0);
   /* Nothing in the dyno may ptrace us or open /proc/1/mem (CVE-2019-5736 class). */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_NAME, "dyno-init", 0, 0, 0);

@@ -111,6 +111,10 @@ export class CgroupTree {
     }
   }
 
+  hasFile(id: string, file: string): boolean {
+    return fs.existsSync(path.join(this.root, id, file));
+  }
+
   /** SIGKILL every process of the dyno's cgroup, race-free (cgroup.kill, Linux 5.14). */
   kill(id: string): void {
     try {

@@ -11,7 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { CgroupTree } from './cgroup';
 import { DynoError, fromNativeError } from './errors';
-import { native, type NativeExit, type NativeStatus } from './native';
+import { diffMemoryEvents, type MemoryCounters, type MemoryUsage, parseMemoryEvents, readMemoryUsage } from './memory';
+import { native, type NativeExit, type NativeFileWatch, type NativeStatus } from './native';
+import { BridgeNetwork, type BridgeOptions, type Lease } from './network';
+import { applyResources } from './resources';
 import { type DynoSpec, encodeConfig, validateSpec } from './spec';
 import { directoryStack, hostStack, type PreparedStack } from './stack';
 
@@ -33,6 +36,8 @@ export interface RuntimeOptions {
   runDir?: string;
   /** Name of the subtree under the cgroup v2 mount. */
   cgroupName?: string;
+  /** Bridge network settings, used by dynos with net.mode 'bridge'. */
+  bridge?: BridgeOptions;
 }
 
 export const DEFAULT_RUN_DIR = '/run/manifold';
@@ -56,11 +61,14 @@ export class Runtime {
   private readonly stacks = new Map<string, PreparedStack>();
   private readonly scratchDir: string;
   private readonly live = new Set<Dyno>();
+  private readonly bridgeOptions: BridgeOptions;
+  private bridgeNetwork: BridgeNetwork | undefined;
 
-  private constructor(runDir: string, cgroups: CgroupTree) {
+  private constructor(runDir: string, cgroups: CgroupTree, bridge: BridgeOptions) {
     this.runDir = runDir;
     this.cgroups = cgroups;
     this.scratchDir = path.join(runDir, 'scratch');
+    this.bridgeOptions = bridge;
   }
 
   /** Checks the host (root, cgroup v2, the built addon) and prepares the shared directories. */
@@ -72,7 +80,13 @@ export class Runtime {
     const cgroups = CgroupTree.open(opts.cgroupName ?? 'manifold');
     fs.mkdirSync(path.join(runDir, 'scratch'), { recursive: true, mode: 0o700 });
     native();
-    return new Runtime(runDir, cgroups);
+    return new Runtime(runDir, cgroups, opts.bridge ?? {});
+  }
+
+  /** The host bridge, created on first use by a bridge-networked dyno. */
+  bridge(): BridgeNetwork {
+    this.bridgeNetwork ??= BridgeNetwork.ensure(this.runDir, this.bridgeOptions);
+    return this.bridgeNetwork;
   }
 
   /** One line for operators if this host cannot enforce some limits. */
@@ -98,38 +112,65 @@ export class Runtime {
   start(spec: DynoSpec): Promise<Dyno> {
     validateSpec(spec);
     const stack = this.stackFor(spec);
-    const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir });
+    const bridged = spec.net?.mode === 'bridge';
+    const lease = bridged ? this.bridge().lease() : undefined;
     const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
-    const leaf = this.cgroups.create(id);
-    const nullFd = fs.openSync('/dev/null', 'r+');
-    const stdio: [number, number, number] = [spec.stdio?.stdin ?? nullFd, spec.stdio?.stdout ?? nullFd, spec.stdio?.stderr ?? nullFd];
-    const dyno = new Dyno(this, id, spec.name, leaf.path);
+    let leaf: { path: string; fd: number } | undefined;
+    let nullFd = -1;
     try {
-      dyno.attach(native().spawn(config, leaf.fd, stdio, (s) => dyno.onStatus(s), (e) => dyno.onExit(e)));
+      const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, ...(lease ? { lease } : {}) });
+      leaf = this.cgroups.create(id);
+      const unenforced = applyResources(this.cgroups, id, spec.resources ?? {});
+      nullFd = fs.openSync('/dev/null', 'r+');
+      const stdio: [number, number, number] = [spec.stdio?.stdin ?? nullFd, spec.stdio?.stdout ?? nullFd, spec.stdio?.stderr ?? nullFd];
+      const dyno = new Dyno(this, id, spec.name, leaf.path, { lease, unenforced, quota: spec.resources?.memoryQuota });
+      dyno.watchMemory(this.cgroups.controllers.includes('memory'));
+      dyno.attach(native().spawn(config, leaf.fd, stdio, bridged, (s) => dyno.onStatus(s), (e) => dyno.onExit(e)));
+      this.live.add(dyno);
+      return dyno.started;
     } catch (err) {
-      fs.closeSync(leaf.fd);
-      fs.closeSync(nullFd);
-      void this.cgroups.remove(id).catch(() => undefined);
+      if (lease) this.bridge().release(lease);
+      if (leaf) void this.cgroups.remove(id).catch(() => undefined);
       return Promise.reject(fromNativeError(err, 'spawn'));
+    } finally {
+      if (leaf) fs.closeSync(leaf.fd);
+      if (nullFd >= 0) fs.closeSync(nullFd);
     }
-    fs.closeSync(leaf.fd);
-    fs.closeSync(nullFd);
-    this.live.add(dyno);
-    return dyno.started;
   }
 
-  /** Called by a Dyno when it is gone: removes its cgroup. */
+  /** Called by a Dyno when it is gone: removes its cgroup and returns its address. */
   async teardown(dyno: Dyno): Promise<void> {
     this.live.delete(dyno);
     this.cgroups.kill(dyno.id);
-    await this.cgroups.remove(dyno.id);
+    try {
+      await this.cgroups.remove(dyno.id);
+    } finally {
+      if (dyno.lease) this.bridge().release(dyno.lease);
+    }
   }
 }
 
+export interface DynoExtras {
+  lease: Lease | undefined;
+  /** cgroup files requested by the spec that this host could not apply. */
+  unenforced: string[];
+  quota: number | undefined;
+}
+
+/**
+ * Events: 'memory' (MemoryEvent: high, max, oom, oom_kill... as the kernel counts them),
+ * 'warning' (string), 'exit' (ExitStatus).
+ */
 export class Dyno extends EventEmitter {
   readonly id: string;
   readonly name: string;
   readonly cgroupPath: string;
+  /** Bridge mode: the dyno's IPv4 address; the router connects to address:PORT. */
+  readonly address: string | undefined;
+  readonly lease: Lease | undefined;
+  readonly unenforced: readonly string[];
+  /** Memory quota (R14 threshold) in bytes, if any. */
+  readonly quota: number | undefined;
   /** Host pid of the dyno's PID 1 (dyno-init). */
   pid = -1;
   /** pid of the app inside the dyno (normally 2). */
@@ -147,13 +188,19 @@ export class Dyno extends EventEmitter {
   private rejectStarted!: (e: Error) => void;
   private resolveExited!: (s: ExitStatus) => void;
   private isStarted = false;
+  private memoryWatch: NativeFileWatch | undefined;
+  private memoryCounters: MemoryCounters | undefined;
 
-  constructor(runtime: Runtime, id: string, name: string, cgroupPath: string) {
+  constructor(runtime: Runtime, id: string, name: string, cgroupPath: string, extras: DynoExtras) {
     super();
     this.runtime = runtime;
     this.id = id;
     this.name = name;
     this.cgroupPath = cgroupPath;
+    this.lease = extras.lease;
+    this.address = extras.lease?.address;
+    this.unenforced = extras.unenforced;
+    this.quota = extras.quota;
     this.started = new Promise((resolve, reject) => {
       this.resolveStarted = resolve;
       this.rejectStarted = reject;
@@ -168,6 +215,27 @@ export class Dyno extends EventEmitter {
   /** Convenience: start a dyno on a default runtime. */
   static start(spec: DynoSpec, runtime: Runtime = Runtime.open()): Promise<Dyno> {
     return runtime.start(spec);
+  }
+
+  /** @internal Starts the memory.events watch (kernel push, no polling). */
+  watchMemory(available: boolean): void {
+    if (!available) return;
+    const file = path.join(this.cgroupPath, 'memory.events');
+    this.memoryCounters = parseMemoryEvents(fs.readFileSync(file, 'utf8'));
+    this.memoryWatch = native().watchFile(file, (text) => this.onMemoryEvents(text));
+  }
+
+  private onMemoryEvents(text: string): void {
+    if (!this.memoryCounters) return;
+    const now = parseMemoryEvents(text);
+    const events = diffMemoryEvents(this.memoryCounters, now);
+    this.memoryCounters = now;
+    for (const event of events) this.emit('memory', event);
+  }
+
+  /** memory.current and memory.stat, read now (for R14 and `ps`); undefined without a memory controller. */
+  memoryUsage(): MemoryUsage | undefined {
+    return readMemoryUsage(this.cgroupPath);
   }
 
   /** @internal */
@@ -228,7 +296,7 @@ export class Dyno extends EventEmitter {
       code: exit.code,
       signal: exit.signal,
       status: exit.code ?? 128 + (exit.signal ? os.constants.signals[exit.signal] : 0),
-      oom: false,
+      oom: this.finalOomCheck(),
       stopped: this.stopRequested,
     };
     void this.runtime.teardown(this).then(
@@ -238,6 +306,19 @@ export class Dyno extends EventEmitter {
         this.finish(status);
       },
     );
+  }
+
+  /** Re-reads memory.events after the exit (crun/containerd do the same): an OOM kill may not have been pushed yet. */
+  private finalOomCheck(): boolean {
+    if (!this.memoryCounters) return false;
+    try {
+      this.onMemoryEvents(fs.readFileSync(path.join(this.cgroupPath, 'memory.events'), 'utf8'));
+    } catch {
+      /* leaf already gone */
+    }
+    this.memoryWatch?.close();
+    this.memoryWatch = undefined;
+    return this.memoryCounters.oom_kill > 0 || this.memoryCounters.oom_group_kill > 0;
   }
 
   private finish(status: ExitStatus): void {

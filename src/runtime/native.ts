@@ -29,16 +29,23 @@ export interface NativeDynoProcess {
   kill(signal: number): boolean;
 }
 
+export interface NativeFileWatch {
+  close(): void;
+}
+
 interface NativeAddon {
   loadHelper(path: string): void;
   spawn(
     config: Buffer,
     cgroupFd: number,
     stdio: [number, number, number],
+    hostNetlink: boolean,
     onStatus: (s: NativeStatus) => void,
     onExit: (e: NativeExit) => void,
   ): NativeDynoProcess;
   pipe(): [number, number];
+  /** Watches a kernfs event file (memory.events, cgroup.events); onChange gets its new contents. */
+  watchFile(path: string, onChange: (contents: string) => void): NativeFileWatch;
 }
 
 let addon: NativeAddon | undefined;

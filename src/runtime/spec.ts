@@ -114,9 +114,24 @@ export function validateSpec(spec: DynoSpec): void {
   if (spec.port !== undefined && (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)) {
     throw new DynoSpecError(`invalid port ${spec.port}`);
   }
+  if (spec.net !== undefined && spec.net.mode !== 'none' && spec.net.mode !== 'bridge') {
+    throw new DynoSpecError(`unsupported network mode '${(spec.net as { mode: string }).mode}' (none or bridge)`);
+  }
+  validateResources(spec.resources ?? {});
   if (spec.scratchSize !== undefined && !/^[0-9]+[kmg]?$/.test(spec.scratchSize)) {
     throw new DynoSpecError(`invalid scratch size '${spec.scratchSize}'`);
   }
+}
+
+function validateResources(r: ResourceSpec): void {
+  for (const key of ['memoryMax', 'memoryHigh', 'memoryQuota', 'memorySwapMax', 'pidsMax'] as const) {
+    const v = r[key];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < (key === 'memorySwapMax' ? 0 : 1))) throw new DynoSpecError(`${key} must be a positive integer: ${v}`);
+  }
+  if (r.cpuWeight !== undefined && (!Number.isInteger(r.cpuWeight) || r.cpuWeight < 1 || r.cpuWeight > 10000)) {
+    throw new DynoSpecError(`cpuWeight must be 1..10000: ${r.cpuWeight}`);
+  }
+  if (r.cpuMax !== undefined && !/^([0-9]+|max) [0-9]+$/.test(r.cpuMax)) throw new DynoSpecError(`cpuMax must be "QUOTA PERIOD": ${r.cpuMax}`);
 }
 
 function commandStrings(spec: DynoSpec): string[] {
@@ -136,6 +151,8 @@ export interface EncodeContext {
   stackDir: string;
   binds: { source: string; target: string }[];
   scratchDir: string;
+  /** Bridge mode: the leased address and host veth name. */
+  lease?: { address: string; prefixLen: number; gateway: string; veth: string; bridgeIndex: number };
 }
 
 /** The config message dyno-init reads: NUL-terminated key=value records (native/common/protocol.h). */
@@ -154,6 +171,10 @@ export function encodeConfig(spec: DynoSpec, ctx: EncodeContext): Buffer {
     `die_with_parent=${spec.dieWithParent === false ? 0 : 1}`,
     `net=${spec.net?.mode ?? 'none'}`,
   ];
+  if (ctx.lease) {
+    const l = ctx.lease;
+    records.push(`veth=${l.veth}`, `address=${l.address}/${l.prefixLen}`, `gateway=${l.gateway}`, `bridge_ifindex=${l.bridgeIndex}`);
+  }
   for (const b of ctx.binds) records.push(`bind=${b.source}:${b.target}`);
   for (const a of commandStrings(spec)) records.push(`arg=${a}`);
   for (const [k, v] of Object.entries(dynoEnvironment(spec))) records.push(`env=${k}=${v}`);

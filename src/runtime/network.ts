@@ -1,0 +1,170 @@
+/**
+ * Bridge networking, host side. One bridge (default manifold0, 10.200.0.1/16) is created once;
+ * each dyno leases an address and a host veth name, and dyno-init creates the veth pair itself
+ * through rtnetlink (native/init/netdev.c). Leases are files created with O_EXCL under the run
+ * directory, so several processes (a daemon, a `dyno run`) never hand out the same address; a
+ * lease whose owner process died is reclaimed. The kernel deletes both veth ends when the dyno's
+ * network namespace dies; only the bridge stays, until cleanup().
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DynoError } from './errors';
+
+export interface BridgeOptions {
+  name?: string;
+  /** IPv4 subnet in CIDR form; the bridge takes the first host address. */
+  subnet?: string;
+  /** Outbound NAT (nftables masquerade) for dynos. Off by default. */
+  nat?: boolean;
+}
+
+export interface Lease {
+  address: string;
+  prefixLen: number;
+  gateway: string;
+  veth: string;
+  bridgeIndex: number;
+}
+
+export const DEFAULT_BRIDGE = 'manifold0';
+export const DEFAULT_SUBNET = '10.200.0.0/16';
+const NAT_TABLE = 'manifold';
+
+function ipToInt(ip: string): number {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`invalid IPv4 address '${ip}'`);
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export function parseSubnet(cidr: string): { base: number; prefixLen: number; size: number } {
+  const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(cidr);
+  if (!m) throw new RangeError(`invalid subnet '${cidr}' (expected a.b.c.d/len)`);
+  const prefixLen = Number(m[2]);
+  if (prefixLen < 8 || prefixLen > 29) throw new RangeError(`subnet /${prefixLen} out of range (8..29)`);
+  const size = 2 ** (32 - prefixLen);
+  const base = (ipToInt(m[1]!) & ~(size - 1)) >>> 0;
+  return { base, prefixLen, size };
+}
+
+function ip(args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? '';
+    throw new DynoError({ errno: 5, syscall: 'ip', step: 'network', message: `ip ${args.join(' ')} failed: ${stderr.trim()}` });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class BridgeNetwork {
+  readonly name: string;
+  readonly gateway: string;
+  readonly prefixLen: number;
+  readonly index: number;
+  private readonly base: number;
+  private readonly size: number;
+  private readonly leaseDir: string;
+  private readonly nat: boolean;
+
+  private constructor(name: string, subnet: ReturnType<typeof parseSubnet>, index: number, leaseDir: string, nat: boolean) {
+    this.name = name;
+    this.base = subnet.base;
+    this.size = subnet.size;
+    this.prefixLen = subnet.prefixLen;
+    this.gateway = intToIp(subnet.base + 1);
+    this.index = index;
+    this.leaseDir = leaseDir;
+    this.nat = nat;
+  }
+
+  /** Creates the bridge if it is missing (one `ip` call, once per host boot) and returns it. */
+  static ensure(runDir: string, opts: BridgeOptions = {}): BridgeNetwork {
+    const name = opts.name ?? DEFAULT_BRIDGE;
+    if (!/^[A-Za-z0-9_-]{1,15}$/.test(name)) throw new RangeError(`invalid bridge name '${name}'`);
+    const subnet = parseSubnet(opts.subnet ?? DEFAULT_SUBNET);
+    const gateway = `${intToIp(subnet.base + 1)}/${subnet.prefixLen}`;
+    const indexFile = `/sys/class/net/${name}/ifindex`;
+    if (!fs.existsSync(indexFile)) {
+      ip(['link', 'add', name, 'type', 'bridge']);
+      ip(['addr', 'add', gateway, 'dev', name]);
+      ip(['link', 'set', name, 'up']);
+    }
+    const index = Number(fs.readFileSync(indexFile, 'utf8').trim());
+    const leaseDir = path.join(runDir, 'net', name);
+    fs.mkdirSync(leaseDir, { recursive: true, mode: 0o700 });
+    const net = new BridgeNetwork(name, subnet, index, leaseDir, opts.nat === true);
+    if (net.nat) net.enableNat();
+    return net;
+  }
+
+  /** Leases a free address (random probing; O_EXCL files make it safe across processes). */
+  lease(): Lease {
+    const first = this.base + 2;
+    const count = this.size - 3; // minus network, gateway, broadcast
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const addr = intToIp(first + randomInt(count));
+      const file = path.join(this.leaseDir, addr);
+      try {
+        fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (this.reclaimIfStale(file)) attempt--;
+        continue;
+      }
+      const veth = `mfv${randomBytes(4).toString('hex')}`;
+      return { address: addr, prefixLen: this.prefixLen, gateway: this.gateway, veth, bridgeIndex: this.index };
+    }
+    throw new DynoError({ errno: 105, syscall: 'lease', step: 'network', message: `no free address on ${this.name}` });
+  }
+
+  release(lease: Lease): void {
+    fs.rmSync(path.join(this.leaseDir, lease.address), { force: true });
+  }
+
+  private reclaimIfStale(file: string): boolean {
+    const owner = Number(fs.readFileSync(file, 'utf8'));
+    if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) return false;
+    fs.rmSync(file, { force: true });
+    return true;
+  }
+
+  private enableNat(): void {
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    const subnet = `${intToIp(this.base)}/${this.prefixLen}`;
+    const rules = [
+      `table ip ${NAT_TABLE} {`,
+      `  chain postrouting { type nat hook postrouting priority srcnat; ip saddr ${subnet} oifname != "${this.name}" masquerade; }`,
+      `}`,
+    ].join('\n');
+    try {
+      execFileSync('nft', ['-f', '-'], { input: `table ip ${NAT_TABLE}\ndelete table ip ${NAT_TABLE}\n${rules}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw new DynoError({ errno: 5, syscall: 'nft', step: 'network', message: `enabling NAT failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}` });
+    }
+  }
+
+  /** Removes the bridge, its leases and the NAT table: `manifold` told to clean up. */
+  static cleanup(runDir: string, name = DEFAULT_BRIDGE): void {
+    if (fs.existsSync(`/sys/class/net/${name}`)) ip(['link', 'del', name]);
+    fs.rmSync(path.join(runDir, 'net', name), { recursive: true, force: true });
+    try {
+      execFileSync('nft', ['delete', 'table', 'ip', NAT_TABLE], { stdio: 'ignore' });
+    } catch {
+      /* no NAT table */
+    }
+  }
+}

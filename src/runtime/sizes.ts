@@ -1,0 +1,74 @@
+/**
+ * Dyno sizes as data. `quota` is the memory quota (R14 is reported above it); the kernel's
+ * memory.max, the R15 kill limit, is `killFactor × quota`: 3× by default, as the platform we follow
+ * specifies (1.5 GB for a 512 MB dyno), configurable per size and per app. CPU shares map to
+ * cpu.weight (100 = one share); performance dynos get a large weight instead of dedicated cores.
+ */
+import type { ResourceSpec } from './spec';
+
+const MB = 1024 * 1024;
+
+export interface DynoSize {
+  name: string;
+  /** Heroku's display name, as `ps` shows it: Standard-1X. */
+  label: string;
+  quota: number;
+  killFactor: number;
+  pids: number;
+  cpuWeight: number;
+  /** Whether memory beyond the quota may go to swap before the kill limit (Heroku: yes, except Private). */
+  swap: boolean;
+}
+
+export const DEFAULT_KILL_FACTOR = 3;
+
+const size = (name: string, label: string, quotaMb: number, pids: number, cpuWeight: number): DynoSize => ({
+  name, label, quota: quotaMb * MB, killFactor: DEFAULT_KILL_FACTOR, pids, cpuWeight, swap: true,
+});
+
+export const DYNO_SIZES: readonly DynoSize[] = [
+  size('eco', 'Eco', 512, 256, 100),
+  size('basic', 'Basic', 512, 256, 100),
+  size('standard-1x', 'Standard-1X', 512, 256, 100),
+  size('standard-2x', 'Standard-2X', 1024, 512, 200),
+  size('performance-m', 'Performance-M', 2560, 16384, 1200),
+  size('performance-l', 'Performance-L', 14336, 32768, 5000),
+  size('performance-l-ram', 'Performance-L-RAM', 30720, 24576, 2400),
+  size('performance-xl', 'Performance-XL', 63488, 32768, 5000),
+  size('performance-2xl', 'Performance-2XL', 129024, 65536, 10000),
+];
+
+export const DEFAULT_SIZE = 'standard-1x';
+
+export function findSize(name: string): DynoSize | undefined {
+  const key = name.toLowerCase();
+  return DYNO_SIZES.find((s) => s.name === key);
+}
+
+export interface SizeOverrides {
+  killFactor?: number;
+  memoryMax?: number;
+  pids?: number;
+}
+
+/** The cgroup resources of a size, with per-app or per-run overrides. */
+export function resourcesFor(sizeName: string, overrides: SizeOverrides = {}): ResourceSpec {
+  const s = findSize(sizeName);
+  if (!s) throw new RangeError(`unknown dyno size '${sizeName}' (known: ${DYNO_SIZES.map((d) => d.name).join(', ')})`);
+  const memoryMax = overrides.memoryMax ?? Math.round(s.quota * (overrides.killFactor ?? s.killFactor));
+  return {
+    memoryQuota: s.quota,
+    memoryMax,
+    memorySwapMax: s.swap ? memoryMax : 0,
+    pidsMax: overrides.pids ?? s.pids,
+    cpuWeight: s.cpuWeight,
+  };
+}
+
+/** Parses "512m", "1.5g", "1073741824" into bytes. */
+export function parseBytes(text: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)([kmgKMG]?)[bB]?$/.exec(text.trim());
+  if (!m) throw new RangeError(`invalid size '${text}' (e.g. 512m, 1.5g)`);
+  const unit = { '': 1, k: 1024, m: MB, g: 1024 * MB }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Math.round(Number(m[1]) * unit);
+}
