@@ -6,7 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { Runtime, type ExitStatus } from '../runtime/dyno';
+import { DEFAULT_RUN_DIR, Runtime, type ExitStatus } from '../runtime/dyno';
+import { BridgeNetwork } from '../runtime/network';
+import { DEFAULT_SIZE, parseBytes, resourcesFor } from '../runtime/sizes';
 import type { DynoSpec } from '../runtime/spec';
 import { report, UsageError } from './errors';
 
@@ -20,6 +22,11 @@ interface RunArgs {
   net: string;
   port?: number;
   grace: number;
+  size: string;
+  'memory-max'?: string;
+  pids?: number;
+  nat: boolean;
+  subnet?: string;
   command: string[];
 }
 
@@ -48,10 +55,20 @@ function emptyAppDir(runDir: string): string {
 
 async function runDyno(args: RunArgs): Promise<void> {
   if (args.command.length === 0) throw new UsageError('no command given (usage: manifold dyno run [options] -- CMD [ARGS...])');
-  if (args.net !== 'none') throw new UsageError(`unsupported --net '${args.net}' (supported: none)`);
+  if (args.net !== 'none' && args.net !== 'bridge') throw new UsageError(`unsupported --net '${args.net}' (supported: none, bridge)`);
   const env = parseEnvPairs(args.env);
   const user = args.user !== undefined ? parseUser(args.user) : undefined;
-  const runtime = Runtime.open();
+  let resources;
+  try {
+    resources = resourcesFor(args.size, {
+      ...(args['memory-max'] !== undefined ? { memoryMax: parseBytes(args['memory-max']) } : {}),
+      ...(args.pids !== undefined ? { pids: args.pids } : {}),
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (args.pids !== undefined && (!Number.isInteger(args.pids) || args.pids < 1)) throw new UsageError(`invalid --pids ${args.pids}`);
+  const runtime = Runtime.open({ bridge: { nat: args.nat, ...(args.subnet !== undefined ? { subnet: args.subnet } : {}) } });
   const warning = runtime.warning();
   if (warning) process.stderr.write(`manifold: ${warning}\n`);
   const spec: DynoSpec = {
@@ -60,7 +77,8 @@ async function runDyno(args: RunArgs): Promise<void> {
     appDir: args.app !== undefined ? path.resolve(args.app) : emptyAppDir(runtime.runDir),
     stack: args.stack === 'host' ? 'host' : path.resolve(args.stack),
     env,
-    net: { mode: 'none' },
+    net: { mode: args.net === 'bridge' ? 'bridge' : 'none' },
+    resources,
     stdio: { stdin: 0, stdout: 1, stderr: 2 },
     ...(args.hostname !== undefined ? { hostname: args.hostname } : {}),
     ...(user ? { user } : {}),
@@ -78,6 +96,7 @@ async function runDyno(args: RunArgs): Promise<void> {
   process.on('SIGHUP', onSignal);
   try {
     const dyno = await runtime.start(spec);
+    if (dyno.address) process.stderr.write(`manifold: ${dyno.name} is at ${dyno.address}${args.port !== undefined ? `:${args.port}` : ''}\n`);
     stopping = () => {
       if (interrupts > 1) void dyno.kill();
       else void dyno.stop(args.grace * 1000);
@@ -107,7 +126,12 @@ export const dynoCommand: CommandModule = {
           .option('hostname', { type: 'string', describe: 'hostname inside the dyno (default: the dyno name)' })
           .option('name', { type: 'string', default: 'run.1', describe: 'dyno name, e.g. web.1 (becomes $DYNO)' })
           .option('user', { type: 'string', describe: 'UID:GID to run as (never 0; default 10001:10001)' })
-          .option('net', { type: 'string', default: 'none', describe: "network: 'none' (own namespace, loopback only)" })
+          .option('net', { type: 'string', default: 'none', describe: "network: 'none' (own namespace, loopback only) or 'bridge' (own address on the manifold0 bridge)" })
+          .option('nat', { type: 'boolean', default: false, describe: 'bridge: outbound NAT (nftables masquerade) for dynos' })
+          .option('subnet', { type: 'string', describe: 'bridge: subnet of the bridge when it is created (default 10.200.0.0/16)' })
+          .option('size', { type: 'string', default: DEFAULT_SIZE, describe: 'dyno size: eco, basic, standard-1x, standard-2x, performance-m, performance-l, ...' })
+          .option('memory-max', { type: 'string', describe: 'override the kill limit (memory.max), e.g. 256m' })
+          .option('pids', { type: 'number', describe: 'override pids.max' })
           .option('port', { type: 'number', describe: 'value of $PORT' })
           .option('grace', { type: 'number', default: 30, describe: 'seconds between SIGTERM and SIGKILL on stop' })
           .positional('command', { type: 'string', array: true, default: [] })
@@ -121,6 +145,18 @@ export const dynoCommand: CommandModule = {
           report(err);
         }
       },
-    }).demandCommand(1, 'missing action (try: manifold dyno run -- CMD)'),
+    })
+    .command({
+      command: 'cleanup',
+      describe: 'Remove what dynos share on this host: the bridge, its address leases, the NAT table',
+      handler: () => {
+        try {
+          BridgeNetwork.cleanup(DEFAULT_RUN_DIR);
+        } catch (err) {
+          report(err);
+        }
+      },
+    })
+    .demandCommand(1, 'missing action (try: manifold dyno run -- CMD)'),
   handler: () => undefined,
 };

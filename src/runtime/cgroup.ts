@@ -62,13 +62,19 @@ export class CgroupTree {
     this.missing = missing;
   }
 
-  /** Detects cgroup v2 and prepares `<mount>/manifold`; throws ENOENT when there is no cgroup v2. */
+  /**
+   * Detects cgroup v2 and prepares the dynos' subtree; throws ENOENT when there is no cgroup v2.
+   * A process in the root cgroup (plain root process) uses `<mount>/manifold`. A process in a
+   * delegated cgroup (systemd `Delegate=yes`) first moves itself into `<own>/supervisor`, since
+   * controllers can only be enabled for children of a cgroup that has no processes of its own
+   * (the "no internal processes" rule), then uses `<own>/manifold`.
+   */
   static open(name = 'manifold'): CgroupTree {
     const mount = findCgroup2Mount();
     if (!mount) {
       throw new DynoError({ errno: 2, syscall: 'open', step: 'cgroup', path: '/sys/fs/cgroup', message: 'no cgroup v2 hierarchy is mounted (Manifold needs cgroup v2)' });
     }
-    const parent = mount.mountPoint;
+    const parent = delegatedParent(mount);
     const root = path.join(parent, name);
     try {
       fs.mkdirSync(root, { recursive: true });
@@ -161,6 +167,22 @@ export class CgroupTree {
       return [];
     }
   }
+}
+
+/** The cgroup under which the manifold subtree lives, after moving this process out of the way. */
+function delegatedParent(mount: CgroupMount): string {
+  if (mount.ownCgroup === '/' || mount.ownCgroup === '') return mount.mountPoint;
+  const own = path.join(mount.mountPoint, mount.ownCgroup);
+  // Already moved by an earlier open() of this process: our cgroup is <delegated>/supervisor.
+  if (path.basename(own) === 'supervisor') return path.dirname(own);
+  const supervisor = path.join(own, 'supervisor');
+  try {
+    fs.mkdirSync(supervisor, { recursive: true });
+    fs.writeFileSync(path.join(supervisor, 'cgroup.procs'), String(process.pid));
+  } catch (err) {
+    throw cgroupError(err, 'write', path.join(supervisor, 'cgroup.procs'));
+  }
+  return own;
 }
 
 /** Enables controllers one by one (crun does the same: one unavailable controller must not block the rest). */
