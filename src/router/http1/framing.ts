@@ -143,8 +143,8 @@ function validateHost(host: string, info: { routeHost: string; hostPort: number 
       port = Number(p);
       hostPart = host.slice(0, colon);
     }
-    // reg-name: unreserved / pct-encoded / sub-delims
-    if (hostPart.length === 0 || !/^[A-Za-z0-9\-._~!$&'()*+,;=%]+$/.test(hostPart)) return false;
+    // reg-name: unreserved / pct-encoded / sub-delims, minus ',' (a Host that looks like a list is refused)
+    if (hostPart.length === 0 || !/^[A-Za-z0-9\-._~!$&'()*+;=%]+$/.test(hostPart)) return false;
   }
   if (port > 65535) return false;
   info.routeHost = hostPart.toLowerCase();

@@ -1,0 +1,123 @@
+/**
+ * `manifold router`: the routing mesh as a standalone process.
+ *
+ *   manifold router --listen 127.0.0.1:8080 [--listen …] --routes routes.json
+ *                   [--balance round-robin|random|least-outstanding]
+ *                   [--timeouts connect=5s,first-byte=30s,idle=55s,boot-queue=75s]
+ *
+ * The routes file is JSON ({"apps": {"NAME": {"hosts": […], "backends": [{"dyno", "address", "state"?}]}}}),
+ * reloaded on SIGHUP and when it changes, without dropping connections (a bad file keeps the old
+ * table). Router log lines go to stdout, as `heroku logs` shows them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { createRouter, parseListen, parseTimeouts, RouterError, type BalanceStrategy, type Router, type RoutesFile } from '../router/index.js';
+
+interface RouterArgs {
+  listen: string[];
+  routes: string;
+  balance: BalanceStrategy;
+  timeouts?: string;
+  'log-prefix': boolean;
+}
+
+function readRoutes(file: string): RoutesFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RouterError('EROUTES', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as RoutesFile;
+  } catch (err) {
+    throw new RouterError('EROUTES', `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Reloads the routes on SIGHUP and on file change (debounced; the directory is watched so atomic renames count). */
+function watchRoutes(router: Router, file: string, onReload: (err: Error | null) => void): () => void {
+  let timer: NodeJS.Timeout | null = null;
+  let lastText: string | null = null;
+  const reload = (force: boolean): void => {
+    try {
+      const text = fs.readFileSync(file, 'utf8');
+      if (!force && text === lastText) return;
+      lastText = text;
+      router.table.replace(readRoutes(file));
+      onReload(null);
+    } catch (err) {
+      onReload(err as Error);
+    }
+  };
+  try {
+    lastText = fs.readFileSync(file, 'utf8');
+  } catch {
+    lastText = null;
+  }
+  const schedule = (): void => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      reload(false);
+    }, 50);
+  };
+  const base = path.basename(file);
+  const watcher = fs.watch(path.dirname(file), (_event, name) => {
+    if (name === null || name.toString() === base) schedule();
+  });
+  const onHup = (): void => reload(true);
+  process.on('SIGHUP', onHup);
+  return () => {
+    watcher.close();
+    process.off('SIGHUP', onHup);
+    if (timer !== null) clearTimeout(timer);
+  };
+}
+
+export async function runRouter(args: RouterArgs): Promise<Router> {
+  const listen = args.listen.map(parseListen);
+  const timeouts = args.timeouts !== undefined ? parseTimeouts(args.timeouts) : {};
+  const routesFile = path.resolve(args.routes);
+  const router = createRouter({ listen, balance: args.balance, timeouts });
+  router.table.replace(readRoutes(routesFile));
+  const prefix = args['log-prefix'];
+  router.on('log', (entry) => {
+    process.stdout.write(prefix ? `${new Date().toISOString()} heroku[router]: ${entry.line}\n` : `${entry.line}\n`);
+  });
+  router.on('error', (err) => process.stderr.write(`manifold router: ${err.message}\n`));
+  const bound = await router.listen();
+  process.stderr.write(`manifold router: listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}\n`);
+  const stopWatching = watchRoutes(router, routesFile, (err) => {
+    if (err) process.stderr.write(`manifold router: routes not reloaded, keeping the previous table: ${err.message}\n`);
+    else process.stderr.write(`manifold router: routes reloaded from ${routesFile}\n`);
+  });
+  const stop = (): void => {
+    stopWatching();
+    void router.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return router;
+}
+
+export const routerCommand: CommandModule = {
+  command: 'router',
+  describe: "Run the HTTP routing mesh (Heroku's router) in the foreground",
+  builder: (yargs: Argv) =>
+    yargs
+      .option('listen', { type: 'string', array: true, demandOption: true, describe: 'HOST:PORT to accept HTTP on (repeatable)' })
+      .option('routes', { type: 'string', demandOption: true, describe: 'routes JSON file (reloaded on SIGHUP and on change)' })
+      .option('balance', { choices: ['round-robin', 'random', 'least-outstanding'], default: 'round-robin', describe: 'how requests spread over web dynos' })
+      .option('timeouts', { type: 'string', describe: 'e.g. connect=5s,first-byte=30s,idle=55s,boot-queue=75s' })
+      .option('log-prefix', { type: 'boolean', default: true, describe: 'prefix log lines with a timestamp and heroku[router]:' }),
+  handler: async (argv) => {
+    try {
+      await runRouter(argv as unknown as RouterArgs);
+    } catch (err) {
+      process.stderr.write(`manifold router: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = err instanceof RouterError && err.code !== 'ELISTEN' ? 2 : 1;
+    }
+  },
+};
