@@ -76,6 +76,9 @@ static void exec_app(const struct dyno_config *cfg, int pipe_fd) {
   syscall(SYS_close_range, pipe_fd + 1, ~0u, 0);
 
   int have_bash = access("/bin/bash", X_OK) == 0;
+  /* With nothing to source, an argv command is exec'd directly: same result, no shell start-up. */
+  int have_profile = access("/app/.profile", F_OK) == 0 || access("/app/.profile.d", F_OK) == 0;
+  if (!cfg->shell && !have_profile) have_bash = 0;
   int argc = 0;
   if (cfg->shell) {
     snprintf(script, sizeof script, "%s%s", have_bash ? profile_prelude : "", cfg->argv[0]);
