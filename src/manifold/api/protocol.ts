@@ -1,0 +1,86 @@
+/** JSON shapes exchanged between the CLI and the daemon (POST /v1/<method>, body = params). */
+import type { DynoStatus } from '../supervisor/supervisor';
+import type { LogLine } from '../logs/log-buffer';
+
+export interface AppInfo {
+  name: string;
+  url: string;
+  createdAt: number;
+  release: number;
+  slug: string | null;
+  formation: { type: string; quantity: number; size: string; command: string | null }[];
+  settings: { stopGraceMs?: number; stopSignal?: string; bootTimeoutMs?: number };
+  dynos: number;
+}
+
+export interface ReleaseInfo {
+  version: number;
+  description: string;
+  createdAt: number;
+  current: boolean;
+}
+
+export interface PsResult {
+  app: string;
+  now: number;
+  dynos: DynoStatus[];
+  /** type → command and size for the `=== web (Standard-1X): \`cmd\`` headers. */
+  types: Record<string, { command: string; size: string }>;
+}
+
+export interface ScaleResult {
+  formation: { type: string; quantity: number; size: string }[];
+}
+
+export interface DaemonInfo {
+  version: string;
+  pid: number;
+  stateDir: string;
+  listen: string | null;
+  domain: string;
+  net: string;
+  warning: string | null;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+export type { DynoStatus, LogLine };
+
+/** Frames of an attached one-off session (after the HTTP upgrade): [type u8][length u32 BE][payload]. */
+export const FRAME = {
+  STDIN: 0,
+  STDIN_EOF: 1,
+  SIGNAL: 2,
+  STDOUT: 11,
+  STDERR: 12,
+  STARTED: 13,
+  EXIT: 14,
+  ERROR: 15,
+} as const;
+
+export function frame(type: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const head = Buffer.alloc(5);
+  head.writeUInt8(type, 0);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Incremental frame decoder. */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly onFrame: (type: number, payload: Buffer) => void) {}
+  push(data: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    while (this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) break;
+      const type = this.buf.readUInt8(0);
+      const payload = this.buf.subarray(5, 5 + len);
+      this.buf = this.buf.subarray(5 + len);
+      this.onFrame(type, payload);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * Control API: JSON over HTTP/1.1 on a unix socket that only root (and an optional group) can
+ * open. `POST /v1/<method>` with a JSON body; answers `{result}` or `{error:{code,message}}`.
+ * `logs` with tail streams NDJSON; `run` (attached) upgrades the connection to a framed
+ * stdin/stdout/stderr/exit session.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { ManifoldError } from '../errors';
+import type { LogHub } from '../logs/hub';
+import { formatLine, matches, type LogLine } from '../logs/log-buffer';
+import type { Manifold } from '../manifold';
+import type { Launcher } from '../supervisor/types';
+import { FRAME, frame, FrameReader, type DaemonInfo } from './protocol';
+
+type Params = Record<string, unknown>;
+type Handler = (p: Params) => unknown;
+
+export interface ApiOptions {
+  manifold: Manifold;
+  logs: LogHub;
+  launcher: Launcher;
+  info: () => DaemonInfo;
+  socketPath: string;
+  /** Group allowed to use the socket (mode 0660); default root only (0600). */
+  socketGid?: number | undefined;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+function str(p: Params, k: string): string | undefined {
+  const v = p[k];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export class ApiServer {
+  private readonly server: http.Server;
+  private readonly handlers: Record<string, Handler>;
+  private readonly sockets = new Set<Duplex>();
+
+  constructor(private readonly o: ApiOptions) {
+    const m = o.manifold;
+    this.handlers = {
+      info: () => o.info(),
+      apps: () => m.listApps(),
+      'apps:create': (p) => m.createApp(p.name),
+      'apps:destroy': (p) => m.destroyApp(p.app, p.confirm),
+      'apps:info': (p) => m.info(p.app),
+      'apps:settings': (p) => m.setSettings(p.app, p.settings ?? {}),
+      deploy: (p) => m.deploy(p.app, p.dir),
+      releases: (p) => m.releases(p.app),
+      rollback: (p) => m.rollback(p.app, p.version),
+      config: (p) => m.config(p.app),
+      'config:update': (p) => m.updateConfig(p.app, p.set, p.unset),
+      'ps:scale': (p) => m.scale(p.app, p.args),
+      ps: (p) => m.ps(p.app),
+      'ps:restart': (p) => m.restart(p.app, p.target),
+      'ps:stop': (p) => m.stop(p.app, p.target),
+      'run:detached': (p) => {
+        const one = m.runOneOff(p.app, p.command, { attach: false });
+        return one.started.then(() => ({ name: one.name }));
+      },
+      logs: (p) => {
+        const app = m.checkApp(p.app);
+        const n = typeof p.n === 'number' ? p.n : 100;
+        if (!Number.isInteger(n) || n < 0 || n > 1500) throw new ManifoldError('EINVAL', `-n must be between 0 and 1500`);
+        return o.logs.get(app).tail(n, { source: str(p, 'source'), dyno: str(p, 'dyno') }).map(formatLine);
+      },
+    };
+    this.server = http.createServer((req, res) => void this.onRequest(req, res));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+  }
+
+  async listen(): Promise<void> {
+    const p = this.o.socketPath;
+    fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(p, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    if (this.o.socketGid !== undefined) {
+      fs.chownSync(p, 0, this.o.socketGid);
+      fs.chmodSync(p, 0o660);
+    } else {
+      fs.chmodSync(p, 0o600);
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => {
+      this.server.close(() => r());
+      for (const s of this.sockets) s.destroy();
+    });
+    try {
+      fs.unlinkSync(this.o.socketPath);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<Params> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of req) {
+      n += (c as Buffer).length;
+      if (n > MAX_BODY) throw new ManifoldError('EINVAL', 'request body too large');
+      chunks.push(c as Buffer);
+    }
+    if (n === 0) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new ManifoldError('EINVAL', 'request body is not JSON');
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ManifoldError('EINVAL', 'request body must be a JSON object');
+    return parsed as Params;
+  }
+
+  private send(res: http.ServerResponse, status: number, body: unknown): void {
+    const data = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+    res.end(data);
+  }
+
+  private sendError(res: http.ServerResponse, err: unknown): void {
+    if (err instanceof ManifoldError) this.send(res, err.status, { error: { code: err.code, message: err.message } });
+    else this.send(res, 500, { error: { code: 'EINTERNAL', message: err instanceof Error ? err.message : String(err) } });
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      const m = /^\/v1\/([a-z:-]+)$/.exec(req.url ?? '');
+      if (!m || req.method !== 'POST') throw new ManifoldError('EINVAL', `unknown endpoint ${req.method} ${req.url}`);
+      const method = m[1]!;
+      const params = await this.readBody(req);
+      if (method === 'logs' && params.tail === true) return this.tailLogs(params, res);
+      const h = this.handlers[method];
+      if (!h) throw new ManifoldError('EINVAL', `unknown method ${method}`);
+      const result = await h(params);
+      this.send(res, 200, { result: result ?? null });
+    } catch (err) {
+      this.sendError(res, err);
+    }
+  }
+
+  private tailLogs(p: Params, res: http.ServerResponse): void {
+    const app = this.o.manifold.checkApp(p.app);
+    const n = typeof p.n === 'number' ? p.n : 100;
+    if (!Number.isInteger(n) || n < 0 || n > 1500) throw new ManifoldError('EINVAL', `-n must be between 0 and 1500`);
+    const filter = { source: str(p, 'source'), dyno: str(p, 'dyno') };
+    const buf = this.o.logs.get(app);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const write = (l: LogLine): void => {
+      res.write(JSON.stringify(formatLine(l)) + '\n');
+    };
+    for (const l of buf.tail(n, filter)) write(l);
+    const off = buf.subscribe((l) => {
+      if (matches(l, filter)) write(l);
+    });
+    res.on('close', off);
+  }
+
+  /** Attached one-off dyno: the client's terminal streams go through frames on the upgraded socket. */
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const fail = (err: unknown): void => {
+      const e = err instanceof ManifoldError ? err : new ManifoldError('EINTERNAL', err instanceof Error ? err.message : String(err));
+      const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+      socket.end(`HTTP/1.1 ${e.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    };
+    if (req.url !== '/v1/run' || (req.headers.upgrade ?? '').toLowerCase() !== 'manifold-attach') return fail(new ManifoldError('EINVAL', 'bad upgrade'));
+    let params: Params;
+    try {
+      params = JSON.parse(Buffer.from(String(req.headers['x-manifold-params'] ?? ''), 'base64').toString('utf8')) as Params;
+    } catch {
+      return fail(new ManifoldError('EINVAL', 'bad run parameters'));
+    }
+    const [inR, inW] = this.o.launcher.pipe();
+    const [outR, outW] = this.o.launcher.pipe();
+    const [errR, errW] = this.o.launcher.pipe();
+    const closeFds = (fds: number[]): void => fds.forEach((fd) => { try { fs.closeSync(fd); } catch { /* closed */ } });
+    let one: ReturnType<Manifold['runOneOff']>;
+    try {
+      one = this.o.manifold.runOneOff(params.app, params.command, { attach: true, stdio: { stdin: inR, stdout: outW, stderr: errW } });
+    } catch (err) {
+      closeFds([inR, inW, outR, outW, errR, errW]);
+      return fail(err);
+    }
+    // the dyno has its own copies now (spawn dups them synchronously)
+    closeFds([inR, outW, errW]);
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: manifold-attach\r\nconnection: upgrade\r\n\r\n');
+    const stdin = new net.Socket({ fd: inW, readable: false, writable: true });
+    const stdout = new net.Socket({ fd: outR, readable: true, writable: false });
+    const stderr = new net.Socket({ fd: errR, readable: true, writable: false });
+    stdin.on('error', () => undefined);
+    let open = 2;
+    let exitStatus: unknown;
+    let sentExit = false;
+    const maybeExit = (): void => {
+      if (open === 0 && exitStatus !== undefined && !sentExit) {
+        sentExit = true;
+        socket.end(frame(FRAME.EXIT, JSON.stringify(exitStatus)));
+      }
+    };
+    for (const [s, type] of [[stdout, FRAME.STDOUT], [stderr, FRAME.STDERR]] as const) {
+      s.on('data', (d: Buffer) => socket.write(frame(type, d)));
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        open--;
+        maybeExit();
+      });
+    }
+    const reader = new FrameReader((type, payload) => {
+      if (type === FRAME.STDIN) stdin.write(payload);
+      else if (type === FRAME.STDIN_EOF) stdin.end();
+      else if (type === FRAME.SIGNAL) one.stop();
+    });
+    if (head.length) reader.push(head);
+    socket.on('data', (d: Buffer) => reader.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      stdin.destroy();
+      if (!sentExit) one.stop();
+    });
+    one.started.then(
+      () => socket.write(frame(FRAME.STARTED, JSON.stringify({ name: one.name }))),
+      (err: unknown) => socket.write(frame(FRAME.ERROR, err instanceof Error ? err.message : String(err))),
+    );
+    void one.exited.then((s) => {
+      exitStatus = s;
+      stdin.destroy();
+      // output already written by the dyno is still read; force close after a short while
+      setTimeout(() => {
+        stdout.destroy();
+        stderr.destroy();
+      }, 500).unref();
+      maybeExit();
+    });
+  }
+}

@@ -1,0 +1,34 @@
+/** Errors the manifold reports to API clients: a stable code, an HTTP-like status and one line of text. */
+export type ManifoldErrorCode =
+  | 'ENOAPP' // unknown app
+  | 'EEXIST' // app already exists
+  | 'EINVAL' // bad input (name, key, syntax)
+  | 'ENORELEASE' // unknown release / nothing deployed
+  | 'ENODYNO' // unknown dyno or type
+  | 'ECONFIRM' // destructive command without the right --confirm
+  | 'EPROCFILE'
+  | 'ESCALE'
+  | 'EDEPLOY'
+  | 'EINTERNAL';
+
+const STATUS: Record<ManifoldErrorCode, number> = {
+  ENOAPP: 404,
+  EEXIST: 409,
+  EINVAL: 400,
+  ENORELEASE: 404,
+  ENODYNO: 404,
+  ECONFIRM: 400,
+  EPROCFILE: 422,
+  ESCALE: 422,
+  EDEPLOY: 422,
+  EINTERNAL: 500,
+};
+
+export class ManifoldError extends Error {
+  readonly status: number;
+  constructor(readonly code: ManifoldErrorCode, message: string) {
+    super(message);
+    this.name = 'ManifoldError';
+    this.status = STATUS[code];
+  }
+}

@@ -1,0 +1,51 @@
+/** What the supervisor needs from the runtime and the router, as narrow interfaces (tests can fake them). */
+import type { DynoSpec, ExitStatus } from '../../runtime';
+
+export interface MemoryEvent {
+  kind: 'oom_kill' | 'high' | 'max' | string;
+  count?: number;
+}
+
+/** The part of runtime's Dyno the supervisor uses. `address` arrives with bridge networking. */
+export interface LaunchedDyno {
+  readonly id: string;
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+  signal(sig: NodeJS.Signals | number): boolean;
+  kill(): Promise<ExitStatus>;
+  on(event: 'memory', listener: (ev: MemoryEvent) => void): unknown;
+  on(event: 'warning', listener: (msg: string) => void): unknown;
+  /** memory.current / memory.stat now; undefined without a memory controller. */
+  memoryUsage?(): { current: number; rss: number; cache: number; swap: number } | undefined;
+}
+
+export interface Launcher {
+  start(spec: DynoSpec): Promise<LaunchedDyno>;
+  /** Pipe for a dyno's stdout/stderr: [readFd, writeFd]. */
+  pipe(): [number, number];
+}
+
+export type BackendState = 'starting' | 'up' | 'crashed' | 'draining';
+
+export interface RouteBackend {
+  dyno: string;
+  address: string;
+  state: BackendState;
+}
+
+export interface RouteAppInput {
+  hosts: string[];
+  backends: RouteBackend[];
+  crashed?: false | { message?: string };
+}
+
+/** The router's route table as the supervisor feeds it (structurally router/RouteTable). */
+export interface RouteSink {
+  setApp(name: string, input: RouteAppInput): void;
+  removeApp(name: string): void;
+}
+
+/** Optional: the router tells when a draining backend has no request in flight. */
+export interface DrainWatcher {
+  waitIdle(app: string, address: string, timeoutMs: number): Promise<void>;
+}
