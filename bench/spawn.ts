@@ -21,6 +21,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { cpus as osCpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Runtime } from '../src/runtime/dyno';
+import { BridgeNetwork } from '../src/runtime/network';
 import type { DynoSpec, NetworkSpec } from '../src/runtime/spec';
 import { runHyperfine, type HyperfineCommand, type HyperfineResult } from './lib/hyperfine.js';
 import { fmt, fmtRatio, mdTable } from './lib/stats.js';
@@ -41,6 +42,9 @@ import { summarize, type TimeSummary } from './lib/spawn-stats.js';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 const BENCH_CGROUP = 'manifold-spawn-bench';
+/** A bridge of the bench's own (not the default manifold0), removed afterwards. */
+const BENCH_BRIDGE = process.env.BENCH_BRIDGE ?? 'mfspawnbench0';
+const BENCH_SUBNET = process.env.BENCH_SUBNET ?? '10.213.0.0/24';
 const GOAL_NONE = 0.5;
 const GOAL_BRIDGE = 1.0;
 
@@ -114,11 +118,12 @@ interface State {
   scratch?: string;
   layout?: PeerLayout;
   peersCgroupMade: boolean;
+  bridgeMade: boolean;
   runtime?: Runtime;
   hyperfinePid?: number;
   cleaned: boolean;
 }
-const state: State = { peersCgroupMade: false, cleaned: false };
+const state: State = { peersCgroupMade: false, bridgeMade: false, cleaned: false };
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -160,6 +165,13 @@ function cleanupAll(): string[] {
       rmdirSync(rt.cgroups.root);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') notes.push(`rmdir ${rt.cgroups.root}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+  }
+  if (rt && state.bridgeMade) {
+    try {
+      BridgeNetwork.cleanup(rt.runDir, BENCH_BRIDGE);
+    } catch (err) {
+      notes.push(`bridge ${BENCH_BRIDGE}: ${(err as Error).message}`);
     }
   }
   if (state.peersCgroupMade || existsSync('/sys/fs/cgroup/unified/peers')) {
@@ -371,7 +383,8 @@ async function main(): Promise<void> {
   let bridgeReason: string | undefined = 'in-process phase not run';
   const variants: InProcVariant[] = [];
   if (cfg.phases.has('inproc')) {
-    rt = Runtime.open({ runDir: join(scratch, 'run'), cgroupName: BENCH_CGROUP });
+    state.bridgeMade = !existsSync(`/sys/class/net/${BENCH_BRIDGE}`);
+    rt = Runtime.open({ runDir: join(scratch, 'run'), cgroupName: BENCH_CGROUP, bridge: { name: BENCH_BRIDGE, subnet: BENCH_SUBNET } });
     state.runtime = rt;
     variants.push({ key: 'ours-rootfs', label: '**Manifold dyno, stack = rootfs dir, --net none**', stack: rootfs });
     variants.push({ key: 'ours-host', label: "Manifold dyno, stack = 'host', --net none", stack: 'host' });

@@ -1,6 +1,7 @@
 // Start the benchmark peers (backends and proxies) on 127.0.0.1, configs in temp dirs.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { freePort, makeTempDir, start, waitForPort, type Proc } from './procs.js';
 
 export const BENCH_HOST = 'bench.localhost';
@@ -172,8 +173,9 @@ export async function startNodeHello(port: number, cpus: string | undefined): Pr
 
 /**
  * How to start our router. BENCH_ROUTER=off disables it; BENCH_ROUTER="cmd arg…" overrides
- * (the bench appends `--listen 127.0.0.1:PORT --routes FILE`). Otherwise the first of
- * bin/manifold, dist/src/cli/router-command.js, dist/src/cli/index.js that exists.
+ * (the bench appends `--listen 127.0.0.1:PORT --routes FILE`). Otherwise `bin/manifold router`
+ * when bin/manifold lists the command, else bench/lib/router-launcher.js (the same command module,
+ * src/cli/router-command.ts, run through yargs) when it is built.
  */
 export function routerCommand(): { cmd: string; args: string[] } | null {
   const env = process.env.BENCH_ROUTER;
@@ -183,10 +185,13 @@ export function routerCommand(): { cmd: string; args: string[] } | null {
     return { cmd: parts[0] as string, args: parts.slice(1) };
   }
   const bin = join(REPO_ROOT, 'bin', 'manifold');
-  if (existsSync(bin)) return { cmd: process.execPath, args: [bin, 'router'] };
-  for (const rel of ['dist/src/cli/router-command.js', 'dist/src/cli/index.js', 'dist/src/cli/main.js']) {
-    const p = join(REPO_ROOT, rel);
-    if (existsSync(p)) return { cmd: process.execPath, args: rel.endsWith('router-command.js') ? [p] : [p, 'router'] };
+  if (existsSync(bin)) {
+    const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    if (/\brouter\b/.test(`${help.stdout ?? ''}${help.stderr ?? ''}`)) return { cmd: process.execPath, args: [bin, 'router'] };
+  }
+  const launcher = join(LIB_DIR, 'router-launcher.js');
+  if (existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'router-command.js')) && existsSync(launcher)) {
+    return { cmd: process.execPath, args: [launcher] };
   }
   return null;
 }
