@@ -69,7 +69,8 @@ for arg in $(cat /proc/cmdline); do
 done
 [ -n "$CMD" ] || die "no manifold.cmd= on the kernel command line"
 
-stty -F $OUT raw -echo            # byte-exact stdout: no \n -> \r\n
+stty -F $OUT raw -echo            # byte-exact stdout and status: no \n -> \r\n
+stty -F $STATUS raw -echo
 stty -F /dev/console -opost 2>/dev/null
 echo "ready $(cut -d' ' -f1 /proc/uptime)" > $STATUS
 chroot $R /usr/bin/env -i \
