@@ -35,13 +35,13 @@ enum RespPhase {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** Response-side parse errors that are Heroku "HTTP restrictions" (H25) rather than malformed (H17). */
-const H25_ERRORS = new Set<ParseError>([
-  ParseError.StatusLineTooLong,
-  ParseError.CookieTooLong,
-  ParseError.ResponseHeaderTooLong,
-  ParseError.HeadTooLarge,
-  ParseError.InvalidContentLength,
+/** Response-side parse errors that are Heroku "HTTP restrictions" (H25, with Heroku's wording) rather than malformed (H17). */
+const H25_CAUSES = new Map<ParseError, string>([
+  [ParseError.StatusLineTooLong, 'oversized status line'],
+  [ParseError.CookieTooLong, 'oversized cookie'],
+  [ParseError.ResponseHeaderTooLong, 'oversized header'],
+  [ParseError.HeadTooLarge, 'oversized header'],
+  [ParseError.InvalidContentLength, 'invalid content length'],
 ]);
 
 export class Exchange {
@@ -277,7 +277,7 @@ export class Exchange {
     this.destroyUpstream();
     if (this.respHeadSent) return this.abort();
     this.reqBodyDone = true; // nothing more will be read: the connection closes
-    this.respondAndLog('H26', info.status, 'bad-request', info.cause, false);
+    this.respondAndLog('H26', info.status, 'bad-request', info.cause, true);
   }
 
   onUpstreamDrain(): void {
@@ -453,8 +453,9 @@ export class Exchange {
   }
 
   private failResponse(code: ParseError): void {
-    const h25 = H25_ERRORS.has(code);
-    const cause = parseErrorInfo(code).cause;
+    const h25Cause = H25_CAUSES.get(code);
+    const h25 = h25Cause !== undefined;
+    const cause = h25Cause ?? parseErrorInfo(code).cause;
     this.destroyUpstream();
     if (this.respHeadSent) {
       this.logError(h25 ? 'H25' : 'H17', cause);
