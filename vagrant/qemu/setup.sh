@@ -10,8 +10,8 @@
 # The guest runs the host's own userland (node, npm, built addons) over 9p, so nothing is built inside.
 #
 # env: MANIFOLD_VM_DIR   cache dir
-#      MANIFOLD_VM_KPKG  kernel package to pin (e.g. linux-image-6.1.0-56-amd64); default: what
-#                        Debian's linux-image-amd64 depends on today
+#      MANIFOLD_VM_KPKG  kernel package to use (e.g. linux-image-6.1.0-56-amd64); default: the one
+#                        recorded in the cache, else what Debian's linux-image-amd64 depends on today
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ die() { say "error: $*"; exit 1; }
 # ---- host packages -------------------------------------------------------------------------------
 need=()
 for pkg in qemu-system-x86 busybox-static cpio xz-utils; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = 'install ok installed' ] || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
@@ -39,6 +39,8 @@ fi
 
 # ---- kernel --------------------------------------------------------------------------------------
 KPKG=${MANIFOLD_VM_KPKG:-}
+# once chosen, the kernel stays until the cache is cleared (reproducible runs, no apt lookup each time)
+[ -n "$KPKG" ] || KPKG=$(sed -n 's/^KPKG=//p' "$DIR/vm.env" 2>/dev/null || true)
 if [ -z "$KPKG" ]; then
   KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   if [ -z "$KPKG" ]; then   # apt lists not fetched yet on a fresh host
@@ -111,6 +113,7 @@ EOF
 fi
 
 cat > "$DIR/vm.env.tmp" <<EOF
+KPKG=$KPKG
 KVER=$KVER
 KERNEL=$DIR/vmlinux-$KVER
 INITRD=$DIR/initramfs.cpio.gz

@@ -1,0 +1,93 @@
+#!/bin/bash
+# vagrant/provision.sh — make a Debian 12 host ready to build, test and benchmark Manifold (root).
+#
+# Used by the Vagrantfile, by .ci/run and on a bare Debian host:  sudo bash vagrant/provision.sh
+# Idempotent and quick when everything is there: apt-get update runs once, and only if a package is missing.
+#   - Node >= 20: kept if present; otherwise installed from the NodeSource apt repository (Debian 12's own
+#     nodejs is 18). Nothing but Debian's mirrors is contacted when node >= 20 is already installed.
+#   - build tools for the native addon (g++ make python3), iproute2, nftables
+#   - the test VM's needs (qemu-system-x86 busybox-static cpio xz-utils), then vagrant/qemu/setup.sh
+#     (downloads the Debian kernel once; skip with MANIFOLD_VM_SETUP=0)
+#   - the benchmark peers: crun runc bubblewrap nginx-light haproxy wrk hyperfine (their services are not
+#     started: benchmarks run their own instances)
+# env: MANIFOLD_REPO  repo path (default: the parent of this script's directory, else /vagrant)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+say() { echo "provision: $*" >&2; }
+[ "$(id -u)" = 0 ] || { say "must run as root (sudo bash $0)"; exit 1; }
+. /etc/os-release
+[ "${ID:-}" = debian ] && [ "${VERSION_ID:-}" = 12 ] || say "warning: written for Debian 12, this is ${PRETTY_NAME:-unknown}"
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -n "${MANIFOLD_REPO:-}" ]; then REPO=$MANIFOLD_REPO
+elif [ -f "$here/../package.json" ]; then REPO=$(cd "$here/.." && pwd)
+else REPO=/vagrant   # Vagrant uploads this script to /tmp and runs it from there
+fi
+
+PACKAGES=(
+  ca-certificates g++ make python3 iproute2 nftables
+  qemu-system-x86 busybox-static cpio xz-utils
+  crun runc bubblewrap nginx-light haproxy wrk hyperfine
+)
+
+updated=
+apt_update() { [ -n "$updated" ] || { say "apt-get update"; apt-get update -qq; updated=1; }; }
+missing() {   # prints the packages among "$@" that are not installed (one dpkg-query for all)
+  { dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } | awk -v want="$*" '
+    $NF == "installed" { ok[$1] = 1 }
+    END { n = split(want, w, " "); for (i = 1; i <= n; i++) if (!ok[w[i]]) printf "%s ", w[i] }'
+}
+apt_install() {
+  local need
+  need=$(missing "$@")
+  [ -n "$need" ] || return 0
+  apt_update
+  say "installing" $need
+  # no service starts during installation (nginx would take port 80, haproxy its default config)
+  local policy=/usr/sbin/policy-rc.d had_policy=
+  [ -e $policy ] && had_policy=1
+  [ -n "$had_policy" ] || { printf '#!/bin/sh\nexit 101\n' > $policy; chmod 755 $policy; }
+  local rc=0
+  apt-get install -y -qq --no-install-recommends $need >/dev/null || rc=$?
+  [ -n "$had_policy" ] || rm -f $policy
+  return $rc
+}
+
+# ---- Node 20 ------------------------------------------------------------------------------------
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ]; then
+  say "node >= 20 not found (have: $(node --version 2>/dev/null || echo none)); adding the NodeSource repository"
+  apt_install ca-certificates curl gnupg
+  install -d -m 755 /etc/apt/keyrings
+  curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg
+  echo 'deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_20.x nodistro main' \
+    > /etc/apt/sources.list.d/nodesource.list
+  updated=   # the new repository needs its own update
+  apt_update
+  apt-get install -y -qq nodejs >/dev/null
+  [ "$(node_major)" -ge 20 ] || { say "node $(node --version) is still < 20"; exit 1; }
+fi
+
+# ---- packages -----------------------------------------------------------------------------------
+apt_install "${PACKAGES[@]}"
+
+# benchmark peers are run by the benchmarks themselves; keep their system services off under systemd
+if [ -d /run/systemd/system ]; then
+  for svc in nginx haproxy; do
+    if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl disable --now --quiet "$svc" || true
+    fi
+  done
+fi
+
+# ---- the pure-cgroup-v2 test VM (kernel + initramfs, cached under $REPO/.cache/vm) --------------
+if [ "${MANIFOLD_VM_SETUP:-1}" != 0 ]; then
+  if [ -f "$REPO/vagrant/qemu/setup.sh" ]; then
+    bash "$REPO/vagrant/qemu/setup.sh"
+  else
+    say "warning: $REPO/vagrant/qemu/setup.sh not found; the VM suite will set it up on first run"
+  fi
+fi
+
+say "ready: node $(node --version), $(qemu-system-x86_64 --version | head -n1)"
