@@ -12,8 +12,36 @@ export class UsageError extends Error {
   readonly code = 'EUSAGE';
 }
 
+/** sysexits-style codes for the daemon client: 1 failed request, 69 no daemon, 77 not permitted. */
+export const EXIT_FAILURE = 1;
+export const EXIT_UNAVAILABLE = 69;
+export const EXIT_NOPERM = 77;
+
+/** No daemon answers on the control socket. */
+export class DaemonUnavailableError extends Error {
+  readonly code = 'ENODAEMON';
+}
+
+/** The control socket exists but this user may not open it. */
+export class NotPermittedError extends Error {
+  readonly code = 'EPERM';
+}
+
+/** The daemon refused a request: code from the API (ENOAPP, EINVAL, ESCALE, ...). */
+export class ApiError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+const USAGE_CODES = new Set(['EINVAL', 'ESCALE', 'EPROCFILE', 'ECONFIRM']);
+
 export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError || err instanceof DynoSpecError) return EXIT_USAGE;
+  if (err instanceof DaemonUnavailableError) return EXIT_UNAVAILABLE;
+  if (err instanceof NotPermittedError) return EXIT_NOPERM;
+  if (err instanceof ApiError) return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
   if (err instanceof DynoError && err.step === 'exec') {
     if (err.code === 'ENOENT') return EXIT_NOT_FOUND;
     if (err.code === 'EACCES') return EXIT_NOT_EXECUTABLE;

@@ -1,0 +1,158 @@
+/** The CLI side of the control API: JSON calls, log tails and attached one-off sessions over the unix socket. */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { FRAME, frame, FrameReader } from '../manifold/api/protocol';
+import { ApiError, DaemonUnavailableError, NotPermittedError } from './errors';
+
+function connError(err: NodeJS.ErrnoException, socketPath: string): Error {
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+    return new DaemonUnavailableError(`daemon not running (no answer on ${socketPath}; start it with: manifold daemon, or set MANIFOLD_SOCKET / --socket)`);
+  }
+  if (err.code === 'EACCES' || err.code === 'EPERM') return new NotPermittedError(`not permitted to use ${socketPath} (the control socket is root-only; run as root)`);
+  return err;
+}
+
+export class ApiClient {
+  constructor(readonly socketPath: string) {}
+
+  call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    const body = JSON.stringify(params);
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        { socketPath: this.socketPath, method: 'POST', path: `/v1/${method}`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let parsed: { result?: T; error?: { code: string; message: string } };
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof parsed;
+            } catch {
+              reject(new ApiError('EPROTO', `bad answer from the daemon (HTTP ${res.statusCode})`));
+              return;
+            }
+            if (parsed.error) reject(new ApiError(parsed.error.code, parsed.error.message));
+            else resolve(parsed.result as T);
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
+      req.end(body);
+    });
+  }
+
+  /** Streams log lines (already formatted) until the connection ends; returns a stop function via onStart. */
+  tail(params: Record<string, unknown>, onLine: (line: string) => void): Promise<void> {
+    const body = JSON.stringify({ ...params, tail: true });
+    return new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        { socketPath: this.socketPath, method: 'POST', path: '/v1/logs', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          if (res.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              try {
+                const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { code: string; message: string } }).error;
+                reject(new ApiError(e.code, e.message));
+              } catch {
+                reject(new ApiError('EPROTO', `HTTP ${res.statusCode}`));
+              }
+            });
+            return;
+          }
+          let rest = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            rest += c;
+            let nl: number;
+            while ((nl = rest.indexOf('\n')) >= 0) {
+              onLine(JSON.parse(rest.slice(0, nl)) as string);
+              rest = rest.slice(nl + 1);
+            }
+          });
+          res.on('end', () => resolve());
+          res.on('error', () => resolve());
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
+      req.end(body);
+    });
+  }
+
+  /** Opens an attached one-off session; resolves with the exit status. */
+  attach(
+    params: { app: string; command: string },
+    io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; onStarted?: (name: string) => void },
+  ): Promise<{ status: number; signal: string | null }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        socketPath: this.socketPath,
+        method: 'POST',
+        path: '/v1/run',
+        headers: { connection: 'upgrade', upgrade: 'manifold-attach', 'x-manifold-params': Buffer.from(JSON.stringify(params)).toString('base64') },
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { code: string; message: string } }).error;
+            reject(new ApiError(e.code, e.message));
+          } catch {
+            reject(new ApiError('EPROTO', `HTTP ${res.statusCode}`));
+          }
+        });
+      });
+      req.on('upgrade', (_res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        let done = false;
+        const onData = (d: Buffer | string): void => {
+          socket.write(frame(FRAME.STDIN, typeof d === 'string' ? Buffer.from(d) : d));
+        };
+        const onEnd = (): void => {
+          socket.write(frame(FRAME.STDIN_EOF));
+        };
+        const reader = new FrameReader((type, payload) => {
+          if (type === FRAME.STDOUT) io.stdout.write(payload);
+          else if (type === FRAME.STDERR) io.stderr.write(payload);
+          else if (type === FRAME.STARTED) io.onStarted?.((JSON.parse(payload.toString('utf8')) as { name: string }).name);
+          else if (type === FRAME.ERROR) {
+            done = true;
+            cleanup();
+            reject(new ApiError('ERUN', payload.toString('utf8')));
+          } else if (type === FRAME.EXIT) {
+            done = true;
+            cleanup();
+            const s = JSON.parse(payload.toString('utf8')) as { status: number; signal: string | null };
+            resolve({ status: s.status, signal: s.signal });
+          }
+        });
+        const cleanup = (): void => {
+          io.stdin.removeListener('data', onData);
+          io.stdin.removeListener('end', onEnd);
+          io.stdin.pause();
+        };
+        if (head.length) reader.push(head);
+        socket.on('data', (d: Buffer) => reader.push(d));
+        socket.on('close', () => {
+          if (!done) {
+            cleanup();
+            reject(new ApiError('ERUN', 'connection to the daemon lost'));
+          }
+        });
+        socket.on('error', () => undefined);
+        io.stdin.on('data', onData);
+        io.stdin.on('end', onEnd);
+        io.stdin.resume();
+      });
+      req.end();
+    });
+  }
+
+  /** Sends a stop request for an attached session (Ctrl-C). */
+  static interruptFrame(): Buffer {
+    return frame(FRAME.SIGNAL, 'SIGTERM');
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * `manifold daemon`: the root process that owns the store, the runtime, the supervisor, the
+ * router (in-process) and the control API socket. On start it cleans up whatever a previous
+ * daemon killed with SIGKILL left (dyno cgroups, stale socket, half-copied slugs), then restores
+ * every app's formation from the store. SIGTERM/SIGINT stop all dynos Heroku's way and exit.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Runtime } from '../runtime/dyno';
+import { native } from '../runtime/native';
+import { createRouter, parseListen, type Router } from '../router/index.js';
+import type { DaemonInfo } from './api/protocol';
+import { ApiServer } from './api/server';
+import { LogHub } from './logs/hub';
+import { Manifold } from './manifold';
+import { DEFAULT_POLICY, type SupervisionPolicy } from './policy';
+import { Store } from './store/store';
+import { Supervisor } from './supervisor/supervisor';
+import type { Launcher } from './supervisor/types';
+
+export const DEFAULT_STATE_DIR = '/var/lib/manifold';
+export const DEFAULT_SOCKET = '/run/manifold/api.sock';
+export const DEFAULT_CGROUP = 'manifold-daemon';
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  stateDir: string;
+  socket: string;
+  /** host:port for the router, or null for no router. */
+  listen: string | null;
+  domain: string;
+  net: 'none' | 'bridge';
+  cgroupName: string;
+  runDir?: string;
+  socketGid?: number;
+  policy?: Partial<SupervisionPolicy>;
+  log?: (line: string) => void;
+}
+
+export function socketPathFrom(explicit?: string): string {
+  return explicit ?? process.env.MANIFOLD_SOCKET ?? DEFAULT_SOCKET;
+}
+
+/** True if something answers on the socket. */
+export function socketAlive(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class Daemon {
+  store!: Store;
+  runtime!: Runtime;
+  supervisor!: Supervisor;
+  manifold!: Manifold;
+  router: Router | undefined;
+  api!: ApiServer;
+  readonly logs = new LogHub();
+  private stopping: Promise<void> | undefined;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly o: DaemonOptions) {
+    this.log = o.log ?? ((l) => process.stderr.write(`manifold daemon: ${l}\n`));
+  }
+
+  async start(): Promise<void> {
+    const o = this.o;
+    if (process.getuid?.() !== 0) throw new Error('manifold daemon must run as root');
+    if (fs.existsSync(o.socket)) {
+      if (await socketAlive(o.socket)) throw new Error(`a daemon is already running on ${o.socket}`);
+      fs.unlinkSync(o.socket);
+    }
+    fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+    this.store = new Store(path.join(o.stateDir, 'manifold.db'));
+    this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}) });
+    const warning = this.runtime.warning();
+    if (warning) this.log(warning);
+    this.cleanupLeftovers();
+
+    let routerPort: number | null = null;
+    if (o.listen !== null) {
+      const spec = parseListen(o.listen);
+      this.router = createRouter({ listen: [spec] });
+      this.router.on('log', (e) => {
+        if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
+      });
+      this.router.on('error', (err) => this.log(`router: ${err.message}`));
+      const bound = await this.router.listen();
+      routerPort = bound[0]?.port ?? spec.port;
+      this.log(`router listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}`);
+    }
+
+    const runtime = this.runtime;
+    const launcher: Launcher = {
+      start: (spec) => runtime.start(spec),
+      pipe: () => native().pipe(),
+    };
+    this.supervisor = new Supervisor({
+      launcher,
+      logs: this.logs,
+      routes: this.router?.table,
+      net: o.net,
+      policy: o.policy ?? {},
+      onDynoStarted: (app, name, release, dyno) => this.store.recordDyno({ id: dyno.id, app, name, release, pid: dyno.pid, startedAt: Date.now() }),
+      onDynoGone: (id) => {
+        try {
+          this.store.forgetDyno(id);
+        } catch {
+          /* store closed during shutdown */
+        }
+      },
+    });
+    this.manifold = new Manifold({ store: this.store, supervisor: this.supervisor, logs: this.logs, stateDir: o.stateDir, domain: o.domain, routerPort });
+    this.manifold.restore();
+    this.api = new ApiServer({
+      manifold: this.manifold,
+      logs: this.logs,
+      launcher,
+      socketPath: o.socket,
+      socketGid: o.socketGid,
+      info: (): DaemonInfo => ({
+        version: VERSION,
+        pid: process.pid,
+        stateDir: o.stateDir,
+        listen: o.listen === null ? null : `${parseListen(o.listen).host}:${routerPort}`,
+        domain: o.domain,
+        net: o.net,
+        warning: warning ?? null,
+      }),
+    });
+    await this.api.listen();
+    this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${this.store.listApps().length} app(s) restored`);
+  }
+
+  /** Dyno cgroups left by a daemon that died without teardown: kill and remove them; drop unreferenced slugs. */
+  private cleanupLeftovers(): void {
+    const recorded = new Map(this.store.liveDynos().map((d) => [d.id, d]));
+    const leaves = new Set([...this.runtime.cgroups.leaves(), ...recorded.keys()]);
+    for (const id of leaves) {
+      const d = recorded.get(id);
+      this.log(`cleaning up dyno ${d ? `${d.app} ${d.name} ` : ''}(${id}) left by a previous daemon`);
+      try {
+        this.runtime.cgroups.kill(id);
+      } catch {
+        /* already gone */
+      }
+      void this.runtime.cgroups.remove(id).catch((err: unknown) => this.log(`could not remove cgroup ${id}: ${(err as Error).message}`));
+      this.store.forgetDyno(id);
+    }
+    const slugRoot = path.join(this.o.stateDir, 'slugs');
+    for (const app of safeReaddir(slugRoot)) {
+      for (const slug of safeReaddir(path.join(slugRoot, app))) {
+        const p = path.join(slugRoot, app, slug);
+        if (!this.store.slugInUse(p)) fs.rmSync(p, { recursive: true, force: true });
+      }
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log('stopping: all dynos get their stop signal');
+      await this.api?.close();
+      await this.supervisor?.shutdown();
+      await this.router?.close();
+      this.store?.close();
+      this.log('stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+export { DEFAULT_POLICY };
