@@ -194,6 +194,7 @@ export class Exchange {
     this.upstream = null;
     if (conn !== null) conn.destroy();
     const backend = this.backend!;
+    this.connectMs = Date.now() - this.connectStart;
     this.lastConnectError = kind;
     this.core.quarantine.set(backend.address, Date.now() + this.core.config.timeouts.quarantineMs);
     (this.tried ??= new Set()).add(backend.address);
