@@ -14,7 +14,7 @@
 //
 // Environment (all optional):
 //   BENCH_RUNS=100 (per row, over all rounds)  BENCH_WARMUP=5 (per row and round)  BENCH_ROUNDS=4
-//   BENCH_CLI_RUNS=$BENCH_RUNS  BENCH_ONLY=peers,inproc,cli (phases)  BENCH_MAX_SECONDS=240 (hard stop)
+//   BENCH_CLI_RUNS=min(BENCH_RUNS,50)  BENCH_ONLY=peers,inproc,cli (phases)  BENCH_MAX_SECONDS=240 (hard stop)
 //   BENCH_RESULTS_DIR=bench/results  BENCH_KEEP_TMP=0  BENCH_KEEP_TIMES=1 (per-run times in the JSON)
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -61,7 +61,7 @@ const cfg = {
   runs,
   warmup: Math.round(envNum('BENCH_WARMUP', 5)),
   rounds: Math.max(1, Math.min(runs, Math.round(envNum('BENCH_ROUNDS', 4)))),
-  cliRuns: Math.max(1, Math.round(envNum('BENCH_CLI_RUNS', runs))),
+  cliRuns: Math.max(1, Math.round(envNum('BENCH_CLI_RUNS', Math.min(runs, 50)))),
   maxSeconds: envNum('BENCH_MAX_SECONDS', 240),
   phases: new Set((process.env.BENCH_ONLY ?? 'peers,inproc,cli').split(',').map((s) => s.trim())),
   resultsDir: process.env.BENCH_RESULTS_DIR ?? join(REPO_ROOT, 'bench', 'results'),
