@@ -16,21 +16,29 @@
     },
     {
       "target_name": "dyno-init",
-      "type": "executable",
-      "sources": [
-        "native/init/main.c",
-        "native/init/app.c",
-        "native/init/config.c",
-        "native/init/identity.c",
-        "native/init/netdev.c",
-        "native/init/netlink.c",
-        "native/init/rootfs.c",
-        "native/init/seccomp.c",
-        "native/init/status.c",
-        "native/init/supervise.c"
-      ],
-      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-format-truncation", "-Wno-stringop-truncation", "-D_GNU_SOURCE"],
-      "ldflags": ["-static"]
+      "type": "none",
+      "variables": {
+        "init_sources": [
+          "native/init/main.c",
+          "native/init/app.c",
+          "native/init/config.c",
+          "native/init/identity.c",
+          "native/init/netdev.c",
+          "native/init/netlink.c",
+          "native/init/rootfs.c",
+          "native/init/seccomp.c",
+          "native/init/status.c",
+          "native/init/supervise.c"
+        ]
+      },
+      "actions": [
+        {
+          "action_name": "build_dyno_init",
+          "inputs": ["native/init/build.sh", "native/init/init.h", "native/init/netlink.h", "native/common/protocol.h", "<@(init_sources)"],
+          "outputs": ["<(PRODUCT_DIR)/dyno-init"],
+          "action": ["sh", "native/init/build.sh", "<(PRODUCT_DIR)/dyno-init", "<@(init_sources)"]
+        }
+      ]
     }
   ]
 }

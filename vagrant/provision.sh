@@ -26,7 +26,7 @@ else REPO=/vagrant   # Vagrant uploads this script to /tmp and runs it from ther
 fi
 
 PACKAGES=(
-  ca-certificates g++ make python3 iproute2 nftables
+  ca-certificates g++ make python3 musl-tools iproute2 nftables strace
   qemu-system-x86 busybox-static cpio xz-utils
   crun runc bubblewrap nginx-light haproxy wrk hyperfine
 )
