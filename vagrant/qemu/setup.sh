@@ -17,10 +17,12 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 DIR=${MANIFOLD_VM_DIR:-$REPO/.cache/vm}
-mkdir -p "$DIR" && DIR=$(cd "$DIR" && pwd)
 
 say() { echo "manifold-vm setup: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+mkdir -p "$DIR" || die "cannot create the cache dir $DIR"
+DIR=$(cd "$DIR" && pwd)
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, and qemu shares / with the guest)"
 
