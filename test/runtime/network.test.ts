@@ -1,0 +1,120 @@
+/**
+ * Bridge networking: each dyno gets its own address on a host bridge, reachable from the host at
+ * address:PORT; dynos cannot reach each other (isolated bridge ports) but can reach the host;
+ * addresses never collide; the veth pair and the lease vanish with the dyno; cleanup removes the
+ * bridge. Uses a bridge and subnet of its own so it never disturbs a running manifold0.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import t from 'tap';
+import { BridgeNetwork } from '../../src/runtime/network';
+import { Runtime } from '../../src/runtime';
+import { checked, leakWatch } from './helpers/leaks';
+import { makeAppDir, requireRoot, runDyno, sh, startCaptured, TEST_RUN_DIR, testSpec } from './helpers/run';
+
+const BRIDGE = `mfbrt${process.pid % 100000}`;
+const SUBNET = '10.214.0.0/24';
+const GATEWAY = '10.214.0.1';
+
+function vethsOnHost(): string[] {
+  return fs.readdirSync('/sys/class/net').filter((n) => n.startsWith('mfv'));
+}
+
+function request(host: string, port: number, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, timeout: timeoutMs });
+    let data = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (data += d));
+    s.on('end', () => resolve(data));
+    s.on('timeout', () => {
+      s.destroy();
+      reject(new Error('timeout'));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitForAnswer(host: string, port: number, deadlineMs = 10_000): Promise<string> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await request(host, port);
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+if (requireRoot(t)) {
+  const runtime = Runtime.open({ runDir: TEST_RUN_DIR, cgroupName: `manifold-test-${process.pid}`, bridge: { name: BRIDGE, subnet: SUBNET } });
+  const leaks = leakWatch(runtime);
+  const vethsBefore = new Set(vethsOnHost());
+  t.teardown(() => {
+    BridgeNetwork.cleanup(TEST_RUN_DIR, BRIDGE);
+    try {
+      fs.rmdirSync(runtime.cgroups.root);
+    } catch {
+      /* leftovers are reported by the leak checks */
+    }
+  });
+  const server = `exec node -e "require('net').createServer((s) => s.end('hello from ' + process.env.DYNO)).listen(process.env.PORT)"`;
+
+  t.test('the host reaches a server in a dyno at address:PORT; a second dyno cannot', checked(leaks, async (t) => {
+    const appDir = makeAppDir(t);
+    const web = startCaptured(runtime, testSpec({ name: 'web.1', appDir, port: 5000, net: { mode: 'bridge' }, command: sh(server) }));
+    const dyno = await web.started;
+    t.match(dyno.address, /^10\.214\.0\.[0-9]+$/, `dyno has an address in the subnet: ${dyno.address}`);
+    t.equal(await waitForAnswer(dyno.address!, 5000), 'hello from web.1', 'host → dyno works');
+
+    // The host side answers the second dyno, so a refusal from web.1 cannot be a dead network.
+    const hostServer = net.createServer((s) => s.end('host here'));
+    await new Promise<void>((r) => hostServer.listen(0, GATEWAY, r));
+    const hostPort = (hostServer.address() as net.AddressInfo).port;
+    t.teardown(() => hostServer.close());
+    const probe = await runDyno(runtime, testSpec({
+      name: 'web.2', appDir, net: { mode: 'bridge' },
+      command: sh(`ip -br addr; ip route; (exec 3<>/dev/tcp/${GATEWAY}/${hostPort} && cat <&3 && echo) ; ` +
+        `if timeout 3 bash -c 'exec 3<>/dev/tcp/${dyno.address}/5000' 2>/dev/null; then echo PEER-REACHABLE; else echo PEER-BLOCKED; fi`),
+    }));
+    t.match(probe.stdout, /^lo\s+UNKNOWN\s+127\.0\.0\.1\/8/m, 'lo is up');
+    t.match(probe.stdout, /^eth0@\S+\s+UP\s+10\.214\.0\.[0-9]+\/24/m, 'eth0 is up with its /24 address');
+    t.match(probe.stdout, new RegExp(`^default via ${GATEWAY.replace(/\./g, '\\.')} dev eth0`, 'm'), 'default route via the bridge');
+    t.match(probe.stdout, /host here/, 'dyno → host works');
+    t.match(probe.stdout, /PEER-BLOCKED/, 'dyno → other dyno is blocked');
+    t.notMatch(probe.stdout, /PEER-REACHABLE/, 'not reachable');
+    await dyno.stop(2000);
+    await web.done;
+  }));
+
+  t.test('parallel dynos get distinct addresses; veths and leases vanish with them', checked(leaks, async (t) => {
+    const appDir = makeAppDir(t);
+    const dynos = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map((n) => runtime.start(testSpec({ name: `worker.${n}`, appDir, net: { mode: 'bridge' }, command: { argv: ['sleep', '30'] } }))),
+    );
+    const addresses = dynos.map((d) => d.address);
+    t.equal(new Set(addresses).size, dynos.length, `distinct addresses: ${addresses.join(' ')}`);
+    const leaseDir = `${TEST_RUN_DIR}/net/${BRIDGE}`;
+    t.same(fs.readdirSync(leaseDir).sort(), [...addresses].sort(), 'one lease file per live dyno');
+    t.equal(vethsOnHost().filter((v) => !vethsBefore.has(v)).length, dynos.length, 'one host veth per dyno');
+    await Promise.all(dynos.map((d) => d.stop(1000)));
+    // the kernel deletes veth pairs asynchronously after the netns goes
+    const until = Date.now() + 5000;
+    while (vethsOnHost().some((v) => !vethsBefore.has(v)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    t.same(vethsOnHost().filter((v) => !vethsBefore.has(v)), [], 'no veth left on the host');
+    t.same(fs.readdirSync(leaseDir), [], 'no lease left');
+  }));
+
+  t.test('net none shows only lo', checked(leaks, async (t) => {
+    const r = await runDyno(runtime, testSpec({ appDir: makeAppDir(t), command: { argv: ['cat', '/proc/net/dev'] } }));
+    const ifaces = r.stdout.split('\n').slice(2).map((l) => l.split(':')[0]?.trim()).filter(Boolean);
+    t.same(ifaces, ['lo'], 'only lo');
+  }));
+
+  t.test('cleanup removes the bridge', async (t) => {
+    t.ok(fs.existsSync(`/sys/class/net/${BRIDGE}`), 'bridge exists while in use');
+    BridgeNetwork.cleanup(TEST_RUN_DIR, BRIDGE);
+    t.notOk(fs.existsSync(`/sys/class/net/${BRIDGE}`), 'bridge removed');
+  });
+}
