@@ -153,7 +153,8 @@ static int configure_inside(const struct dyno_config *cfg, struct init_error *e)
 int setup_network(const struct dyno_config *cfg, struct init_error *e) {
   if (bring_loopback_up(e) < 0) return -1;
   if (strcmp(cfg->net, "bridge") != 0) {
-    close(HOST_NETLINK_FD); /* not passed in this mode; closing is harmless */
+    /* The host netlink socket is not passed in this mode, so fd 4 is not ours to close: it is
+     * whatever setup opened first (the signalfd), and closing it stops signal forwarding and reaping. */
     return 0;
   }
   int own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
