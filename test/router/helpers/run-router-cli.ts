@@ -1,0 +1,5 @@
+/** Runs the `router` yargs command module as a tiny CLI (until the lead wires it into bin/manifold). */
+import yargs from 'yargs';
+import { routerCommand } from '../../../src/cli/router-command.js';
+
+void yargs(process.argv.slice(2)).command(routerCommand).demandCommand(1).strict().parseAsync();
