@@ -167,6 +167,8 @@ export function checked(scope: LeakScope, fn: (t: Test) => Promise<void>): (t: T
       await fn(t);
     } finally {
       assertNoDynoLeftovers(t, scope);
+      // a failed test must not leave a running dyno to the next one (or hang the file)
+      if (scope.runtime) await Promise.all([...scope.runtime.running].map((d) => d.kill()));
     }
   };
 }
