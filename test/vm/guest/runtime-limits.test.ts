@@ -9,6 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { Runtime } from '../../../src/runtime';
 import type { MemoryEvent } from '../../../src/runtime/memory';
+import { oomKillTimestampsUs } from '../../../bench/lib/kmsg';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 const MB = 1024 * 1024;
@@ -21,30 +22,6 @@ function pureV2WithControllers(): boolean {
   } catch {
     return false;
   }
-}
-
-/** Kernel log timestamp (CLOCK_MONOTONIC, µs) of the last OOM kill in /dev/kmsg, if any. */
-function lastOomKillMonotonicUs(): number | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  let last: number | undefined;
-  const buf = Buffer.alloc(8192);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, buf, 0, buf.length, null);
-    } catch {
-      break; // EAGAIN: end of the log
-    }
-    const rec = buf.toString('utf8', 0, n);
-    if (/Killed process|oom-kill/.test(rec)) last = Number(rec.split(';')[0]!.split(',')[2]);
-  }
-  fs.closeSync(fd);
-  return last;
 }
 
 if (process.getuid?.() !== 0 || !pureV2WithControllers()) {
@@ -71,7 +48,7 @@ if (process.getuid?.() !== 0 || !pureV2WithControllers()) {
     t.equal(status.signal, 'SIGKILL', 'killed by SIGKILL (memory.oom.group takes the whole dyno)');
     const oomKill = events.find((e) => e.event.kind === 'oom_kill');
     t.ok(oomKill, `an oom_kill event reached JS (events: ${events.map((e) => e.event.kind).join(', ')})`);
-    const kernelUs = lastOomKillMonotonicUs();
+    const kernelUs = oomKillTimestampsUs().pop();
     if (oomKill && kernelUs !== undefined) {
       const latencyMs = Number(oomKill.at / 1000n - BigInt(kernelUs)) / 1000;
       t.comment(`oom_kill latency (kernel log → JS callback): ${latencyMs.toFixed(1)} ms`);
