@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Runtime } from '../src/runtime';
 import type { MemoryEvent } from '../src/runtime/memory';
-import { oomKillTimestampsUs } from './lib/kmsg';
+import { kmsgOffsetUs, oomKillTimestampsUs } from './lib/kmsg';
 
 const RUNS = Number(process.env.BENCH_RUNS_OOM ?? 7);
 const REPO = path.resolve(__dirname, '../..');
@@ -20,6 +20,7 @@ async function measureInGuest(): Promise<void> {
   const runtime = Runtime.open({ runDir: '/run/manifold-bench' });
   const appDir = fs.mkdtempSync(path.join(os.tmpdir(), 'app-'));
   const latencies: number[] = [];
+  const offsetUs = kmsgOffsetUs();
   for (let i = 0; i < RUNS; i++) {
     const seen = new Set(oomKillTimestampsUs());
     let eventAt: bigint | undefined;
@@ -38,7 +39,7 @@ async function measureInGuest(): Promise<void> {
       console.log(`run ${i}: no OOM kill observed (oom=${status.oom}, event=${eventAt !== undefined}, kmsg=${kernelUs.length})`);
       continue;
     }
-    latencies.push(Number(eventAt / 1000n - BigInt(Math.min(...kernelUs))) / 1000);
+    latencies.push((Number(eventAt / 1000n) - (Math.min(...kernelUs) - offsetUs)) / 1000);
   }
   fs.rmSync(appDir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);

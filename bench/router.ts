@@ -9,7 +9,7 @@
 //   idle        N idle client connections, then a pending long poll on each: proxy RSS per conn
 //
 // Environment (all optional):
-//   BENCH_SECONDS=8 BENCH_WARMUP=2 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2
+//   BENCH_SECONDS=6 BENCH_WARMUP=2 BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2
 //   BENCH_HALF_SECONDS=$BENCH_SECONDS BENCH_STREAM_MB=1024 BENCH_STREAM_RUNS=2 BENCH_IDLE_CONNS=9000
 //   BENCH_ONLY=router,nginx,haproxy,http-proxy  BENCH_ROUTER=auto|off|"cmd args"  BENCH_ROUTER_ARGS=""
 //   BENCH_PIN=1 (wrk/curl on CPU 0, proxies and backends on CPU 1)  BENCH_NODE_BACKEND=0
@@ -48,12 +48,12 @@ function envNum(name: string, dflt: number): number {
 }
 
 const cfg = {
-  seconds: envNum('BENCH_SECONDS', 8),
+  seconds: envNum('BENCH_SECONDS', 6),
   warmup: envNum('BENCH_WARMUP', 2),
   rounds: Math.max(1, Math.round(envNum('BENCH_ROUNDS', 3))),
   connections: Math.max(1, Math.round(envNum('BENCH_CONNECTIONS', 64))),
   threads: Math.max(1, Math.round(envNum('BENCH_THREADS', 2))),
-  halfSeconds: envNum('BENCH_HALF_SECONDS', envNum('BENCH_SECONDS', 8)),
+  halfSeconds: envNum('BENCH_HALF_SECONDS', envNum('BENCH_SECONDS', 6)),
   streamMiB: Math.max(1, Math.round(envNum('BENCH_STREAM_MB', 1024))),
   streamRuns: Math.max(1, Math.round(envNum('BENCH_STREAM_RUNS', 2))),
   idleConns: Math.max(1, Math.min(9500, Math.round(envNum('BENCH_IDLE_CONNS', 9000)))),
@@ -137,6 +137,7 @@ const results: {
   halfLoad: Partial<Record<Target, HalfLoadSummary>>;
   stream: Partial<Record<Target, StreamSummary>>;
   idle: Partial<Record<ProxyKind, IdleResult>>;
+  loadavg: { phase: string; at: string; loadavg: string }[];
   errors: string[];
   goals: { goal: string; value: string; met: boolean | null }[];
 } = {
@@ -148,9 +149,17 @@ const results: {
   halfLoad: {},
   stream: {},
   idle: {},
+  loadavg: [],
   errors: [],
   goals: [],
 };
+
+/** Other work on this VM skews everything: record the load average around each phase. */
+function noteLoad(phase: string): void {
+  const la = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  results.loadavg.push({ phase, at: new Date().toISOString(), loadavg: la });
+  log(`${phase}: load average ${la}`);
+}
 
 function stripRaw(w: WrkResult): Omit<WrkResult, 'raw'> {
   const { raw: _raw, ...rest } = w;
@@ -330,7 +339,11 @@ async function idlePhase(): Promise<void> {
       // a fresh proxy per measurement: RSS freed by earlier phases would hide allocations
       let peer: Peer | undefined;
       try {
-        peer = await startProxy(kind, [`127.0.0.1:${auxPort}`], SERVER_CPUS);
+        // The router answers H11 ("Backlog too deep") past 200 in-flight requests per dyno, as
+        // Heroku does: list the one backend as enough dynos to hold every long poll (all proxies
+        // get the same list).
+        const dynos = Math.ceil(cfg.idleConns / 200) + 1;
+        peer = await startProxy(kind, Array.from({ length: dynos }, () => `127.0.0.1:${auxPort}`), SERVER_CPUS);
         // warm it up: a few ordinary requests through every code path we measure
         await runWrk({ url: `http://127.0.0.1:${peer.port}/`, threads: 1, connections: 4, seconds: 1, headers: [`Host: ${BENCH_HOST}`], cpus: CLIENT_CPUS, track: trackPid });
         const root = peer.proc.pid;
@@ -340,7 +353,7 @@ async function idlePhase(): Promise<void> {
           connections: cfg.idleConns,
           request,
           upstreamPerRequest: 1,
-          timeoutMs: 20_000,
+          timeoutMs: 10_000,
         });
         results.idle[kind] = r;
         log(
@@ -379,6 +392,7 @@ function report(): string {
     `Pinning: ${cfg.pin ? 'wrk/curl on CPU 0, proxies and backends on CPU 1' : 'none'}. wrk -t${cfg.threads} -c${cfg.connections} -d${cfg.seconds}s --latency, ` +
       `${cfg.rounds} interleaved round(s), medians; ${cfg.warmup}s warm-up before each run.`,
   );
+  out.push(`Load average (1/5/15 min) during the run: ${results.loadavg.map((l) => `${l.phase} ${l.loadavg}`).join('; ')} (2 CPUs: anything above ~2 means other work shared the cores).`);
   out.push('');
   if (Object.keys(tp).length > 0) {
     out.push('### Throughput (two nginx backends, 13-byte body)');
@@ -531,6 +545,7 @@ async function main(): Promise<void> {
   results.machine = machine();
   log(`targets: ${targets.join(', ')}${routerCmd ? '' : ' (router not found: set BENCH_ROUTER or build the CLI)'}; pin=${cfg.pin}`);
 
+  noteLoad('start');
   if (cfg.phases.has('throughput')) {
     const ports = [await freePort(), await freePort()];
     const backend = await startNginxBackend(ports, SERVER_CPUS);
@@ -550,8 +565,11 @@ async function main(): Promise<void> {
       }
     }
   }
+  noteLoad('after throughput');
   if (cfg.phases.has('stream')) await streamPhase();
+  noteLoad('after stream');
   if (cfg.phases.has('idle')) await idlePhase();
+  noteLoad('end');
 
   evaluateGoals();
   const md = report();

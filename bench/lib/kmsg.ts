@@ -1,7 +1,43 @@
-/** Kernel log records from /dev/kmsg, whose timestamps are CLOCK_MONOTONIC µs (as process.hrtime). */
+/**
+ * Kernel log records from /dev/kmsg. Their timestamps are the kernel's local clock in µs, which is
+ * not always CLOCK_MONOTONIC (in the TCG guest it was off by a constant −30..+54 ms per boot), so
+ * kmsgOffsetUs() calibrates it against process.hrtime by logging a marker line.
+ */
 import fs from 'node:fs';
 
-/** Monotonic µs timestamps of every OOM-kill record currently in the kernel log. */
+function readRecords(fd: number, onRecord: (rec: string) => void): void {
+  const buf = Buffer.alloc(8192);
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      return; // EAGAIN: end of the log
+    }
+    onRecord(buf.toString('utf8', 0, n));
+  }
+}
+
+/** kmsg clock − CLOCK_MONOTONIC, in µs (accurate to about the duration of one write). */
+export function kmsgOffsetUs(): number {
+  const marker = `manifold-clock-probe-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  try {
+    const before = process.hrtime.bigint();
+    fs.writeSync(fd, `<7>${marker}\n`);
+    const after = process.hrtime.bigint();
+    let stamp: number | undefined;
+    readRecords(fd, (rec) => {
+      if (rec.includes(marker)) stamp = Number(rec.split(';')[0]!.split(',')[2]);
+    });
+    if (stamp === undefined) throw new Error('kmsg marker not found');
+    return stamp - Number((before + after) / 2n / 1000n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** kmsg-clock µs timestamps of every OOM-kill record in the kernel log (subtract kmsgOffsetUs()). */
 export function oomKillTimestampsUs(): number[] {
   let fd: number;
   try {
@@ -10,19 +46,9 @@ export function oomKillTimestampsUs(): number[] {
     return [];
   }
   const found: number[] = [];
-  const buf = Buffer.alloc(8192);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, buf, 0, buf.length, null);
-    } catch {
-      break; // EAGAIN: end of the log
-    }
-    const rec = buf.toString('utf8', 0, n);
-    if (/Memory cgroup out of memory: Killed process|oom-kill:/.test(rec) && /Killed process/.test(rec)) {
-      found.push(Number(rec.split(';')[0]!.split(',')[2]));
-    }
-  }
+  readRecords(fd, (rec) => {
+    if (/Killed process/.test(rec)) found.push(Number(rec.split(';')[0]!.split(',')[2]));
+  });
   fs.closeSync(fd);
   return found;
 }
