@@ -66,8 +66,12 @@ export class Router extends EventEmitter implements RouterCore {
     });
   }
 
+  get logging(): boolean {
+    return this.listenerCount('log') > 0;
+  }
+
   log(record: RouterLogRecord): void {
-    if (this.listenerCount('log') === 0) return;
+    if (!this.logging) return;
     const entry = record as RouterLogEntry;
     entry.line = formatLogLine(record);
     this.emit('log', entry);

@@ -19,5 +19,7 @@ export interface RouterCore {
   readonly clients: Set<ClientConnection>;
   /** In-flight requests per app (H11). */
   readonly appInFlight: Map<string, number>;
+  /** False when nobody listens for log lines: callers skip building records. */
+  readonly logging: boolean;
   log(record: RouterLogRecord): void;
 }

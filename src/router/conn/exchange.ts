@@ -687,6 +687,7 @@ export class Exchange {
   }
 
   private log(code: HCode | null, cause: string | null): void {
+    if (!this.core.logging) return;
     const h = code === null ? null : H_CODES[code];
     const now = Date.now();
     const dynoChosen = this.backend !== null && code !== 'H10' && code !== 'H14' && code !== 'H20' && code !== 'H80' && code !== 'H11';
