@@ -1,0 +1,162 @@
+/**
+ * `manifold dyno run`: stdio and exit status pass through, Ctrl-C is a graceful stop (a second
+ * escalates), and every bad input prints one line and exits non-zero. Leaves nothing behind.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { findCgroup2Mount } from '../../src/runtime';
+import { leakScope, waitNoDynoLeftovers } from './helpers/leaks';
+import { makeAppDir, REPO_ROOT, requireRoot } from './helpers/run';
+
+const BIN = path.join(REPO_ROOT, 'bin/manifold');
+
+interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface CliRun {
+  result: Promise<CliResult>;
+  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
+  kill(sig: NodeJS.Signals): void;
+}
+
+function cli(args: string[], opts: { input?: string; wrap?: string[] } = {}): CliRun {
+  // `env -u`: tap's processinfo hook re-adds NODE_OPTIONS to spawned node processes' environment
+  const argv = ['env', '-u', 'NODE_OPTIONS', ...(opts.wrap ?? []), process.execPath, BIN, ...args];
+  // the CLI as a user runs it: without tap's NODE_OPTIONS hooks and test-runner variables
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('TAP')) env[k] = v;
+  const child = spawn('env', argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+    for (const w of [...waiters]) if (w.re.test(stdout)) waiters.splice(waiters.indexOf(w), 1) && w.resolve();
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  child.stdin.end(opts.input ?? '');
+  const result = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  void result.then(() => clearTimeout(timer));
+  return {
+    result,
+    kill: (sig) => child.kill(sig),
+    waitFor: (re, timeoutMs = 15_000) =>
+      re.test(stdout)
+        ? Promise.resolve()
+        : Promise.race([
+            new Promise<void>((resolve) => waiters.push({ re, resolve })),
+            new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${re}: ${stdout} / ${stderr}`)), timeoutMs).unref()),
+          ]),
+  };
+}
+
+/** stderr lines that are not the host-capability warning (printed on hosts lacking cgroup v2 controllers). */
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('manifold: warning:'));
+}
+
+if (requireRoot(t)) {
+  const mount = findCgroup2Mount();
+  const tag = `cli${process.pid}x`;
+  let n = 0;
+  const name = (): string => `${tag}.${++n}`;
+  // the CLI uses the default runtime; only leaves named after this test process are ours
+  const scope = leakScope({ cgroupRoot: path.join(mount?.mountPoint ?? '/sys/fs/cgroup', 'manifold'), runDir: '/run/manifold', leafPrefix: `${tag}.` });
+  const noLeftovers = async (t: Test): Promise<void> => {
+    t.same(await waitNoDynoLeftovers(scope, 2000), [], 'no dyno leftovers on the host');
+  };
+
+  t.test('stdio passes through and the exit status propagates', async (t) => {
+    const app = makeAppDir(t, { 'hello.txt': 'hi\n' });
+    const r = await cli(['dyno', 'run', '--name', name(), '--app', app, '--', 'sh', '-c', 'cat /app/hello.txt; cat; echo err >&2; exit 7'], { input: 'from-stdin\n' }).result;
+    t.equal(r.code, 7, 'exit 7 → CLI exits 7');
+    t.equal(r.stdout, 'hi\nfrom-stdin\n', 'stdout and stdin pass through');
+    t.same(errorLines(r.stderr), ['err'], 'stderr passes through');
+    const killed = await cli(['dyno', 'run', '--name', name(), '--', 'sh', '-c', 'kill -KILL $$']).result;
+    t.equal(killed.code, 137, 'killed by SIGKILL → 137');
+    const env = await cli(['dyno', 'run', '--name', name(), '--env', 'A=1', '-e', 'B=x=y', '--port', '5555', '--hostname', 'clihost', '--user', '20000:20001', '--', 'sh', '-c', 'echo $A $B $PORT $DYNO $(hostname) $(id -u):$(id -g)']).result;
+    t.equal(env.stdout.trim(), `1 x=y 5555 ${tag}.${n} clihost 20000:20001`, 'flags reach the dyno');
+    await noLeftovers(t);
+  });
+
+  t.test('Ctrl-C is a graceful stop; the grace period ends in SIGKILL', async (t) => {
+    const graceful = cli(['dyno', 'run', '--name', name(), '--', 'bash', '-c', `trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 1 & wait $!; done`]);
+    await graceful.waitFor(/ready/);
+    const t0 = Date.now();
+    graceful.kill('SIGINT');
+    const r = await graceful.result;
+    t.equal(r.code, 0, 'the app exits 0 on SIGTERM, so does the CLI');
+    t.match(r.stdout, /got-term/, 'the app got SIGTERM');
+    t.ok(Date.now() - t0 < 3000, 'promptly');
+
+    const stubborn = cli(['dyno', 'run', '--name', name(), '--grace', '1', '--', 'bash', '-c', `trap '' TERM; echo ready; while :; do sleep 0.1; done`]);
+    await stubborn.waitFor(/ready/);
+    const t1 = Date.now();
+    stubborn.kill('SIGINT');
+    const s = await stubborn.result;
+    const took = Date.now() - t1;
+    t.equal(s.code, 137, 'SIGKILL after the grace → 137');
+    t.ok(took >= 900 && took < 4000, `after about --grace 1 s (${took} ms)`);
+
+    const twice = cli(['dyno', 'run', '--name', name(), '--grace', '30', '--', 'bash', '-c', `trap '' TERM; echo ready; while :; do sleep 0.1; done`]);
+    await twice.waitFor(/ready/);
+    const t2 = Date.now();
+    twice.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+    twice.kill('SIGINT');
+    const w = await twice.result;
+    t.equal(w.code, 137, 'a second Ctrl-C kills at once');
+    t.ok(Date.now() - t2 < 3000, 'without waiting for the grace');
+    await noLeftovers(t);
+  });
+
+  t.test('each bad input prints one line and exits non-zero', async (t) => {
+    const app = makeAppDir(t, { 'not-executable': { content: '#!/bin/sh\necho hi\n', mode: 0o644 } });
+    const cases: { what: string; args: string[]; code?: number; match: RegExp; wrap?: string[] }[] = [
+      { what: 'unknown flag', args: ['dyno', 'run', '--bogus', '--', 'true'], code: 2, match: /bogus/i },
+      { what: 'missing app dir', args: ['dyno', 'run', '--name', name(), '--app', '/nonexistent/app', '--', 'true'], code: 2, match: /app directory/ },
+      { what: '--user 0:0', args: ['dyno', 'run', '--name', name(), '--user', '0:0', '--', 'true'], code: 2, match: /never 0|0/ },
+      { what: 'malformed --user', args: ['dyno', 'run', '--name', name(), '--user', 'root', '--', 'true'], code: 2, match: /--user/ },
+      { what: 'malformed --env', args: ['dyno', 'run', '--name', name(), '--env', 'NOEQUALS', '--', 'true'], code: 2, match: /--env/ },
+      { what: 'bad dyno name', args: ['dyno', 'run', '--name', 'no dots', '--', 'true'], code: 2, match: /name/ },
+      { what: 'no command', args: ['dyno', 'run', '--name', name()], code: 2, match: /command/ },
+      { what: 'command not found', args: ['dyno', 'run', '--name', name(), '--', 'no-such-command-xyz'], code: 127, match: /not found.*no-such-command-xyz/ },
+      { what: 'not executable', args: ['dyno', 'run', '--name', name(), '--app', app, '--', '/app/not-executable'], code: 126, match: /not executable/ },
+      { what: 'missing stack dir', args: ['dyno', 'run', '--name', name(), '--stack', '/nonexistent/stack', '--', 'true'], code: 2, match: /stack/ },
+      {
+        what: 'not root',
+        args: ['dyno', 'run', '--name', name(), '--', 'true'],
+        wrap: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+        match: /root/,
+      },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args, c.wrap ? { wrap: c.wrap } : {}).result;
+      const lines = errorLines(r.stderr);
+      t.equal(lines.length, 1, `${c.what}: exactly one line on stderr (${JSON.stringify(r.stderr)})`);
+      t.match(lines[0] ?? '', /^manifold: /, `${c.what}: starts with 'manifold: '`);
+      t.match(lines[0] ?? '', c.match, `${c.what}: says what is wrong`);
+      t.notMatch(r.stderr, /\n\s+at /, `${c.what}: no stack trace`);
+      if (c.code !== undefined) t.equal(r.code, c.code, `${c.what}: exit ${c.code}`);
+      else t.ok(r.code !== 0 && r.code !== null, `${c.what}: non-zero exit (${r.code})`);
+      t.equal(r.stdout, '', `${c.what}: nothing on stdout`);
+    }
+    await noLeftovers(t);
+  });
+
+  t.test('the CLI leaves no fd of its own to the dyno', async (t) => {
+    const r = await cli(['dyno', 'run', '--name', name(), '--', 'sh', '-c', 'ls /proc/self/fd']).result;
+    // ls's own directory fd is the fourth entry
+    t.same(r.stdout.trim().split('\n').map(Number).sort((a, b) => a - b).slice(0, 3), [0, 1, 2]);
+    t.equal(r.stdout.trim().split('\n').length, 4, `only 0-2 plus ls's dirfd: ${r.stdout.trim().split('\n').join(' ')}`);
+    t.ok(fs.existsSync(BIN));
+    await noLeftovers(t);
+  });
+}
