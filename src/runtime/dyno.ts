@@ -110,14 +110,16 @@ export class Runtime {
 
   /** Starts a dyno; resolves once its command has been exec'd, rejects with a DynoError otherwise. */
   start(spec: DynoSpec): Promise<Dyno> {
-    validateSpec(spec);
-    const stack = this.stackFor(spec);
-    const bridged = spec.net?.mode === 'bridge';
-    const lease = bridged ? this.bridge().lease() : undefined;
+    // Every failure, a bad spec included, is a rejected promise: callers handle one path.
     const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
+    const bridged = spec.net?.mode === 'bridge';
+    let lease: Lease | undefined;
     let leaf: { path: string; fd: number } | undefined;
     let nullFd = -1;
     try {
+      validateSpec(spec);
+      const stack = this.stackFor(spec);
+      if (bridged) lease = this.bridge().lease();
       const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, ...(lease ? { lease } : {}) });
       leaf = this.cgroups.create(id);
       const unenforced = applyResources(this.cgroups, id, spec.resources ?? {});
