@@ -106,9 +106,9 @@ export const appCommands: CommandModule[] = [
     const r = await clientFor(a).call<ReleaseInfo[]>('releases', { app });
     out(a.json ? JSON.stringify(r, null, 2) : formatReleases(app, r));
   }),
-  cmd('rollback <version>', 'Roll back to an earlier release (creates a new one)', (y) => y.positional('version', { type: 'string' }), async (a) => {
+  cmd('rollback <release>', 'Roll back to an earlier release vN (creates a new one)', (y) => y.positional('release', { type: 'string' }), async (a) => {
     const app = appOf(a);
-    const r = await clientFor(a).call<ReleaseInfo>('rollback', { app, version: String(a.version) });
+    const r = await clientFor(a).call<ReleaseInfo>('rollback', { app, version: String(a.release) });
     if (a.json) json(r);
     else out(`Rolling back ${app}... done, v${r.version} (${r.description})`);
   }),
