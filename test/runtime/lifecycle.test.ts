@@ -179,7 +179,8 @@ if (requireRoot(t)) {
     t.match(fs.readFileSync(path.join(leaf, 'cgroup.events'), 'utf8'), /populated 0/, 'every process of the dyno is gone');
     t.same(hostProcesses().filter((p) => p.comm === 'dyno-init' && p.ppid !== process.pid && p.cgroup.includes(id ?? '-')), []);
     // the supervisor is gone, so its leaf is ours to clean (what a restarted daemon does)
-    await runtime.cgroups.remove(id ?? '');
+    t.same(await runtime.reclaimStale(), [id], 'reclaimStale() removes exactly the dead supervisor\'s leaf');
+    t.notOk(fs.existsSync(leaf), 'leaf removed');
     t.same(leftoverProcesses(leaks), []);
   }));
 }
