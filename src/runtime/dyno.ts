@@ -13,7 +13,7 @@ import { CgroupTree } from './cgroup';
 import { DynoError, fromNativeError } from './errors';
 import { diffMemoryEvents, type MemoryCounters, type MemoryUsage, parseMemoryEvents, readMemoryUsage } from './memory';
 import { native, type NativeExit, type NativeFileWatch, type NativeStatus } from './native';
-import { BridgeNetwork, type BridgeOptions, type Lease } from './network';
+import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease } from './network';
 import { applyResources } from './resources';
 import { type DynoSpec, encodeConfig, validateSpec } from './spec';
 import { directoryStack, hostStack, type PreparedStack } from './stack';
@@ -138,6 +138,23 @@ export class Runtime {
       if (leaf) fs.closeSync(leaf.fd);
       if (nullFd >= 0) fs.closeSync(nullFd);
     }
+  }
+
+  /**
+   * After a crash of the supervising process: kills and removes every dyno cgroup leaf of this
+   * subtree that no live Dyno of ours owns (their processes died with their supervisor through
+   * PDEATHSIG, or are killed now with cgroup.kill), and frees address leases of dead owners.
+   * Returns the ids of the leaves removed.
+   */
+  async reclaimStale(): Promise<string[]> {
+    const ours = new Set([...this.live].map((d) => d.id));
+    const stale = this.cgroups.leaves().filter((id) => !ours.has(id));
+    await Promise.all(stale.map(async (id) => {
+      this.cgroups.kill(id);
+      await this.cgroups.remove(id);
+    }));
+    if (fs.existsSync(`/sys/class/net/${this.bridgeOptions.name ?? DEFAULT_BRIDGE}`)) this.bridge().reclaimStaleLeases();
+    return stale;
   }
 
   /** Called by a Dyno when it is gone: removes its cgroup and returns its address. */

@@ -135,8 +135,18 @@ export class BridgeNetwork {
     fs.rmSync(path.join(this.leaseDir, lease.address), { force: true });
   }
 
+  /** Frees every lease whose owner process is gone (a crashed supervisor's dynos died with it). */
+  reclaimStaleLeases(): void {
+    for (const name of fs.readdirSync(this.leaseDir)) this.reclaimIfStale(path.join(this.leaseDir, name));
+  }
+
   private reclaimIfStale(file: string): boolean {
-    const owner = Number(fs.readFileSync(file, 'utf8'));
+    let owner: number;
+    try {
+      owner = Number(fs.readFileSync(file, 'utf8'));
+    } catch {
+      return true; // released meanwhile
+    }
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) return false;
     fs.rmSync(file, { force: true });
     return true;
