@@ -126,6 +126,8 @@ interface StreamSummary {
   runs: StreamResult[];
   bestMBps: number;
   peakRss: number;
+  /** largest RSS growth over the RSS just before a download */
+  peakGrowth: number;
 }
 
 const results: {
@@ -311,12 +313,13 @@ async function streamPhase(): Promise<void> {
           const r = await runStream({ url: `http://127.0.0.1:${port}/stream`, host: BENCH_HOST, cpus: CLIENT_CPUS, pids, timeoutMs, track: trackPid });
           const expected = cfg.streamMiB * 1024 * 1024;
           if (r.bytes !== expected) throw new Error(`got ${r.bytes} bytes, expected ${expected}`);
-          const s = results.stream[t] ?? { runs: [], bestMBps: Number.NaN, peakRss: 0 };
+          const s = results.stream[t] ?? { runs: [], bestMBps: Number.NaN, peakRss: 0, peakGrowth: 0 };
           s.runs.push(r);
           s.bestMBps = max(s.runs.map((x) => x.mbPerSec));
           s.peakRss = Math.max(s.peakRss, r.peakRss);
+          s.peakGrowth = Math.max(s.peakGrowth, r.peakRss - r.baseRss);
           results.stream[t] = s;
-          log(`stream ${t} run ${run + 1}: ${fmt(r.mbPerSec)} MB/s, peak proxy RSS ${bytesHuman(r.peakRss)}`);
+          log(`stream ${t} run ${run + 1}: ${fmt(r.mbPerSec)} MB/s, proxy RSS ${bytesHuman(r.baseRss)} → peak ${bytesHuman(r.peakRss)}`);
         } catch (e) {
           const msg = `stream ${t}: ${(e as Error).message}`;
           log(msg);
@@ -462,10 +465,10 @@ function report(): string {
     out.push('');
     out.push(
       mdTable(
-        ['target', 'MB/s', '× direct', '× nginx', 'peak proxy RSS'],
+        ['target', 'MB/s', '× direct', '× nginx', 'peak proxy RSS', 'peak growth during a download'],
         targets.filter((t) => st[t]).map((t) => {
           const r = st[t] as StreamSummary;
-          return [t, fmt(r.bestMBps), fmtRatio(ratio(r.bestMBps, st.direct?.bestMBps)), fmtRatio(ratio(r.bestMBps, st.nginx?.bestMBps)), t === 'direct' ? '–' : bytesHuman(r.peakRss)];
+          return [t, fmt(r.bestMBps), fmtRatio(ratio(r.bestMBps, st.direct?.bestMBps)), fmtRatio(ratio(r.bestMBps, st.nginx?.bestMBps)), t === 'direct' ? '–' : bytesHuman(r.peakRss), t === 'direct' ? '–' : bytesHuman(r.peakGrowth)];
         }),
       ),
     );

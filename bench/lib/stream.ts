@@ -7,6 +7,7 @@ export interface StreamResult {
   seconds: number;
   mbPerSec: number; // 10^6 bytes per second
   peakRss: number; // proxy tree, bytes (0 if no pids)
+  baseRss: number; // proxy tree RSS just before the download
 }
 
 export function runStream(opts: {
@@ -25,7 +26,8 @@ export function runStream(opts: {
     if (child.pid !== undefined) opts.track?.(child.pid);
     let out = '';
     let err = '';
-    let peak = 0;
+    const baseRss = opts.pids.length > 0 ? rssBytes(opts.pids) : 0;
+    let peak = baseRss;
     const sample = setInterval(() => {
       if (opts.pids.length > 0) peak = Math.max(peak, rssBytes(opts.pids));
     }, 100);
@@ -45,7 +47,7 @@ export function runStream(opts: {
         reject(new Error(`curl exited ${code}: ${err.trim()} ${out.trim()}`));
         return;
       }
-      resolve({ bytes: size, seconds: time, mbPerSec: size / time / 1e6, peakRss: peak });
+      resolve({ bytes: size, seconds: time, mbPerSec: size / time / 1e6, peakRss: peak, baseRss });
     });
   });
 }
