@@ -81,7 +81,7 @@ export class Daemon {
     this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}) });
     const warning = this.runtime.warning();
     if (warning) this.log(warning);
-    this.cleanupLeftovers();
+    await this.cleanupLeftovers();
 
     let routerPort: number | null = null;
     if (o.listen !== null) {
@@ -138,19 +138,13 @@ export class Daemon {
     this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${this.store.listApps().length} app(s) restored`);
   }
 
-  /** Dyno cgroups left by a daemon that died without teardown: kill and remove them; drop unreferenced slugs. */
-  private cleanupLeftovers(): void {
+  /** Dyno cgroups and bridge leases left by a daemon that died without teardown: kill and remove them; drop unreferenced slugs. */
+  private async cleanupLeftovers(): Promise<void> {
     const recorded = new Map(this.store.liveDynos().map((d) => [d.id, d]));
-    const leaves = new Set([...this.runtime.cgroups.leaves(), ...recorded.keys()]);
-    for (const id of leaves) {
+    const stale = await this.runtime.reclaimStale();
+    for (const id of new Set([...stale, ...recorded.keys()])) {
       const d = recorded.get(id);
       this.log(`cleaning up dyno ${d ? `${d.app} ${d.name} ` : ''}(${id}) left by a previous daemon`);
-      try {
-        this.runtime.cgroups.kill(id);
-      } catch {
-        /* already gone */
-      }
-      void this.runtime.cgroups.remove(id).catch((err: unknown) => this.log(`could not remove cgroup ${id}: ${(err as Error).message}`));
       this.store.forgetDyno(id);
     }
     const slugRoot = path.join(this.o.stateDir, 'slugs');

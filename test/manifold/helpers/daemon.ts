@@ -27,7 +27,7 @@ export class TestDaemon {
   constructor(readonly extraArgs: string[] = []) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-e2e-'));
     this.socket = path.join(this.dir, 'api.sock');
-    this.cgroup = `manifold-test-${randomBytes(3).toString('hex')}`;
+    this.cgroup = `manifold-e2e-${randomBytes(3).toString('hex')}`;
   }
 
   get cgroupRoot(): string {
