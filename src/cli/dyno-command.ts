@@ -69,8 +69,6 @@ async function runDyno(args: RunArgs): Promise<void> {
   }
   if (args.pids !== undefined && (!Number.isInteger(args.pids) || args.pids < 1)) throw new UsageError(`invalid --pids ${args.pids}`);
   const runtime = Runtime.open({ bridge: { nat: args.nat, ...(args.subnet !== undefined ? { subnet: args.subnet } : {}) } });
-  const warning = runtime.warning();
-  if (warning) process.stderr.write(`manifold: ${warning}\n`);
   const spec: DynoSpec = {
     name: args.name,
     command: { argv: args.command },
@@ -96,6 +94,9 @@ async function runDyno(args: RunArgs): Promise<void> {
   process.on('SIGHUP', onSignal);
   try {
     const dyno = await runtime.start(spec);
+    // after the start, so a failing run prints only its one error line
+    const warning = runtime.warning();
+    if (warning) process.stderr.write(`manifold: ${warning}\n`);
     if (dyno.address) process.stderr.write(`manifold: ${dyno.name} is at ${dyno.address}${args.port !== undefined ? `:${args.port}` : ''}\n`);
     stopping = () => {
       if (interrupts > 1) void dyno.kill();
