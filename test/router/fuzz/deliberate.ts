@@ -120,12 +120,14 @@ export const DELIBERATE: readonly Deliberate[] = [
   {
     id: 'transfer-encoding-exact',
     direction: 'stricter',
-    rule: 'a request Transfer-Encoding is one field whose value is exactly `chunked` (case-insensitive); TE in HTTP/1.0 is a 400',
+    rule: 'a request Transfer-Encoding is one field whose value is exactly `chunked` (case-insensitive); TE in HTTP/1.0, or any TE field (even empty) next to Content-Length, is a 400',
     reason: 'spec §1.1/§1.10: every TE.TE obfuscation (`gzip, chunked`, two TE lines, `chunked;q=1`…) and RFC 9112 §6.1 "TE in HTTP/1.0 … MUST treat as faulty"; llhttp accepts a list ending in chunked, several TE lines and TE in 1.0',
     matches: (i, o, u) => {
-      if (!stricter(['invalid_transfer_encoding', 'transfer_encoding_in_http10'], o, u)) return false;
+      if (!stricter(['invalid_transfer_encoding', 'transfer_encoding_in_http10', 'transfer_encoding_with_content_length'], o, u)) return false;
       const te = fieldLines(i).filter(([n]) => n === 'transfer-encoding');
       if (ourError(u) === 'transfer_encoding_in_http10') return te.length > 0 && / HTTP\/1\.0\r?$/.test(requestLine(i));
+      // llhttp ignores an empty or non-chunked TE next to Content-Length; any TE field with a CL is a 400 here
+      if (ourError(u) === 'transfer_encoding_with_content_length') return te.length > 0 && fieldLines(i).some(([n]) => n === 'content-length');
       return te.length > 1 || (te.length === 1 && te[0]![1].toLowerCase() !== 'chunked');
     },
   },
@@ -232,7 +234,9 @@ export const DELIBERATE: readonly Deliberate[] = [
       o.verdict === 'reject' &&
       /^body: HPE_(INVALID_CHUNK_SIZE|STRICT)/.test(o.detail) &&
       (u.verdict === 'accept' || u.verdict === 'incomplete') &&
-      /(^|\n)[0-9A-Fa-f]+([ \t]+;|[^\r\n]*;[^\r\n]*([ \t]=|=[ \t]|;[ \t]))/.test(afterHead(i)),
+      (/(^|\n)[0-9A-Fa-f]+([ \t]+;|[^\r\n]*;[^\r\n]*([ \t]=|=[ \t]|;[ \t]))/.test(afterHead(i)) ||
+        // input ends inside such whitespace: a ';' may still follow, so we wait
+        (u.verdict === 'incomplete' && /(^|\n)[0-9A-Fa-f]+[ \t]+$/.test(afterHead(i)))),
   },
   {
     id: 'chunk-ext-name-token',
