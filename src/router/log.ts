@@ -27,24 +27,47 @@ export interface RouterLogRecord {
   protocol: string;
 }
 
-/** Backslash-escapes what would break a double-quoted value. */
+/** Backslash-escapes what would break a double-quoted value (a char scan: most values need nothing). */
 function quote(value: string): string {
-  return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) return `"${value.replace(/["\\]/g, '\\$&')}"`;
+  }
+  return '"' + value + '"';
 }
 
 const ms = (v: number | null): string => (v === null ? '' : `${Math.max(0, Math.round(v))}ms`);
 const num = (v: number | null): string => (v === null ? '' : String(v));
 
 export function formatLogLine(r: RouterLogRecord): string {
-  let line = '';
-  if (r.sock !== null) line += `sock=${r.sock} `;
-  line += `at=${r.at}`;
+  let line = r.sock !== null ? 'sock=' + r.sock + ' at=' + r.at : 'at=' + r.at;
   if (r.code !== null) {
-    line += ` code=${r.code} desc=${quote(r.desc ?? '')}`;
-    if (r.cause !== null) line += ` cause=${quote(r.cause)}`;
+    line += ' code=' + r.code + ' desc=' + quote(r.desc ?? '');
+    if (r.cause !== null) line += ' cause=' + quote(r.cause);
   }
-  line +=
-    ` method=${r.method} path=${quote(r.path)} host=${r.host} request_id=${r.requestId} fwd=${quote(r.fwd)}` +
-    ` dyno=${r.dyno} connect=${ms(r.connectMs)} service=${ms(r.serviceMs)} status=${num(r.status)} bytes=${num(r.bytes)} protocol=${r.protocol}`;
-  return line;
+  return (
+    line +
+    ' method=' +
+    r.method +
+    ' path=' +
+    quote(r.path) +
+    ' host=' +
+    r.host +
+    ' request_id=' +
+    r.requestId +
+    ' fwd=' +
+    quote(r.fwd) +
+    ' dyno=' +
+    r.dyno +
+    ' connect=' +
+    ms(r.connectMs) +
+    ' service=' +
+    ms(r.serviceMs) +
+    ' status=' +
+    num(r.status) +
+    ' bytes=' +
+    num(r.bytes) +
+    ' protocol=' +
+    r.protocol
+  );
 }

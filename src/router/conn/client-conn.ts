@@ -91,6 +91,11 @@ export class ClientConnection implements HasDeadline {
     this.deadline = Date.now() + inMs;
   }
 
+  setDeadlineAt(kind: Deadline, at: number): void {
+    this.deadlineKind = kind;
+    this.deadline = at;
+  }
+
   clearDeadline(): void {
     this.deadlineKind = Deadline.None;
   }
@@ -241,7 +246,7 @@ export class ClientConnection implements HasDeadline {
   }
 
   /** Called by the Exchange when it is over. */
-  exchangeDone(keepAlive: boolean): void {
+  exchangeDone(keepAlive: boolean, now: number = Date.now()): void {
     this.exchange = null;
     if (this.closed) return;
     const max = this.core.config.limits.maxRequestsPerConnection;
@@ -251,7 +256,7 @@ export class ClientConnection implements HasDeadline {
     }
     this.phase = ClientPhase.Head;
     this.unpause(PAUSE_BACKPRESSURE);
-    this.setDeadline(Deadline.ClientIdle, this.core.config.timeouts.clientIdleMs);
+    this.setDeadlineAt(Deadline.ClientIdle, now + this.core.config.timeouts.clientIdleMs);
     this.drainQueue();
   }
 

@@ -8,7 +8,7 @@ import { ChunkedDecoder } from '../http1/chunked.js';
 import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing.js';
 import { NEED_MORE, type MessageHead } from '../http1/head-parser.js';
 import { ParseError, parseErrorInfo } from '../http1/parse-errors.js';
-import { buildClientResponseHead, buildInterimHead, buildUpstreamRequestHead, ClientFraming } from '../http1/serialize.js';
+import { buildInterimHead, ClientFraming, clientResponseHeadString, upstreamRequestHeadString } from '../http1/serialize.js';
 import { H_CODES, type HCode } from '../errors.js';
 import { CONTINUE_100, errorResponse, prefersJson } from '../responses.js';
 import type { AppRoute, Backend } from '../routing/route-table.js';
@@ -33,7 +33,19 @@ enum RespPhase {
   Done,
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+function isIdempotent(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'PUT':
+    case 'DELETE':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /** Response-side parse errors that are Heroku "HTTP restrictions" (H25, with Heroku's wording) rather than malformed (H17). */
 const H25_CAUSES = new Map<ParseError, string>([
@@ -43,6 +55,20 @@ const H25_CAUSES = new Map<ParseError, string>([
   [ParseError.HeadTooLarge, 'oversized header'],
   [ParseError.InvalidContentLength, 'invalid content length'],
 ]);
+
+/** The balancer filter: dynos already tried by this request, or still quarantined. */
+function skipper(tried: Set<string> | null, quarantine: Map<string, number>, now: number): (b: Backend) => boolean {
+  return (b) => {
+    if (tried !== null && tried.has(b.address)) return true;
+    const until = quarantine.get(b.address);
+    if (until === undefined) return false;
+    if (until <= now) {
+      quarantine.delete(b.address);
+      return false;
+    }
+    return true;
+  };
+}
 
 export class Exchange {
   private phase = Phase.Routing;
@@ -123,19 +149,13 @@ export class Exchange {
     if (app.maintenance) return this.fail('H80');
     if (app.crashed !== null) return this.fail('H10');
     if (app.backends.length === 0) return this.fail('H14');
-    const now = Date.now();
     const tried = this.tried;
     const quarantine = this.core.quarantine;
-    const backend = this.core.balancer.pick(app, (b) => {
-      if (tried !== null && tried.has(b.address)) return true;
-      const until = quarantine.get(b.address);
-      if (until === undefined) return false;
-      if (until <= now) {
-        quarantine.delete(b.address);
-        return false;
-      }
-      return true;
-    });
+    // Common case (nothing tried, nothing quarantined): no filter, no closure.
+    const backend =
+      tried === null && quarantine.size === 0
+        ? this.core.balancer.pick(app, null)
+        : this.core.balancer.pick(app, skipper(tried, quarantine, Date.now()));
     if (backend === null) {
       // Every up dyno was tried this request: give up with the last connect failure.
       if (tried !== null && app.up.length > 0 && app.up.every((b) => tried.has(b.address))) return this.failConnect();
@@ -173,13 +193,14 @@ export class Exchange {
     }
     // A pooled socket might have been closed by the dyno a moment ago; only requests we may
     // safely replay (idempotent, no body) take that risk.
-    const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && IDEMPOTENT.has(this.head.method) && this.info.bodyKind === BodyKind.None;
+    const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && isIdempotent(this.head.method) && this.info.bodyKind === BodyKind.None;
     const pooled = canReuse ? this.core.pool.acquire(backend.address) : null;
-    this.connectStart = Date.now();
+    const now = Date.now();
+    this.connectStart = now;
     if (pooled !== null) {
       this.upstream = pooled;
       pooled.exchange = this;
-      this.onUpstreamConnected();
+      this.sendRequest(now);
       return;
     }
     const conn = this.core.pool.connect(backend);
@@ -212,12 +233,16 @@ export class Exchange {
 
   onUpstreamConnected(): void {
     if (this.phase !== Phase.Connecting || this.upstream === null) return;
-    const now = Date.now();
+    this.sendRequest(Date.now());
+  }
+
+  private sendRequest(now: number): void {
+    const upstream = this.upstream!;
     this.connectMs = now - this.connectStart;
     this.client.clearDeadline();
     // The router answers `Expect: 100-continue` itself (Heroku's default) once a dyno is connected.
     if (this.info.expectContinue) this.client.write(CONTINUE_100);
-    const head = buildUpstreamRequestHead(this.head, this.info, {
+    const head = upstreamRequestHeadString(this.head, this.info, {
       forwardedFor: this.forwardedFor,
       proto: this.client.proto,
       port: this.client.localPort,
@@ -229,16 +254,18 @@ export class Exchange {
       keepAlive: this.core.config.upstreamKeepAlive,
     });
     this.phase = Phase.Sent;
-    const sock = this.upstream.socket;
-    sock.cork();
-    sock.write(head);
+    const sock = upstream.socket;
     if (this.reqBodyDone) {
-      this.requestSent();
-    } else {
-      this.client.phase = ClientPhase.Body;
-      this.client.setDeadline(Deadline.UploadIdle, this.core.config.timeouts.idleMs);
-      this.client.drainQueue();
+      // Head only: one write, no cork needed.
+      sock.write(head, 'latin1');
+      this.requestSent(now);
+      return;
     }
+    sock.cork();
+    sock.write(head, 'latin1');
+    this.client.phase = ClientPhase.Body;
+    this.client.setDeadlineAt(Deadline.UploadIdle, now + this.core.config.timeouts.idleMs);
+    this.client.drainQueue();
     sock.uncork();
   }
 
@@ -266,11 +293,11 @@ export class Exchange {
     return next;
   }
 
-  private requestSent(): void {
+  private requestSent(now: number = Date.now()): void {
     this.reqBodyDone = true;
     if (this.client.phase === ClientPhase.Body || this.client.phase === ClientPhase.Waiting) this.client.phase = ClientPhase.AwaitResponse;
     // Heroku's 30 s starts once the whole request has been sent.
-    if (this.resp === RespPhase.Head && !this.sawResponseByte) this.client.setDeadline(Deadline.FirstByte, this.core.config.timeouts.firstByteMs);
+    if (this.resp === RespPhase.Head && !this.sawResponseByte) this.client.setDeadlineAt(Deadline.FirstByte, now + this.core.config.timeouts.firstByteMs);
   }
 
   private failRequestBody(code: ParseError): void {
@@ -306,6 +333,8 @@ export class Exchange {
     } finally {
       csock.uncork();
     }
+    // A response body still under way: the dyno has idleMs to send more (one clock read per chunk).
+    if (this.resp === RespPhase.Body && this.phase === Phase.Sent) this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
   }
 
   private consumeResponse(buf: Buffer, off: number): void {
@@ -397,17 +426,17 @@ export class Exchange {
     if (!this.reqBodyDone) mustClose = true;
     this.keepClient = !mustClose && info.bodyKind !== BodyKind.Tunnel;
     const connection = info.bodyKind === BodyKind.Tunnel ? null : !this.keepClient ? 'close' : client10 ? 'keep-alive' : null;
-    const out = buildClientResponseHead(head, info, { framing, contentLength, connection, via: this.core.config.via });
-    this.bytesOut += out.length;
-    this.client.write(out);
+    const out = clientResponseHeadString(head, info, { framing, contentLength, connection, via: this.core.config.via });
+    this.bytesOut += out.length; // latin1: one byte per char
+    this.client.socket.write(out, 'latin1');
     this.respHeadSent = true;
     if (info.bodyKind === BodyKind.Tunnel) return this.startTunnel();
     if (info.bodyKind === BodyKind.None) {
       this.resp = RespPhase.Done;
       return this.finish();
     }
+    // The ResponseIdle deadline is armed once per chunk, in onUpstreamData, if the body goes on.
     this.resp = RespPhase.Body;
-    this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
   }
 
   private readonly deChunkSink = (b: Buffer, s: number, e: number): void => {
@@ -449,7 +478,6 @@ export class Exchange {
       this.finish();
       return buf.length;
     }
-    this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
     return next;
   }
 
@@ -605,9 +633,10 @@ export class Exchange {
       if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) this.core.pool.release(up);
       else up.destroy();
     }
-    this.log(null, null);
+    const now = Date.now();
+    this.log(null, null, now);
     this.releaseCounters();
-    this.client.exchangeDone(this.keepClient);
+    this.client.exchangeDone(this.keepClient, now);
   }
 
   /** A router-generated error response (nothing or nothing final sent yet). */
@@ -686,10 +715,9 @@ export class Exchange {
     this.log(code, cause);
   }
 
-  private log(code: HCode | null, cause: string | null): void {
+  private log(code: HCode | null, cause: string | null, now: number = Date.now()): void {
     if (!this.core.logging) return;
     const h = code === null ? null : H_CODES[code];
-    const now = Date.now();
     const dynoChosen = this.backend !== null && code !== 'H10' && code !== 'H14' && code !== 'H20' && code !== 'H80' && code !== 'H11';
     this.core.log({
       at: h === null ? 'info' : h.at,

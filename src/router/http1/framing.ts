@@ -120,35 +120,68 @@ function parseConnection(buf: Buffer, start: number, end: number, into: Connecti
   });
 }
 
-/** Host = uri-host [ ":" port ]; reg-name or IP-literal. No userinfo, no path. */
-function validateHost(host: string, info: { routeHost: string; hostPort: number }): boolean {
-  if (host.length === 0 || host.length > 255) return false;
-  let hostPart = host;
+/** reg-name bytes: unreserved / pct-encoded / sub-delims, minus ',' (a Host that looks like a list is refused). */
+const REG_NAME = (() => {
+  const t = new Uint8Array(128);
+  for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+;=%") t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+
+/** Parses `:1*5DIGIT` at `from` to the end of `s`; the port, or -1. */
+function parsePort(s: string, from: number): number {
+  const n = s.length - from;
+  if (n < 1 || n > 5) return -1;
+  let port = 0;
+  for (let i = from; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    port = port * 10 + d;
+  }
+  return port;
+}
+
+interface HostParts {
+  routeHost: string;
+  hostPort: number;
+}
+
+/** Host = uri-host [ ":" port ]; reg-name or IP-literal. No userinfo, no path. False when invalid. */
+function validateHost(host: string, into: HostParts): boolean {
+  const len = host.length;
+  if (len === 0 || len > 255) return false;
+  let hostEnd = len;
   let port = -1;
   if (host.charCodeAt(0) === 0x5b) {
     const close = host.indexOf(']');
-    if (close < 0) return false;
-    if (!/^\[[0-9A-Fa-f:.]+\]$/.test(host.slice(0, close + 1))) return false;
-    hostPart = host.slice(0, close + 1);
-    const rest = host.slice(close + 1);
-    if (rest.length > 0) {
-      if (!/^:[0-9]{1,5}$/.test(rest)) return false;
-      port = Number(rest.slice(1));
+    if (close < 2) return false;
+    for (let i = 1; i < close; i++) {
+      const c = host.charCodeAt(i);
+      const ok = (c >= 0x30 && c <= 0x3a) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66) || c === 0x2e;
+      if (!ok) return false;
+    }
+    hostEnd = close + 1;
+    if (hostEnd < len) {
+      if (host.charCodeAt(hostEnd) !== 0x3a) return false;
+      port = parsePort(host, hostEnd + 1);
+      if (port < 0) return false;
     }
   } else {
     const colon = host.indexOf(':');
     if (colon >= 0) {
-      const p = host.slice(colon + 1);
-      if (!/^[0-9]{1,5}$/.test(p)) return false;
-      port = Number(p);
-      hostPart = host.slice(0, colon);
+      port = parsePort(host, colon + 1);
+      if (port < 0) return false;
+      hostEnd = colon;
     }
-    // reg-name: unreserved / pct-encoded / sub-delims, minus ',' (a Host that looks like a list is refused)
-    if (hostPart.length === 0 || !/^[A-Za-z0-9\-._~!$&'()*+;=%]+$/.test(hostPart)) return false;
+    if (hostEnd === 0) return false;
+    for (let i = 0; i < hostEnd; i++) {
+      const c = host.charCodeAt(i);
+      if (c >= 128 || REG_NAME[c] !== 1) return false;
+    }
   }
   if (port > 65535) return false;
-  info.routeHost = hostPart.toLowerCase();
-  info.hostPort = port;
+  const hostPart = hostEnd === len ? host : host.slice(0, hostEnd);
+  into.routeHost = hostPart.toLowerCase();
+  into.hostPort = port;
   return true;
 }
 
@@ -243,7 +276,7 @@ export function analyzeRequest(head: MessageHead): RequestInfo | ParseError {
 
   if (hostField < 0) return ParseError.MissingHost;
   const host = head.value(hostField);
-  const hostInfo = { routeHost: '', hostPort: -1 };
+  const hostInfo: HostParts = { routeHost: '', hostPort: -1 };
   if (!validateHost(host, hostInfo)) return ParseError.InvalidHost;
 
   // Request target forms (RFC 9112 §3.2): origin, absolute, asterisk (OPTIONS only).

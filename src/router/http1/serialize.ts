@@ -56,6 +56,36 @@ function copyKeptLines(head: MessageHead, drop: Uint8Array, connectionNames: str
   return pos;
 }
 
+/** The kept field lines of `head` as one latin1 string (one slice per run of kept lines; usually one). */
+function keptLinesString(head: MessageHead, drop: Uint8Array, connectionNames: string[] | null): string {
+  const f = head.fields;
+  const buf = head.buf;
+  const base = head.base;
+  let out = '';
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0, o = 0; i < head.fieldCount; i++, o += FIELD_STRIDE) {
+    const kind = f[o + F_KIND]!;
+    let keep = drop[kind] !== 1;
+    if (keep && connectionNames !== null && kind === FieldKind.Other) {
+      const name = buf.toString('latin1', base + f[o + F_NAME_START]!, base + f[o + F_NAME_END]!).toLowerCase();
+      keep = !connectionNames.includes(name);
+    }
+    if (!keep) continue;
+    const ls = base + f[o + F_LINE_START]!;
+    const le = base + f[o + F_LINE_END]!;
+    if (ls === runEnd) {
+      runEnd = le;
+      continue;
+    }
+    if (runStart >= 0) out += buf.toString('latin1', runStart, runEnd);
+    runStart = ls;
+    runEnd = le;
+  }
+  if (runStart >= 0) out += buf.toString('latin1', runStart, runEnd);
+  return out;
+}
+
 /** Joined values of every field of `kind`, or null. */
 export function joinedValues(head: MessageHead, kind: FieldKind): string | null {
   let out: string | null = null;
@@ -91,28 +121,42 @@ export interface UpstreamRequestExtras {
   keepAlive: boolean;
 }
 
-/** The request head the dyno receives (always HTTP/1.1, origin-form target). */
-export function buildUpstreamRequestHead(head: MessageHead, info: RequestInfo, x: UpstreamRequestExtras): Buffer {
-  const prefix = `${head.method} ${info.forwardTarget} HTTP/1.1\r\n`;
-  let suffix = '';
-  if (info.bodyKind === BodyKind.Chunked) suffix += 'Transfer-Encoding: chunked\r\n';
-  else if (info.bodyKind === BodyKind.Length) suffix += `Content-Length: ${info.contentLength}\r\n`;
+/**
+ * The request head the dyno receives (always HTTP/1.1, origin-form target), as a latin1 string:
+ * the caller writes it with `socket.write(head, 'latin1')` (one copy, straight into the write).
+ */
+export function upstreamRequestHeadString(head: MessageHead, info: RequestInfo, x: UpstreamRequestExtras): string {
+  let out = head.method + ' ' + info.forwardTarget + ' HTTP/1.1\r\n' + keptLinesString(head, REQUEST_DROP, info.connectionNames);
+  if (info.bodyKind === BodyKind.Chunked) out += 'Transfer-Encoding: chunked\r\n';
+  else if (info.bodyKind === BodyKind.Length) out += 'Content-Length: ' + info.contentLength + '\r\n';
   else if (info.contentLength === 0 && head.method !== 'GET' && head.method !== 'HEAD' && hasField(head, FieldKind.ContentLength)) {
-    suffix += 'Content-Length: 0\r\n';
+    out += 'Content-Length: 0\r\n';
   }
-  if (info.upgrade !== null) suffix += `Connection: Upgrade\r\nUpgrade: ${info.upgrade}\r\n`;
-  else if (!x.keepAlive) suffix += 'Connection: close\r\n';
+  if (info.upgrade !== null) out += 'Connection: Upgrade\r\nUpgrade: ' + info.upgrade + '\r\n';
+  else if (!x.keepAlive) out += 'Connection: close\r\n';
   const via = joinedValues(head, FieldKind.Via);
-  suffix +=
-    `X-Forwarded-For: ${x.forwardedFor}\r\n` +
-    (x.proto !== null ? `X-Forwarded-Proto: ${x.proto}\r\n` : '') +
-    `X-Forwarded-Port: ${x.port}\r\n` +
-    `X-Request-Start: ${x.requestStartMs}\r\n` +
-    `X-Request-Id: ${x.requestId}\r\n` +
-    `Via: ${via === null ? x.via : `${via}, ${x.via}`}\r\n` +
-    `Connect-Time: ${x.connectMs}\r\n` +
-    `Total-Route-Time: ${x.totalRouteMs}\r\n\r\n`;
-  return assemble(prefix, head, REQUEST_DROP, info.connectionNames, suffix);
+  if (x.proto !== null) out += 'X-Forwarded-For: ' + x.forwardedFor + '\r\nX-Forwarded-Proto: ' + x.proto + '\r\nX-Forwarded-Port: ';
+  else out += 'X-Forwarded-For: ' + x.forwardedFor + '\r\nX-Forwarded-Port: ';
+  return (
+    out +
+    x.port +
+    '\r\nX-Request-Start: ' +
+    x.requestStartMs +
+    '\r\nX-Request-Id: ' +
+    x.requestId +
+    '\r\nVia: ' +
+    (via === null ? x.via : via + ', ' + x.via) +
+    '\r\nConnect-Time: ' +
+    x.connectMs +
+    '\r\nTotal-Route-Time: ' +
+    x.totalRouteMs +
+    '\r\n\r\n'
+  );
+}
+
+/** The request head the dyno receives, as a Buffer. */
+export function buildUpstreamRequestHead(head: MessageHead, info: RequestInfo, x: UpstreamRequestExtras): Buffer {
+  return Buffer.from(upstreamRequestHeadString(head, info, x), 'latin1');
 }
 
 function hasField(head: MessageHead, kind: FieldKind): boolean {
@@ -137,18 +181,24 @@ export interface ClientResponseOptions {
   via: string;
 }
 
+/**
+ * Status line rewritten to HTTP/1.1 (reason phrase kept byte for byte) + kept fields + ours, as a
+ * latin1 string (write it with `socket.write(head, 'latin1')`).
+ */
+export function clientResponseHeadString(head: MessageHead, info: ResponseInfo, o: ClientResponseOptions): string {
+  // Everything after "HTTP/1.x" on the status line: " 200 OK\r\n".
+  let out = 'HTTP/1.1' + head.buf.toString('latin1', head.base + 8, head.base + head.startLineEnd) + keptLinesString(head, RESPONSE_DROP, info.connectionNames);
+  if (o.framing === ClientFraming.Length) out += 'Content-Length: ' + o.contentLength + '\r\n';
+  else if (o.framing === ClientFraming.Chunked) out += 'Transfer-Encoding: chunked\r\n';
+  else if (o.framing === ClientFraming.Upgrade) out += 'Connection: Upgrade\r\nUpgrade: ' + (joinedValues(head, FieldKind.Upgrade) ?? '') + '\r\n';
+  if (o.framing !== ClientFraming.Upgrade && o.connection !== null) out += 'Connection: ' + o.connection + '\r\n';
+  const via = joinedValues(head, FieldKind.Via);
+  return out + 'Via: ' + (via === null ? o.via : via + ', ' + o.via) + '\r\n\r\n';
+}
+
 /** Status line rewritten to HTTP/1.1 (reason phrase kept byte for byte) + kept fields + ours. */
 export function buildClientResponseHead(head: MessageHead, info: ResponseInfo, o: ClientResponseOptions): Buffer {
-  // Everything after "HTTP/1.x" on the status line: " 200 OK\r\n".
-  const statusRest = head.buf.toString('latin1', head.base + 8, head.base + head.startLineEnd);
-  let suffix = '';
-  if (o.framing === ClientFraming.Length) suffix += `Content-Length: ${o.contentLength}\r\n`;
-  else if (o.framing === ClientFraming.Chunked) suffix += 'Transfer-Encoding: chunked\r\n';
-  else if (o.framing === ClientFraming.Upgrade) suffix += `Connection: Upgrade\r\nUpgrade: ${joinedValues(head, FieldKind.Upgrade) ?? ''}\r\n`;
-  if (o.framing !== ClientFraming.Upgrade && o.connection !== null) suffix += `Connection: ${o.connection}\r\n`;
-  const via = joinedValues(head, FieldKind.Via);
-  suffix += `Via: ${via === null ? o.via : `${via}, ${o.via}`}\r\n\r\n`;
-  return assemble(`HTTP/1.1${statusRest}`, head, RESPONSE_DROP, info.connectionNames, suffix);
+  return Buffer.from(clientResponseHeadString(head, info, o), 'latin1');
 }
 
 /** A 1xx interim response for an HTTP/1.1 client, hop-by-hop fields removed. */

@@ -12,8 +12,8 @@ export class Balancer {
 
   constructor(readonly strategy: BalanceStrategy) {}
 
-  /** A backend not rejected by `skip`, or null. */
-  pick(app: AppRoute, skip: (b: Backend) => boolean): Backend | null {
+  /** A backend not rejected by `skip` (null: any), or null. */
+  pick(app: AppRoute, skip: ((b: Backend) => boolean) | null): Backend | null {
     const up = app.up;
     const n = up.length;
     if (n === 0) return null;
@@ -28,7 +28,7 @@ export class Balancer {
       let bestLoad = Infinity;
       for (let k = 0; k < n; k++) {
         const b = up[(start + k) % n]!;
-        if (skip(b)) continue;
+        if (skip !== null && skip(b)) continue;
         const load = this.outstanding.get(b.address) ?? 0;
         if (load < bestLoad) {
           best = b;
@@ -39,7 +39,7 @@ export class Balancer {
     }
     for (let k = 0; k < n; k++) {
       const b = up[(start + k) % n]!;
-      if (!skip(b)) return b;
+      if (skip === null || !skip(b)) return b;
     }
     return null;
   }
