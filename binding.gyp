@@ -4,6 +4,7 @@
       "target_name": "manifold_native",
       "sources": [
         "native/addon/addon.cc",
+        "native/addon/clone_vm.cc",
         "native/addon/dyno_process.cc",
         "native/addon/errors.cc",
         "native/addon/file_watch.cc",

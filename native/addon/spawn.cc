@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/protocol.h"
+#include "clone_vm.h"
 #include "sys.h"
 
 // Runs in the child between clone3 and execveat. Node is multi-threaded, so only raw,
@@ -32,6 +33,24 @@
   syscall(SYS_exit_group, 127);
   __builtin_unreachable();
 }
+
+struct ChildContext {
+  const SpawnRequest *req;
+  struct dyno_status *failure;
+  char *const *argv;
+  char *const *envp;
+};
+
+[[maybe_unused]] static void ChildEntry(void *p) {
+  ChildContext *c = static_cast<ChildContext *>(p);
+  ChildExec(*c->req, c->failure, c->argv, c->envp);
+}
+
+#if defined(MANIFOLD_HAVE_CLONE_VM)
+// The child's stack while it shares our memory. One is enough: spawns happen on the JS thread,
+// which sleeps (CLONE_VFORK) until the child has exec'd or exited.
+alignas(64) static char child_stack[64 * 1024];
+#endif
 
 SpawnResult CloneDyno(const SpawnRequest &req) {
   SpawnResult result = {-1, -1, 0, nullptr};
@@ -61,9 +80,20 @@ SpawnResult CloneDyno(const SpawnRequest &req) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+#if defined(MANIFOLD_HAVE_CLONE_VM)
+  // No copy of Node's page tables and no copy-on-write storm in its heap: the child borrows our
+  // memory until execveat (CLONE_VFORK keeps this thread asleep until then).
+  ChildContext ctx = {&req, &failure, argv, envp};
+  args.flags |= CLONE_VM | CLONE_VFORK;
+  args.stack = (uint64_t)(uintptr_t)child_stack;
+  args.stack_size = sizeof child_stack;
+  long pid = manifold_clone3_vm(&args, sizeof args, ChildEntry, &ctx);
+  int saved = pid < 0 ? (int)-pid : 0;
+#else
   long pid = syscall_clone3(&args);
   if (pid == 0) ChildExec(req, &failure, argv, envp);
   int saved = errno;
+#endif
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) {
     result.err = saved;
