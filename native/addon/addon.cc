@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <string>
+
 #include "../common/protocol.h"
 #include "dyno_process.h"
 #include "errors.h"
@@ -38,8 +40,101 @@ Napi::Value LoadHelper(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// spawn(config: Buffer, cgroupFd: number, stdio: [number, number, number], hostNetlink: boolean, onStatus, onExit)
-//   -> DynoProcess. hostNetlink: pass dyno-init a NETLINK_ROUTE socket of this (the host's) network namespace.
+// Clones one dyno on a libuv pool thread, so the JS thread never sleeps through clone3 and the
+// helper's exec (CLONE_VFORK holds the calling thread until then). Pool threads live as long as
+// the process, which matters: PR_SET_PDEATHSIG fires when the *thread* that cloned dies.
+class SpawnWorker : public Napi::AsyncWorker {
+ public:
+  SpawnWorker(Napi::Function on_spawned, std::string config, int cgroup_fd, const int stdio[3], bool host_netlink,
+              Napi::Function on_status, Napi::Function on_exit)
+      : Napi::AsyncWorker(on_spawned, "manifold:spawn"),
+        config_(std::move(config)),
+        cgroup_fd_(cgroup_fd),
+        host_netlink_(host_netlink),
+        on_status_(Napi::Persistent(on_status)),
+        on_exit_(Napi::Persistent(on_exit)) {
+    for (int i = 0; i < 3; i++) stdio_[i] = stdio[i];
+  }
+
+  ~SpawnWorker() override {
+    // our duplicates of the caller's fds: the child has its own copies by now
+    for (int fd : stdio_)
+      if (fd >= 0) close(fd);
+    if (cgroup_fd_ >= 0) close(cgroup_fd_);
+  }
+
+  void Execute() override {
+    int channel[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) < 0) return Fail(errno, "socketpair");
+    // The whole config is queued before clone3, so dyno-init can read it at once.
+    int sndbuf = DYNO_CONFIG_MAX * 2;
+    setsockopt(channel[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (send(channel[0], config_.data(), config_.size(), MSG_NOSIGNAL) != (ssize_t)config_.size()) {
+      int err = errno;
+      close(channel[0]);
+      close(channel[1]);
+      return Fail(err, "send");
+    }
+    SpawnRequest req;
+    req.helper_fd = helper_fd;
+    req.cgroup_fd = cgroup_fd_;
+    for (int i = 0; i < 3; i++) req.stdio[i] = stdio_[i];
+    req.status_fd = channel[1];
+    req.namespaces = kDynoNamespaces;
+    req.netlink_fd = -1;
+    if (host_netlink_) {
+      req.netlink_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+      if (req.netlink_fd < 0) {
+        int err = errno;
+        close(channel[0]);
+        close(channel[1]);
+        return Fail(err, "socket");
+      }
+    }
+    result_ = CloneDyno(req);
+    close(channel[1]);
+    if (req.netlink_fd >= 0) close(req.netlink_fd);
+    if (result_.pid < 0) {
+      close(channel[0]);
+      return Fail(result_.err, result_.syscall);
+    }
+    fcntl(channel[0], F_SETFL, O_NONBLOCK);
+    status_fd_ = channel[0];
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (err_) {
+      Callback().Call({MakeSystemError(env, err_, syscall_, "spawn").Value(), env.Undefined()});
+      return;
+    }
+    Napi::Object obj = dyno_constructor->New({});
+    DynoProcess::Unwrap(obj)->Start(env, result_.pid, result_.pidfd, status_fd_, on_status_.Value(), on_exit_.Value());
+    Callback().Call({env.Null(), obj});
+  }
+
+ private:
+  void Fail(int err, const char *syscall) {
+    err_ = err;
+    syscall_ = syscall;
+  }
+
+  std::string config_;
+  int cgroup_fd_;
+  int stdio_[3];
+  bool host_netlink_;
+  Napi::FunctionReference on_status_;
+  Napi::FunctionReference on_exit_;
+  SpawnResult result_ = {-1, -1, 0, nullptr};
+  int status_fd_ = -1;
+  int err_ = 0;
+  const char *syscall_ = "";
+};
+
+// spawn(config, cgroupFd, stdio, hostNetlink, onStatus, onExit, onSpawned(err, DynoProcess)).
+// The fds are duplicated before this returns, so the caller may close its own at once.
+// hostNetlink: pass dyno-init a NETLINK_ROUTE socket of this (the host's) network namespace.
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (helper_fd < 0) {
@@ -50,59 +145,27 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   int cgroup_fd = info[1].As<Napi::Number>().Int32Value();
   Napi::Array stdio = info[2].As<Napi::Array>();
   bool host_netlink = info[3].As<Napi::Boolean>().Value();
-  Napi::Function on_status = info[4].As<Napi::Function>();
-  Napi::Function on_exit = info[5].As<Napi::Function>();
   if (config.Length() > DYNO_CONFIG_MAX - 1) {
     MakeSystemError(env, E2BIG, "send", "config").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-
-  int channel[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) < 0) {
-    MakeSystemError(env, errno, "socketpair", "spawn").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  // The whole config is queued before clone3, so dyno-init can read it at once.
-  int sndbuf = DYNO_CONFIG_MAX * 2;
-  setsockopt(channel[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  if (send(channel[0], config.Data(), config.Length(), MSG_NOSIGNAL) != (ssize_t)config.Length()) {
-    int err = errno;
-    close(channel[0]);
-    close(channel[1]);
-    MakeSystemError(env, err, "send", "config").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-
-  SpawnRequest req;
-  req.helper_fd = helper_fd;
-  req.cgroup_fd = cgroup_fd;
-  for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
-  req.status_fd = channel[1];
-  req.namespaces = kDynoNamespaces;
-  req.netlink_fd = -1;
-  if (host_netlink) {
-    req.netlink_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (req.netlink_fd < 0) {
+  int fds[4] = {-1, -1, -1, -1};
+  int sources[4] = {stdio.Get(0u).As<Napi::Number>().Int32Value(), stdio.Get(1u).As<Napi::Number>().Int32Value(),
+                    stdio.Get(2u).As<Napi::Number>().Int32Value(), cgroup_fd};
+  for (int i = 0; i < 4; i++) {
+    if (i == 3 && sources[i] < 0) break;  // no cgroup
+    fds[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 3);
+    if (fds[i] < 0) {
       int err = errno;
-      close(channel[0]);
-      close(channel[1]);
-      MakeSystemError(env, err, "socket", "network").ThrowAsJavaScriptException();
+      for (int j = 0; j < i; j++) close(fds[j]);
+      MakeSystemError(env, err, "fcntl", "spawn").ThrowAsJavaScriptException();
       return env.Undefined();
     }
   }
-  SpawnResult res = CloneDyno(req);
-  close(channel[1]);
-  if (req.netlink_fd >= 0) close(req.netlink_fd);
-  if (res.pid < 0) {
-    close(channel[0]);
-    MakeSystemError(env, res.err, res.syscall, "spawn").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  fcntl(channel[0], F_SETFL, O_NONBLOCK);
-
-  Napi::Object obj = dyno_constructor->New({});
-  DynoProcess::Unwrap(obj)->Start(env, res.pid, res.pidfd, channel[0], on_status, on_exit);
-  return obj;
+  auto *worker = new SpawnWorker(info[6].As<Napi::Function>(), std::string(config.Data(), config.Length()), fds[3], fds,
+                                 host_netlink, info[4].As<Napi::Function>(), info[5].As<Napi::Function>());
+  worker->Queue();
+  return env.Undefined();
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec (a dyno gets them through dup3 only).

@@ -47,9 +47,9 @@ struct ChildContext {
 }
 
 #if defined(MANIFOLD_HAVE_CLONE_VM)
-// The child's stack while it shares our memory. One is enough: spawns happen on the JS thread,
-// which sleeps (CLONE_VFORK) until the child has exec'd or exited.
-alignas(64) static char child_stack[64 * 1024];
+// The child's stack while it shares our memory: one per spawning thread, which sleeps
+// (CLONE_VFORK) until its child has exec'd or exited.
+alignas(64) static thread_local char child_stack[64 * 1024];
 #endif
 
 SpawnResult CloneDyno(const SpawnRequest &req) {

@@ -127,8 +127,11 @@ export class Runtime {
       const stdio: [number, number, number] = [spec.stdio?.stdin ?? nullFd, spec.stdio?.stdout ?? nullFd, spec.stdio?.stderr ?? nullFd];
       const dyno = new Dyno(this, id, spec.name, leaf.path, { lease, unenforced, quota: spec.resources?.memoryQuota });
       dyno.watchMemory(this.cgroups.controllers.includes('memory'));
-      dyno.attach(native().spawn(config, leaf.fd, stdio, bridged, (s) => dyno.onStatus(s), (e) => dyno.onExit(e)));
       this.live.add(dyno);
+      native().spawn(config, leaf.fd, stdio, bridged, (s) => dyno.onStatus(s), (e) => dyno.onExit(e), (err, proc) => {
+        if (proc) dyno.attach(proc);
+        else dyno.onSpawnFailed(fromNativeError(err, 'spawn'));
+      });
       return dyno.started;
     } catch (err) {
       if (lease) this.bridge().release(lease);
@@ -261,6 +264,15 @@ export class Dyno extends EventEmitter {
   attach(proc: { pid: number; kill(signal: number): boolean }): void {
     this.process = proc;
     this.pid = proc.pid;
+    if (this.stopRequested) proc.kill(signalNumber('SIGKILL'));
+  }
+
+  /** @internal clone3 itself failed: nothing ran, only our host-side pieces need undoing. */
+  onSpawnFailed(err: Error): void {
+    this.setupError = err;
+    this.memoryWatch?.close();
+    this.memoryWatch = undefined;
+    this.onExit({ code: null, signal: null });
   }
 
   /** Sends a signal to dyno-init, which forwards TERM/INT/HUP/QUIT/USR1/USR2 to every process of the dyno. */

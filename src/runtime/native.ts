@@ -42,7 +42,9 @@ interface NativeAddon {
     hostNetlink: boolean,
     onStatus: (s: NativeStatus) => void,
     onExit: (e: NativeExit) => void,
-  ): NativeDynoProcess;
+    /** Called once the dyno is cloned (on a pool thread); the fds above may be closed right after spawn(). */
+    onSpawned: (err: Error | null, proc: NativeDynoProcess | undefined) => void,
+  ): void;
   pipe(): [number, number];
   /** Watches a kernfs event file (memory.events, cgroup.events); onChange gets its new contents. */
   watchFile(path: string, onChange: (contents: string) => void): NativeFileWatch;
