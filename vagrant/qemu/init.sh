@@ -7,7 +7,8 @@
 #
 # The guest root is the host's / (virtio-9p, read-only) under a tmpfs overlay: everything is writable
 # and every write is thrown away at power-off. /sys/fs/cgroup is a pure cgroup2 mount with all
-# controllers enabled in the root's cgroup.subtree_control; /tmp and /run are fresh tmpfs.
+# controllers enabled in the root's cgroup.subtree_control; /tmp and /run are fresh tmpfs (except the
+# working directory, when it lies under them).
 export PATH=/bin
 . /etc/manifold-vm.env            # KVER, KMOD (host path of the extracted kernel modules)
 mount -t proc proc /proc
@@ -68,6 +69,11 @@ for arg in $(cat /proc/cmdline); do
   esac
 done
 [ -n "$CMD" ] || die "no manifold.cmd= on the kernel command line"
+# /tmp and /run are fresh tmpfs in the guest: a working directory there (a CI clone in /tmp, say)
+# would vanish under them, so show the host's copy at the same path
+case "$CWD" in
+  /tmp/*|/run/*) mkdir -p "$R$CWD" && mount --bind "/mnt/host$CWD" "$R$CWD" || die "cannot show $CWD in the guest" ;;
+esac
 
 stty -F $OUT raw -echo            # byte-exact stdout and status: no \n -> \r\n
 stty -F $STATUS raw -echo
