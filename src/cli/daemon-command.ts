@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import type { Argv, CommandModule } from 'yargs';
 import { Daemon, DEFAULT_CGROUP, DEFAULT_STATE_DIR, socketPathFrom } from '../manifold/daemon';
 import { parseDuration, type SupervisionPolicy } from '../manifold/policy';
+import type { DaemonInfo } from '../manifold/api/protocol';
+import { ApiClient } from './client';
 import { report, UsageError } from './errors';
 
 interface DaemonArgs {
@@ -121,3 +123,34 @@ export const daemonCommand: CommandModule = {
     }
   },
 };
+
+/** `manifold daemon:stop`: SIGTERM to the daemon found on the socket (it stops its dynos Heroku's way). */
+export const daemonStopCommand: CommandModule = {
+  command: 'daemon:stop',
+  describe: 'Stop the daemon: every dyno gets SIGTERM, then the daemon exits',
+  builder: (y: Argv) => y.option('wait', { type: 'number', default: 40, describe: 'seconds to wait for it to exit' }),
+  handler: async (argv) => {
+    try {
+      const a = argv as unknown as { socket?: string; wait: number };
+      const info = await new ApiClient(socketPathFrom(a.socket)).call<DaemonInfo>('info', {});
+      process.kill(info.pid, 'SIGTERM');
+      const deadline = Date.now() + a.wait * 1000;
+      while (processAlive(info.pid)) {
+        if (Date.now() > deadline) throw new Error(`the daemon (pid ${info.pid}) did not exit within ${a.wait} s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.stdout.write(`Stopped the manifold daemon (pid ${info.pid})\n`);
+    } catch (err) {
+      report(err);
+    }
+  },
+};
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

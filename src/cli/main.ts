@@ -2,7 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { appCommands } from './app-commands';
-import { daemonCommand } from './daemon-command';
+import { daemonCommand, daemonStopCommand } from './daemon-command';
 import { dynoCommand } from './dyno-command';
 import { EXIT_USAGE } from './errors';
 import { routerCommand } from './router-command';
@@ -16,6 +16,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(upCommand)
     .command(appCommands)
     .command(daemonCommand)
+    .command(daemonStopCommand)
     .command(dynoCommand)
     .command(routerCommand)
     .demandCommand(1, 'missing command')

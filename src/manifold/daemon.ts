@@ -162,6 +162,7 @@ export class Daemon {
       await this.api?.close();
       await this.supervisor?.shutdown();
       await this.router?.close();
+      this.runtime?.close();
       this.store?.close();
       this.log('stopped');
     })();

@@ -160,6 +160,16 @@ export class Runtime {
     return stale;
   }
 
+  /** Removes this runtime's cgroup subtree if no dyno is left in it (a stopped daemon leaves nothing). */
+  close(): void {
+    if (this.live.size > 0) return;
+    try {
+      fs.rmdirSync(this.cgroups.root);
+    } catch {
+      /* leaves of another process, or already gone */
+    }
+  }
+
   /** Called by a Dyno when it is gone: removes its cgroup and returns its address. */
   async teardown(dyno: Dyno): Promise<void> {
     this.live.delete(dyno);
