@@ -15,7 +15,7 @@ import type { AppRoute, Backend } from '../routing/route-table.js';
 import { Deadline } from '../timers.js';
 import { ClientPhase, type ClientConnection } from './client-conn.js';
 import type { RouterCore } from './context.js';
-import type { UpstreamConnection } from './upstream.js';
+import { copyOut, type UpstreamConnection } from './upstream.js';
 
 enum Phase {
   Routing,
@@ -319,6 +319,7 @@ export class Exchange {
 
   // ───────────────────────────── response ─────────────────────────────
 
+  /** Bytes from the dyno. `chunk` is only valid during this call (shared read buffer): copy what is kept. */
   onUpstreamData(chunk: Buffer): void {
     if (this.phase === Phase.Tunnel) {
       this.tunnelFromUpstream(chunk);
@@ -350,7 +351,7 @@ export class Exchange {
         }
         const r = up.parser.execute(data, base);
         if (r === NEED_MORE) {
-          this.respAcc = data.subarray(base);
+          this.respAcc = copyOut(data, base, data.length); // `data` may be the shared read buffer
           this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
           return;
         }
@@ -369,7 +370,7 @@ export class Exchange {
         }
         this.startResponse(head, info);
         if ((this.phase as Phase) === Phase.Tunnel) {
-          if (off < buf.length) this.tunnelFromUpstream(buf.subarray(off));
+          if (off < buf.length) this.tunnelFromUpstream(buf.subarray(off)); // copied there
           return;
         }
         continue;
@@ -441,7 +442,7 @@ export class Exchange {
 
   private readonly deChunkSink = (b: Buffer, s: number, e: number): void => {
     this.bytesOut += e - s;
-    if (!this.client.write(b.subarray(s, e))) this.upstream?.socket.pause();
+    if (!this.client.write(copyOut(b, s, e))) this.upstream?.socket.pause();
   };
 
   /** Streams response body bytes; returns the offset after them, or -1 when the exchange ended badly. */
@@ -460,14 +461,14 @@ export class Exchange {
       }
       if (!this.deChunk && next > off) {
         this.bytesOut += next - off;
-        if (!this.client.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.upstream!.socket.pause();
+        if (!this.client.write(copyOut(buf, off, next))) this.upstream!.socket.pause();
       }
       if (dec.done) this.resp = RespPhase.Done;
     } else {
       const take = info.bodyKind === BodyKind.Length ? Math.min(this.respRemaining, buf.length - off) : buf.length - off;
       next = off + take;
       this.bytesOut += take;
-      if (!this.client.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.upstream!.socket.pause();
+      if (!this.client.write(copyOut(buf, off, next))) this.upstream!.socket.pause();
       if (info.bodyKind === BodyKind.Length) {
         this.respRemaining -= take;
         if (this.respRemaining === 0) this.resp = RespPhase.Done;
@@ -554,9 +555,10 @@ export class Exchange {
     if (!up.socket.write(chunk)) this.client.pause();
   }
 
+  /** `chunk` may be the shared read buffer: what is written is a copy. */
   private tunnelFromUpstream(chunk: Buffer): void {
     this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
-    if (!this.client.write(chunk)) this.upstream?.socket.pause();
+    if (!this.client.write(copyOut(chunk, 0, chunk.length))) this.upstream?.socket.pause();
   }
 
   private endTunnel(): void {

@@ -9,6 +9,21 @@ import type { RouterConfig } from '../config.js';
 import type { Backend } from '../routing/route-table.js';
 import type { Exchange } from './exchange.js';
 
+/**
+ * One read buffer shared by every dyno socket (net `onread`): no Buffer/ArrayBuffer is allocated per
+ * read and the Readable machinery is skipped. Reads are synchronous on the main thread, so sharing is
+ * safe as long as nothing keeps a view of it past the read callback: the Exchange copies every byte
+ * it forwards or keeps (`copyOut`), and parses heads synchronously.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** A copy of `buf[start..end)` that may outlive the read callback. */
+export function copyOut(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
+}
+
 export class UpstreamConnection {
   readonly socket: net.Socket;
   readonly parser: HeadParser;
@@ -29,14 +44,25 @@ export class UpstreamConnection {
     socket?: net.Socket,
   ) {
     this.parser = new HeadParser(false, pool.config.limits.response);
-    this.socket = socket ?? net.connect({ host: backend.host, port: backend.port, noDelay: true });
+    this.socket =
+      socket ??
+      net.connect({
+        host: backend.host,
+        port: backend.port,
+        noDelay: true,
+        onread: {
+          buffer: SHARED_READ_BUFFER,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            this.onRead(buf as Buffer, n);
+            return true; // keep reading; backpressure goes through pause()
+          },
+        },
+      });
+    // An injected socket (tests) delivers through 'data' like any stream.
+    if (socket !== undefined) this.socket.on('data', (chunk: Buffer) => this.onRead(chunk, chunk.length));
     this.socket.on('connect', () => {
       this.connected = true;
       this.exchange?.onUpstreamConnected();
-    });
-    this.socket.on('data', (chunk: Buffer) => {
-      if (this.exchange !== null) this.exchange.onUpstreamData(chunk);
-      else this.destroy(); // unsolicited bytes on an idle connection: never reuse it
     });
     this.socket.on('drain', () => this.exchange?.onUpstreamDrain());
     this.socket.on('end', () => this.onEnd());
@@ -44,6 +70,12 @@ export class UpstreamConnection {
       this.errorCode = err.code ?? 'EUNKNOWN';
     });
     this.socket.on('close', () => this.onEnd());
+  }
+
+  /** `buf[0..n)` is only valid during this call (it may be the shared read buffer). */
+  private onRead(buf: Buffer, n: number): void {
+    if (this.exchange !== null) this.exchange.onUpstreamData(n === buf.length ? buf : buf.subarray(0, n));
+    else this.destroy(); // unsolicited bytes on an idle connection: never reuse it
   }
 
   private onEnd(): void {
