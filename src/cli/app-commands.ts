@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from '../manifold/api/protocol';
 import { socketPathFrom } from '../manifold/daemon';
+import { parseBytes } from '../runtime/sizes';
 import { ApiClient } from './client';
 import { report, UsageError } from './errors';
 import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
@@ -84,12 +85,22 @@ export const appCommands: CommandModule[] = [
       y
         .option('stop-grace', { type: 'number', describe: 'seconds between the stop signal and SIGKILL (default 30)' })
         .option('stop-signal', { type: 'string', describe: 'signal sent on stop (default SIGTERM)' })
-        .option('boot-timeout', { type: 'number', describe: 'seconds a web dyno has to bind $PORT (default 60)' }),
+        .option('boot-timeout', { type: 'number', describe: 'seconds a web dyno has to bind $PORT (default 60)' })
+        .option('memory-quota', { type: 'string', describe: "memory quota for R14, e.g. 256m (default: the dyno size's)" })
+        .option('kill-factor', { type: 'number', describe: 'R15 kill limit as a multiple of the quota (default 3)' }),
     async (a) => {
       const settings: Record<string, unknown> = {};
       if (a['stop-grace'] !== undefined) settings.stopGraceMs = Math.round(Number(a['stop-grace']) * 1000);
       if (a['stop-signal'] !== undefined) settings.stopSignal = String(a['stop-signal']).toUpperCase().replace(/^(?!SIG)/, 'SIG');
       if (a['boot-timeout'] !== undefined) settings.bootTimeoutMs = Math.round(Number(a['boot-timeout']) * 1000);
+      if (a['memory-quota'] !== undefined) {
+        try {
+          settings.memoryQuota = parseBytes(String(a['memory-quota']));
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+      }
+      if (a['kill-factor'] !== undefined) settings.memoryKillFactor = Number(a['kill-factor']);
       const r = await clientFor(a).call<Record<string, unknown>>('apps:settings', { app: appOf(a), settings });
       if (a.json) json(r);
       else out(Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n') || 'defaults');

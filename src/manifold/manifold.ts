@@ -275,8 +275,14 @@ export class Manifold {
       } else if (k === 'stopSignal') {
         if (typeof v !== 'string' || !SIGNALS.has(v)) throw new ManifoldError('EINVAL', `stop signal must be one of ${[...SIGNALS].join(', ')}`);
         cur.stopSignal = v as NodeJS.Signals;
+      } else if (k === 'memoryQuota') {
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 4 * 1024 * 1024) throw new ManifoldError('EINVAL', 'memoryQuota must be a whole number of bytes, at least 4 MB');
+        cur.memoryQuota = v;
+      } else if (k === 'memoryKillFactor') {
+        if (typeof v !== 'number' || !(v >= 1 && v <= 10)) throw new ManifoldError('EINVAL', 'memoryKillFactor must be between 1 and 10');
+        cur.memoryKillFactor = v;
       } else {
-        throw new ManifoldError('EINVAL', `unknown setting '${k}' (stopGraceMs, stopSignal, bootTimeoutMs)`);
+        throw new ManifoldError('EINVAL', `unknown setting '${k}' (stopGraceMs, stopSignal, bootTimeoutMs, memoryQuota, memoryKillFactor)`);
       }
     }
     this.store.updateSettings(name, cur);

@@ -12,6 +12,10 @@ export interface AppSettings {
   stopGraceMs?: number;
   stopSignal?: NodeJS.Signals;
   bootTimeoutMs?: number;
+  /** Per-app memory quota in bytes (R14), replacing the size's; the kill limit follows it. */
+  memoryQuota?: number;
+  /** R15 kill limit as a multiple of the quota (default 3). */
+  memoryKillFactor?: number;
 }
 
 export interface AppRow {

@@ -11,7 +11,7 @@ import type { DynoSpec, ExitStatus } from '../../runtime';
 import { LineSplitter } from '../logs/log-buffer';
 import type { LogHub } from '../logs/hub';
 import { cycleDelay, DEFAULT_POLICY, restartDelay, type SupervisionPolicy } from '../policy';
-import { resourcesFor } from '../../runtime/sizes';
+import { DEFAULT_KILL_FACTOR, resourcesFor } from '../../runtime/sizes';
 import { sizeOf } from '../sizes';
 import type { AppSettings, FormationRow, Release } from '../store/store';
 import { waitForPort, type PortWait } from './port-check';
@@ -157,11 +157,32 @@ export class Supervisor {
   private readonly net: 'none' | 'bridge';
   private readonly webPort: number;
   private closing = false;
+  private readonly memorySweep: NodeJS.Timeout;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.policy = { ...DEFAULT_POLICY, ...(opts.policy ?? {}), restart: { ...DEFAULT_POLICY.restart, ...(opts.policy?.restart ?? {}) } };
     this.net = opts.net ?? 'none';
     this.webPort = opts.webPort ?? 5000;
+    // A dyno idling above its quota raises no kernel event, yet Heroku logs R14 about every 20 s
+    // while it stays there: one coarse sweep reads memory.current of every running dyno.
+    this.memorySweep = setInterval(() => this.sweepMemory(), Math.max(250, this.policy.r14IntervalMs / 4));
+    this.memorySweep.unref();
+  }
+
+  /** R14 quota of a dyno: the app's own setting, else its size's. */
+  private quotaOf(app: AppState, inst: Instance): number {
+    return app.settings.memoryQuota ?? sizeOf(inst.size).quotaBytes;
+  }
+
+  private sweepMemory(): void {
+    for (const app of this.apps.values()) {
+      const running = [...app.oneoffs.values(), ...[...app.slots.values()].flatMap((s) => [s.current, ...s.retiring])];
+      for (const inst of running) {
+        if (!inst || inst.state === 'exited' || !inst.dyno) continue;
+        const mem = inst.dyno.memoryUsage?.();
+        if (mem && mem.current > this.quotaOf(app, inst)) this.onMemory(app, inst, 'over-quota');
+      }
+    }
   }
 
   // ---- desired state in ----
@@ -249,6 +270,7 @@ export class Supervisor {
   /** Daemon shutdown: every dyno gets its stop signal and grace; resolves when all are gone. */
   async shutdown(): Promise<void> {
     this.closing = true;
+    clearInterval(this.memorySweep);
     await Promise.all([...this.apps.keys()].map((n) => this.removeApp(n)));
   }
 
@@ -447,7 +469,15 @@ export class Supervisor {
       env: { ...release.config, ...(extraEnv ?? {}) },
       net: this.net === 'bridge' ? { mode: 'bridge' } : { mode: 'none' },
       stdio: stdio ?? { stdout: writeFd, stderr: writeFd },
-      resources: resourcesFor(sizeOf(inst.size).key),
+      resources: {
+        ...resourcesFor(sizeOf(inst.size).key, {
+          ...(app.settings.memoryKillFactor !== undefined ? { killFactor: app.settings.memoryKillFactor } : {}),
+          ...(app.settings.memoryQuota !== undefined
+            ? { memoryMax: Math.round(app.settings.memoryQuota * (app.settings.memoryKillFactor ?? DEFAULT_KILL_FACTOR)) }
+            : {}),
+        }),
+        memoryQuota: this.quotaOf(app, inst),
+      },
       ...(isWeb ? { port: this.webPort } : {}),
     };
     let started: Promise<LaunchedDyno>;
@@ -578,7 +608,7 @@ export class Supervisor {
 
   private onMemory(app: AppState, inst: Instance, kind: string): void {
     if (inst.state === 'exited') return;
-    const quota = sizeOf(inst.size).quotaBytes;
+    const quota = this.quotaOf(app, inst);
     const mem = inst.dyno?.memoryUsage?.();
     // R14 counts RSS + swap + cache (memory.current); R15 RSS + swap (heroku.md §3.7)
     const bytes = mem === undefined ? undefined : kind === 'oom_kill' ? mem.rss + mem.swap : mem.current;
@@ -594,7 +624,7 @@ export class Supervisor {
       void inst.dyno?.kill();
       return;
     }
-    if (kind !== 'high' && kind !== 'max') return;
+    if (kind !== 'high' && kind !== 'max' && kind !== 'over-quota') return;
     const now = Date.now();
     if (now - inst.lastR14 < this.policy.r14IntervalMs) return;
     inst.lastR14 = now;
