@@ -443,9 +443,9 @@ function report(): string {
   }
   const hl = results.halfLoad;
   if (Object.keys(hl).length > 0) {
-    const any = Object.values(hl)[0] as HalfLoadSummary;
+    const first = Object.values(hl)[0] as HalfLoadSummary;
     out.push(
-      `### Latency at half load (offered ≈ ${fmt(any.offeredRate)} req/s = ½ of ${tp.router ? 'the router' : 'nginx'}'s max; ${any.connections} connections, ${any.delayMs} ms think time; wrk's delay() pacing, not open-loop)`,
+      `### Latency at half load (offered ≈ ${fmt(first.offeredRate)} req/s = ½ of ${tp.router ? 'the router' : 'nginx'}'s max; ${first.connections} connections, ${first.delayMs} ms think time; wrk's delay() pacing, not open-loop)`,
     );
     out.push('');
     out.push(
