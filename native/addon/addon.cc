@@ -5,7 +5,10 @@
 #include <napi.h>
 #include <sched.h>
 #include <linux/netlink.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <string>
@@ -195,6 +198,50 @@ Napi::Value WatchFile(const Napi::CallbackInfo &info) {
   return obj;
 }
 
+// openPty(cols, rows) -> [master, slave], both close-on-exec: a terminal for an attached one-off
+// dyno (its stdio is the slave; dyno-init makes it the controlling terminal).
+Napi::Value OpenPty(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct winsize ws = {};
+  ws.ws_col = (unsigned short)info[0].As<Napi::Number>().Uint32Value();
+  ws.ws_row = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) {
+    MakeSystemError(env, errno, "posix_openpt", "pty").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  char name[128];
+  const char *failed = nullptr;
+  int slave = -1;
+  if (grantpt(master) < 0) failed = "grantpt";
+  else if (unlockpt(master) < 0) failed = "unlockpt";
+  else if (ptsname_r(master, name, sizeof name) != 0) failed = "ptsname_r";
+  else if ((slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) failed = "open";
+  else if (ioctl(master, TIOCSWINSZ, &ws) < 0) failed = "ioctl";
+  if (failed) {
+    int err = errno;
+    close(master);
+    if (slave >= 0) close(slave);
+    MakeSystemError(env, err, failed, "pty").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, master);
+  out.Set(1u, slave);
+  return out;
+}
+
+// resizePty(masterFd, cols, rows): the window size follows the client's terminal (SIGWINCH inside).
+Napi::Value ResizePty(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct winsize ws = {};
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  ws.ws_col = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
+  ws.ws_row = (unsigned short)info[2].As<Napi::Number>().Uint32Value();
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) MakeSystemError(env, errno, "ioctl", "pty").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 void Cleanup(void *) { DynoProcess::KillAll(); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -203,6 +250,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadHelper", Napi::Function::New(env, LoadHelper));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty));
+  exports.Set("resizePty", Napi::Function::New(env, ResizePty));
   watch_constructor = new Napi::FunctionReference(Napi::Persistent(FileWatch::Init(env)));
   exports.Set("watchFile", Napi::Function::New(env, WatchFile));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -68,6 +69,8 @@ static void exec_app(const struct dyno_config *cfg, int pipe_fd) {
   sigset_t none;
 
   if (setsid() < 0) report_and_exit(pipe_fd, (fail(&e, errno, "identity", "setsid", NULL), &e));
+  /* An attached one-off dyno gets a terminal as stdin: make it ours, so Ctrl-C and job control work. */
+  if (isatty(0) && ioctl(0, TIOCSCTTY, 0) < 0) report_and_exit(pipe_fd, (fail(&e, errno, "identity", "ioctl", "TIOCSCTTY"), &e));
   if (apply_rlimits(cfg, &e) < 0 || become_dyno_user(cfg, &e) < 0) report_and_exit(pipe_fd, &e);
   if (chdir("/app") < 0) report_and_exit(pipe_fd, (fail(&e, errno, "exec", "chdir", "/app"), &e));
 

@@ -182,22 +182,34 @@ export const appCommands: CommandModule[] = [
     if (a.json) json(r);
     else out(`Running ${joinCommand(args)} on ${app}... up, ${r.name}\nUse 'manifold logs -a ${app} --dyno ${r.name}' to view the output.`);
   }),
-  cmd('run [command..]', 'Run a one-off dyno attached to this terminal; exits with its status', (y) => y.positional('command', { type: 'string', array: true }).parserConfiguration({ 'populate--': true }), async (a) => {
+  cmd('run [command..]', 'Run a one-off dyno attached to this terminal; exits with its status', (y) => y.positional('command', { type: 'string', array: true }).option('tty', { type: 'boolean', default: true, describe: 'give the dyno a terminal when this is one (--no-tty: pipes)' }).parserConfiguration({ 'populate--': true }), async (a) => {
     const args = [...strings(a.command), ...strings((a as Record<string, unknown>)['--'])];
     if (args.length === 0) throw new UsageError('no command given (usage: manifold run -a APP -- CMD ...)');
     const app = appOf(a);
     const client = clientFor(a);
-    const r = await client.attach(
-      { app, command: joinCommand(args) },
-      {
-        stdin: process.stdin,
-        stdout: process.stdout,
-        stderr: process.stderr,
-        onStarted: (name) => {
-          if (process.stderr.isTTY) process.stderr.write(`Running ${joinCommand(args)} on ${app}... up, ${name}\n`);
+    // On a terminal the dyno gets one too (a pty in the daemon): raw mode here, window size followed.
+    const tty = process.stdin.isTTY && process.stdout.isTTY && a.tty !== false;
+    const restore = (): void => {
+      if (tty) process.stdin.setRawMode(false);
+    };
+    let r: { status: number; signal: string | null };
+    try {
+      r = await client.attach(
+        { app, command: joinCommand(args), ...(tty ? { tty: { cols: process.stdout.columns, rows: process.stdout.rows, term: process.env.TERM ?? 'xterm' } } : {}) },
+        {
+          stdin: process.stdin,
+          stdout: process.stdout,
+          stderr: process.stderr,
+          onStarted: (name) => {
+            if (process.stderr.isTTY) process.stderr.write(`Running ${joinCommand(args)} on ${app}... up, ${name}\r\n`);
+            if (tty) process.stdin.setRawMode(true);
+          },
+          ...(tty ? { onResizer: (send: (cols: number, rows: number) => void) => process.stdout.on('resize', () => send(process.stdout.columns, process.stdout.rows)) } : {}),
         },
-      },
-    );
+      );
+    } finally {
+      restore();
+    }
     process.exitCode = r.status;
     // stdin may keep the loop alive
     setImmediate(() => process.exit(r.status));

@@ -83,8 +83,15 @@ export class ApiClient {
 
   /** Opens an attached one-off session; resolves with the exit status. */
   attach(
-    params: { app: string; command: string },
-    io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; onStarted?: (name: string) => void },
+    params: { app: string; command: string; tty?: { cols: number; rows: number; term: string } },
+    io: {
+      stdin: NodeJS.ReadableStream;
+      stdout: NodeJS.WritableStream;
+      stderr: NodeJS.WritableStream;
+      onStarted?: (name: string) => void;
+      /** Terminal mode: called with a function that sends a new window size. */
+      onResizer?: (send: (cols: number, rows: number) => void) => void;
+    },
   ): Promise<{ status: number; signal: string | null }> {
     return new Promise((resolve, reject) => {
       const req = http.request({
@@ -114,6 +121,7 @@ export class ApiClient {
         const onEnd = (): void => {
           socket.write(frame(FRAME.STDIN_EOF));
         };
+        io.onResizer?.((cols, rows) => socket.write(frame(FRAME.RESIZE, JSON.stringify({ cols, rows }))));
         const reader = new FrameReader((type, payload) => {
           if (type === FRAME.STDOUT) io.stdout.write(payload);
           else if (type === FRAME.STDERR) io.stderr.write(payload);

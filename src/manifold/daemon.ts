@@ -100,6 +100,8 @@ export class Daemon {
     const launcher: Launcher = {
       start: (spec) => runtime.start(spec),
       pipe: () => native().pipe(),
+      openPty: (cols, rows) => native().openPty(cols, rows),
+      resizePty: (fd, cols, rows) => native().resizePty(fd, cols, rows),
     };
     this.supervisor = new Supervisor({
       launcher,

@@ -46,6 +46,9 @@ interface NativeAddon {
     onSpawned: (err: Error | null, proc: NativeDynoProcess | undefined) => void,
   ): void;
   pipe(): [number, number];
+  /** A pseudo-terminal pair [master, slave] (close-on-exec) of the given size. */
+  openPty(cols: number, rows: number): [number, number];
+  resizePty(masterFd: number, cols: number, rows: number): void;
   /** Watches a kernfs event file (memory.events, cgroup.events); onChange gets its new contents. */
   watchFile(path: string, onChange: (contents: string) => void): NativeFileWatch;
 }

@@ -53,6 +53,8 @@ export const FRAME = {
   STDIN: 0,
   STDIN_EOF: 1,
   SIGNAL: 2,
+  /** JSON {cols, rows}: the client's terminal was resized. */
+  RESIZE: 3,
   STDOUT: 11,
   STDERR: 12,
   STARTED: 13,

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { ReadStream as TtyStream } from 'node:tty';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ManifoldError } from '../errors';
@@ -17,6 +18,15 @@ import type { Launcher } from '../supervisor/types';
 import { FRAME, frame, FrameReader, type DaemonInfo } from './protocol';
 
 type Params = Record<string, unknown>;
+
+/** A terminal request from `manifold run` on a TTY: {cols, rows, term}; undefined if absent or malformed. */
+function ttyParams(v: unknown): { cols: number; rows: number; term: string } | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const t = v as Record<string, unknown>;
+  const dim = (x: unknown, d: number): number => (typeof x === 'number' && Number.isInteger(x) && x > 0 && x < 10000 ? x : d);
+  const term = typeof t.term === 'string' && /^[A-Za-z0-9._+-]{1,64}$/.test(t.term) ? t.term : 'xterm';
+  return { cols: dim(t.cols, 80), rows: dim(t.rows, 24), term };
+}
 type Handler = (p: Params) => unknown;
 
 export interface ApiOptions {
@@ -71,7 +81,14 @@ export class ApiServer {
       },
     };
     this.server = http.createServer((req, res) => void this.onRequest(req, res));
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      // a failing attach must never take the daemon (and every app with it) down
+      try {
+        this.onUpgrade(req, socket, head);
+      } catch (err) {
+        socket.destroy(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
     this.server.on('connection', (s: net.Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -190,25 +207,45 @@ export class ApiServer {
     } catch {
       return fail(new ManifoldError('EINVAL', 'bad run parameters'));
     }
-    const [inR, inW] = this.o.launcher.pipe();
-    const [outR, outW] = this.o.launcher.pipe();
-    const [errR, errW] = this.o.launcher.pipe();
+    const tty = ttyParams(params.tty);
+    if (tty && !this.o.launcher.openPty) return fail(new ManifoldError('EINVAL', 'terminals are not supported by this daemon'));
     const closeFds = (fds: number[]): void => fds.forEach((fd) => { try { fs.closeSync(fd); } catch { /* closed */ } });
+    // With a terminal, the dyno's stdin, stdout and stderr are the pty's slave and we relay its
+    // master (stderr arrives merged, as on a real terminal); otherwise three pipes.
+    let fds: { inR: number; inW: number; outR: number; outW: number; errR: number; errW: number };
+    let master = -1;
+    try {
+      if (tty) {
+        const [m, slave] = this.o.launcher.openPty!(tty.cols, tty.rows);
+        master = m;
+        fds = { inR: slave, inW: -1, outR: -1, outW: slave, errR: -1, errW: slave };
+      } else {
+        const [inR, inW] = this.o.launcher.pipe();
+        const [outR, outW] = this.o.launcher.pipe();
+        const [errR, errW] = this.o.launcher.pipe();
+        fds = { inR, inW, outR, outW, errR, errW };
+      }
+    } catch (err) {
+      return fail(err);
+    }
+    const env = tty ? { TERM: tty.term } : undefined;
     let one: ReturnType<Manifold['runOneOff']>;
     try {
-      one = this.o.manifold.runOneOff(params.app, params.command, { attach: true, stdio: { stdin: inR, stdout: outW, stderr: errW } });
+      one = this.o.manifold.runOneOff(params.app, params.command, { attach: true, stdio: { stdin: fds.inR, stdout: fds.outW, stderr: fds.errW }, ...(env ? { env } : {}) });
     } catch (err) {
-      closeFds([inR, inW, outR, outW, errR, errW]);
+      closeFds([...new Set(Object.values(fds))].filter((fd) => fd >= 0).concat(master >= 0 ? [master] : []));
       return fail(err);
     }
     // the dyno has its own copies now (spawn dups them synchronously)
-    closeFds([inR, outW, errW]);
+    closeFds([...new Set([fds.inR, fds.outW, fds.errW])]);
     socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: manifold-attach\r\nconnection: upgrade\r\n\r\n');
-    const stdin = new net.Socket({ fd: inW, readable: false, writable: true });
-    const stdout = new net.Socket({ fd: outR, readable: true, writable: false });
-    const stderr = new net.Socket({ fd: errR, readable: true, writable: false });
+    // net.Socket refuses TTY fds; a tty.ReadStream is a duplex socket over the pty master
+    const terminal = master >= 0 ? new TtyStream(master) : undefined;
+    const stdin = terminal ?? new net.Socket({ fd: fds.inW, readable: false, writable: true });
+    const stdout = terminal ?? new net.Socket({ fd: fds.outR, readable: true, writable: false });
+    const stderr = terminal ? undefined : new net.Socket({ fd: fds.errR, readable: true, writable: false });
     stdin.on('error', () => undefined);
-    let open = 2;
+    let open = terminal ? 1 : 2;
     let exitStatus: unknown;
     let sentExit = false;
     const maybeExit = (): void => {
@@ -218,6 +255,7 @@ export class ApiServer {
       }
     };
     for (const [s, type] of [[stdout, FRAME.STDOUT], [stderr, FRAME.STDERR]] as const) {
+      if (!s) continue;
       s.on('data', (d: Buffer) => socket.write(frame(type, d)));
       s.on('error', () => undefined);
       s.on('close', () => {
@@ -227,7 +265,13 @@ export class ApiServer {
     }
     const reader = new FrameReader((type, payload) => {
       if (type === FRAME.STDIN) stdin.write(payload);
-      else if (type === FRAME.STDIN_EOF) stdin.end();
+      else if (type === FRAME.STDIN_EOF) {
+        // a terminal has no EOF of its own: ^D is just a byte the line discipline interprets
+        if (!terminal) stdin.end();
+      } else if (type === FRAME.RESIZE && terminal) {
+        const size = ttyParams(JSON.parse(payload.toString('utf8')));
+        if (size) this.o.launcher.resizePty?.(master, size.cols, size.rows);
+      }
       else if (type === FRAME.SIGNAL) one.stop();
     });
     if (head.length) reader.push(head);
@@ -243,11 +287,12 @@ export class ApiServer {
     );
     void one.exited.then((s) => {
       exitStatus = s;
-      stdin.destroy();
+      // a terminal closes by itself once the last slave fd is gone (read gets EIO): keep reading it
+      if (!terminal) stdin.destroy();
       // output already written by the dyno is still read; force close after a short while
       setTimeout(() => {
         stdout.destroy();
-        stderr.destroy();
+        stderr?.destroy();
       }, 500).unref();
       maybeExit();
     });

@@ -23,6 +23,9 @@ export interface Launcher {
   start(spec: DynoSpec): Promise<LaunchedDyno>;
   /** Pipe for a dyno's stdout/stderr: [readFd, writeFd]. */
   pipe(): [number, number];
+  /** Pseudo-terminal for an attached one-off dyno: [master, slave]; optional. */
+  openPty?(cols: number, rows: number): [number, number];
+  resizePty?(masterFd: number, cols: number, rows: number): void;
 }
 
 export type BackendState = 'starting' | 'up' | 'crashed' | 'draining';
