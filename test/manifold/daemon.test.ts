@@ -3,6 +3,7 @@
  * router. Short policy values keep it quick: boot timeout 2 s, restart cool-off 1 s doubling to
  * 4 s, stop grace 3 s.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,6 +200,25 @@ t.test('one-off dynos: attached output and exit status, detached output in the l
   await waitFor('detached output', async () => (await logs('hello', '--dyno', name)).includes(`app[${name}]: detached output`) || undefined);
   await waitFor('detached complete', async () => (await logs('hello', '--dyno', name)).includes('to complete') || undefined);
   t.notOk((await ps('hello')).dynos.some((x) => x.name === name), 'one-off gone, never restarted');
+});
+
+t.test('one-off dynos get a terminal when the client has one', async (t) => {
+  t.equal((await d.cli('apps:create', 'ttyapp')).code, 0, 'app created');
+  t.equal((await d.cli('deploy', HELLO, '-a', 'ttyapp')).code, 0, 'deployed');
+  t.teardown(() => d.cli('apps:destroy', 'ttyapp', '--confirm', 'ttyapp'));
+  // script(1) runs the CLI on a pty of its own (80x24 unless told): the dyno must see a terminal
+  const inner = `stty cols 91 rows 33; ${process.execPath} ${path.join(ROOT, 'bin/manifold')} run -a ttyapp -- 'test -t 0 && test -t 1 && echo TTY-YES; stty size; echo TERM=$TERM; exit 3'`;
+  const r = await new Promise<{ code: number; out: string }>((resolve) => {
+    execFile('script', ['-qec', inner, '/dev/null'], { env: { ...process.env, MANIFOLD_SOCKET: d.socket, TERM: 'xterm-256color' }, timeout: 60_000 }, (err, stdout) => {
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out: stdout.replace(/\r/g, '') });
+    });
+  });
+  t.match(r.out, /TTY-YES/, 'stdin and stdout are a terminal in the dyno');
+  t.match(r.out, /^33 91$/m, 'the window size follows the client');
+  t.match(r.out, /TERM=xterm-256color/, 'TERM comes from the client');
+  t.equal(r.code, 3, 'exit status returned');
+  const piped = await d.cli('run', '-a', 'ttyapp', '--', 'test -t 0 && echo TTY || echo NOTTY');
+  t.equal(piped.stdout, 'NOTTY\n', 'without a client terminal the dyno gets pipes');
 });
 
 t.test('bad input: one line, non-zero exit, state unchanged', async (t) => {
