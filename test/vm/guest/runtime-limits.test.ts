@@ -52,7 +52,9 @@ if (process.getuid?.() !== 0 || !pureV2WithControllers()) {
     if (oomKill && kernelUs !== undefined) {
       const latencyMs = (Number(oomKill.at / 1000n) - (kernelUs - kmsgOffsetUs())) / 1000;
       t.comment(`oom_kill latency (kernel log → JS callback): ${latencyMs.toFixed(1)} ms`);
-      t.ok(latencyMs >= 0 && latencyMs < 5000, 'the event followed the kernel OOM kill');
+      // the kernel counts oom_kill just before it logs 'Killed process', and the clock calibration
+      // is good to a few ms: a slightly negative figure is the same event
+      t.ok(latencyMs > -50 && latencyMs < 5000, 'the event came with the kernel OOM kill');
     }
     t.notOk(fs.existsSync(dyno.cgroupPath), 'cgroup removed');
   });
