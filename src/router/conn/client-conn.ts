@@ -51,14 +51,36 @@ class Accumulator {
   }
 }
 
+/**
+ * Socket event handlers shared by every connection (no closures per connection: an idle
+ * connection costs as little as possible); the connection hangs off the socket.
+ */
+const CONN = Symbol('manifold.clientConnection');
+type TaggedSocket = net.Socket & { [CONN]: ClientConnection };
+
+function onSocketData(this: TaggedSocket, chunk: Buffer): void {
+  this[CONN].onData(chunk);
+}
+function onSocketDrain(this: TaggedSocket): void {
+  this[CONN].exchange?.onClientDrain();
+}
+function onSocketGone(this: TaggedSocket): void {
+  this[CONN].onPeerGone();
+}
+function onSocketError(): void {
+  /* 'close' follows */
+}
+
 export class ClientConnection implements HasDeadline {
   deadline = 0;
   deadlineKind = Deadline.None;
   phase = ClientPhase.Head;
   exchange: Exchange | null = null;
-  readonly parser: HeadParser;
-  readonly remoteAddress: string;
-  readonly localPort: number;
+  /** The head being read; allocated when a head starts, dropped when it is complete. */
+  private parser: HeadParser | null = null;
+  /** Lazily read from the socket (getpeername/getsockname) when a request needs them. */
+  private peerAddress: string | null = null;
+  private sockPort = -1;
   requests = 0;
   private headAcc: Accumulator | null = null;
   private queue: Buffer | null = null;
@@ -70,20 +92,30 @@ export class ClientConnection implements HasDeadline {
     readonly socket: net.Socket,
     readonly proto: string | null,
   ) {
-    this.parser = new HeadParser(true, core.config.limits.request);
-    const ra = socket.remoteAddress ?? '';
-    this.remoteAddress = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
-    this.localPort = socket.localPort ?? 0;
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.exchange?.onClientDrain());
-    socket.on('end', () => this.onPeerGone());
-    socket.on('close', () => this.onPeerGone());
-    socket.on('error', () => {
-      /* 'close' follows */
-    });
+    // noDelay comes from the server options (net.createServer({ noDelay: true })).
+    (socket as TaggedSocket)[CONN] = this;
+    socket.on('data', onSocketData);
+    socket.on('drain', onSocketDrain);
+    socket.on('end', onSocketGone);
+    socket.on('close', onSocketGone);
+    socket.on('error', onSocketError);
     core.clients.add(this);
     this.setDeadline(Deadline.ClientIdle, core.config.timeouts.clientIdleMs);
+  }
+
+  /** Client address (IPv4-mapped IPv6 shown as IPv4), for X-Forwarded-For and logs. */
+  get remoteAddress(): string {
+    if (this.peerAddress === null) {
+      const ra = this.socket.remoteAddress ?? '';
+      this.peerAddress = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    }
+    return this.peerAddress;
+  }
+
+  /** The router port the client connected to (X-Forwarded-Port). */
+  get localPort(): number {
+    if (this.sockPort < 0) this.sockPort = this.socket.localPort ?? 0;
+    return this.sockPort;
   }
 
   setDeadline(kind: Deadline, inMs: number): void {
@@ -104,7 +136,7 @@ export class ClientConnection implements HasDeadline {
     return this.phase === ClientPhase.Closed;
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.phase === ClientPhase.Tunnel) {
       this.exchange?.tunnelFromClient(chunk);
       return;
@@ -124,19 +156,20 @@ export class ClientConnection implements HasDeadline {
           data = this.headAcc.view();
           base = 0;
         }
-        const r = this.parser.execute(data, base);
+        const parser = (this.parser ??= new HeadParser(true, this.core.config.limits.request));
+        const r = parser.execute(data, base);
         if (r === NEED_MORE) {
           if (this.headAcc === null) this.headAcc = new Accumulator(buf.subarray(off));
           if (this.deadlineKind !== Deadline.HeadRead) this.setDeadline(Deadline.HeadRead, this.core.config.timeouts.clientIdleMs);
           return;
         }
         this.headAcc = null;
+        this.parser = null;
         if (r < 0) {
           this.rejectRequest(-r as ParseError, null);
           return;
         }
-        const head = this.parser.head;
-        this.parser.reset();
+        const head = parser.head;
         this.startRequest(head);
         buf = data;
         off = base + r;
@@ -280,7 +313,7 @@ export class ClientConnection implements HasDeadline {
     this.core.clients.delete(this);
   }
 
-  private onPeerGone(): void {
+  onPeerGone(): void {
     if (this.socket.destroyed) this.core.clients.delete(this);
     const ex = this.exchange;
     if (ex !== null) {
