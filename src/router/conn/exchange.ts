@@ -101,6 +101,8 @@ export class Exchange {
   private respDecoder: ChunkedDecoder | null = null;
   private deChunk = false;
   private respHeadSent = false;
+  /** Response head not written yet: it goes out together with the first body bytes (one write). */
+  private pendingHead: string | null = null;
   private sawResponseByte = false;
   private interim = 0;
   private status: number | null = null;
@@ -334,6 +336,7 @@ export class Exchange {
     } finally {
       csock.uncork();
     }
+    this.flushHead();
     // A response body still under way: the dyno has idleMs to send more (one clock read per chunk).
     if (this.resp === RespPhase.Body && this.phase === Phase.Sent) this.client.setDeadline(Deadline.ResponseIdle, this.core.config.timeouts.idleMs);
   }
@@ -429,8 +432,9 @@ export class Exchange {
     const connection = info.bodyKind === BodyKind.Tunnel ? null : !this.keepClient ? 'close' : client10 ? 'keep-alive' : null;
     const out = clientResponseHeadString(head, info, { framing, contentLength, connection, via: this.core.config.via });
     this.bytesOut += out.length; // latin1: one byte per char
-    this.client.socket.write(out, 'latin1');
     this.respHeadSent = true;
+    if (info.bodyKind === BodyKind.Tunnel || info.bodyKind === BodyKind.None || this.deChunk) this.client.socket.write(out, 'latin1');
+    else this.pendingHead = out; // written with the first body bytes, or at the end of this chunk (flushHead)
     if (info.bodyKind === BodyKind.Tunnel) return this.startTunnel();
     if (info.bodyKind === BodyKind.None) {
       this.resp = RespPhase.Done;
@@ -438,6 +442,29 @@ export class Exchange {
     }
     // The ResponseIdle deadline is armed once per chunk, in onUpstreamData, if the body goes on.
     this.resp = RespPhase.Body;
+  }
+
+  /** Writes a response head still waiting for body bytes. */
+  private flushHead(): void {
+    const h = this.pendingHead;
+    if (h !== null) {
+      this.pendingHead = null;
+      this.client.socket.write(h, 'latin1');
+    }
+  }
+
+  /**
+   * Writes `buf[start..end)` (upstream bytes: copied, since they may sit in the shared read
+   * buffer) to the client, preceded by the pending response head if any, as one Buffer.
+   */
+  private relayToClient(buf: Buffer, start: number, end: number): boolean {
+    const h = this.pendingHead;
+    if (h === null) return this.client.write(copyOut(buf, start, end));
+    this.pendingHead = null;
+    const out = Buffer.allocUnsafe(h.length + end - start);
+    out.write(h, 0, 'latin1');
+    buf.copy(out, h.length, start, end);
+    return this.client.write(out);
   }
 
   private readonly deChunkSink = (b: Buffer, s: number, e: number): void => {
@@ -461,14 +488,14 @@ export class Exchange {
       }
       if (!this.deChunk && next > off) {
         this.bytesOut += next - off;
-        if (!this.client.write(copyOut(buf, off, next))) this.upstream!.socket.pause();
+        if (!this.relayToClient(buf, off, next)) this.upstream!.socket.pause();
       }
       if (dec.done) this.resp = RespPhase.Done;
     } else {
       const take = info.bodyKind === BodyKind.Length ? Math.min(this.respRemaining, buf.length - off) : buf.length - off;
       next = off + take;
       this.bytesOut += take;
-      if (!this.client.write(copyOut(buf, off, next))) this.upstream!.socket.pause();
+      if (take > 0 && !this.relayToClient(buf, off, next)) this.upstream!.socket.pause();
       if (info.bodyKind === BodyKind.Length) {
         this.respRemaining -= take;
         if (this.respRemaining === 0) this.resp = RespPhase.Done;
@@ -627,6 +654,7 @@ export class Exchange {
 
   private finish(): void {
     if (this.phase === Phase.Done) return;
+    this.flushHead();
     this.phase = Phase.Done;
     const up = this.upstream;
     this.upstream = null;
@@ -677,6 +705,7 @@ export class Exchange {
 
   /** Cuts the client connection (a response was already under way, or the client is gone). */
   private abort(): void {
+    this.flushHead();
     this.phase = Phase.Done;
     this.destroyUpstream();
     this.releaseCounters();
