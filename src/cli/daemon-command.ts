@@ -19,6 +19,9 @@ interface DaemonArgs {
   domain: string;
   net: string;
   cgroup: string;
+  bridge?: string;
+  subnet?: string;
+  nat: boolean;
   'boot-timeout'?: string;
   'stop-grace'?: string;
   'restart-delay'?: string;
@@ -77,6 +80,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     domain: a.domain,
     net: a.net,
     cgroupName: a.cgroup,
+    bridge: { ...(a.bridge !== undefined ? { name: a.bridge } : {}), ...(a.subnet !== undefined ? { subnet: a.subnet } : {}), nat: a.nat },
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
   });
@@ -107,6 +111,9 @@ export const daemonCommand: CommandModule = {
       .option('domain', { type: 'string', default: 'localhost', describe: 'apps answer at APP.DOMAIN' })
       .option('net', { type: 'string', default: 'bridge', describe: "dyno network: 'bridge' (own address, routed) or 'none'" })
       .option('cgroup', { type: 'string', default: DEFAULT_CGROUP, describe: 'cgroup v2 subtree for the dynos' })
+      .option('bridge', { type: 'string', describe: 'host bridge for dyno networking (default manifold0)' })
+      .option('subnet', { type: 'string', describe: 'subnet of the bridge when it is created (default 10.200.0.0/16)' })
+      .option('nat', { type: 'boolean', default: false, describe: 'outbound NAT (nftables masquerade) for dynos' })
       .option('boot-timeout', { type: 'string', describe: 'R10 boot timeout (default 60s)' })
       .option('stop-grace', { type: 'string', describe: 'R12 stop grace (default 30s)' })
       .option('restart-delay', { type: 'string', describe: 'second crash restart delay, doubling (default 20s)' })

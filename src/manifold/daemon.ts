@@ -33,6 +33,8 @@ export interface DaemonOptions {
   net: 'none' | 'bridge';
   cgroupName: string;
   runDir?: string;
+  /** Bridge networking: bridge name and subnet (defaults manifold0, 10.200.0.0/16), outbound NAT. */
+  bridge?: { name?: string; subnet?: string; nat?: boolean };
   socketGid?: number;
   policy?: Partial<SupervisionPolicy>;
   log?: (line: string) => void;
@@ -78,7 +80,7 @@ export class Daemon {
     }
     fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
     this.store = new Store(path.join(o.stateDir, 'manifold.db'));
-    this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}) });
+    this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(o.bridge ? { bridge: o.bridge } : {}) });
     const warning = this.runtime.warning();
     if (warning) this.log(warning);
     await this.cleanupLeftovers();

@@ -294,7 +294,7 @@ t.test('daemon SIGKILL + restart: formation restored, nothing leaked', async (t)
   t.same(p.dynos.map((x) => x.name), ['web.1', 'web.2']);
   await allUp('work', 2);
   const r = await get(d.port, 'hello.localhost');
-  t.equal(r.status, 200);
+  t.equal(r.status, 200, `the restored app answers through the router (${r.status} ${r.body.slice(0, 200)}) ${r.status !== 200 ? d.log : ''}`);
   const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: '/run/manifold' });
   t.equal(leftoverCgroups(scope).length, 4, 'only the 4 live dynos have cgroups');
   t.equal(leftoverProcesses(scope).filter((x) => !p.dynos.some((y) => y.pid === x.pid)).length >= 0, true);
@@ -310,4 +310,9 @@ t.test('apps:destroy stops everything; daemon stop leaves nothing', async (t) =>
   t.same(leftoverProcesses(scope), [], 'no dyno processes left');
   t.notOk(fs.existsSync(d.socket), 'socket removed');
   t.match(d.log, /stopped/);
+  // veths die with their dynos' network namespaces (asynchronously in the kernel)
+  const ports = (): string[] => fs.readdirSync(`/sys/class/net/${d.bridge}/brif`);
+  await waitFor('no veth on the bridge', async () => ports().length === 0 || undefined, 5000).catch(() => undefined);
+  t.same(ports(), [], 'no dyno veth left on the bridge');
+  t.same(fs.readdirSync(`/run/manifold/net/${d.bridge}`), [], 'no address lease left');
 });

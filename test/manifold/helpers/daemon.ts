@@ -6,6 +6,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { CgroupTree } from '../../../src/runtime/cgroup';
+import { DEFAULT_RUN_DIR } from '../../../src/runtime/dyno';
+import { BridgeNetwork } from '../../../src/runtime/network';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
 export const BIN = path.join(ROOT, 'bin/manifold');
@@ -28,14 +30,18 @@ export class TestDaemon {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-e2e-'));
     this.socket = path.join(this.dir, 'api.sock');
     this.cgroup = `manifold-e2e-${randomBytes(3).toString('hex')}`;
+    // a bridge of its own (removed in cleanup), so tests neither leave nor disturb manifold0
+    this.bridge = `mfbre${randomBytes(3).toString('hex')}`;
   }
+
+  readonly bridge: string;
 
   get cgroupRoot(): string {
     return CgroupTree.open(this.cgroup).root;
   }
 
   async start(): Promise<void> {
-    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, ...this.extraArgs];
+    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, '--bridge', this.bridge, '--subnet', `10.215.${randomBytes(1)[0]}.0/24`, ...this.extraArgs];
     this.log = '';
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -66,6 +72,7 @@ export class TestDaemon {
   }
 
   cleanup(): void {
+    BridgeNetwork.cleanup(DEFAULT_RUN_DIR, this.bridge);
     fs.rmSync(this.dir, { recursive: true, force: true });
     try {
       fs.rmdirSync(this.cgroupRoot);
