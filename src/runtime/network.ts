@@ -103,6 +103,13 @@ export class BridgeNetwork {
       ip(['addr', 'add', gateway, 'dev', name]);
       ip(['link', 'set', name, 'up']);
     }
+    // An existing bridge must carry the gateway of the subnet we lease from: addresses outside the
+    // bridge's subnet would be routed off the host instead of to the dynos.
+    const addresses = ip(['-4', '-o', 'addr', 'show', 'dev', name]);
+    if (!addresses.includes(` ${gateway} `)) {
+      const found = /inet ([0-9./]+)/.exec(addresses)?.[1] ?? 'no IPv4 address';
+      throw new DynoError({ errno: 22, syscall: 'ip', step: 'network', message: `bridge ${name} exists with ${found}, not ${gateway}: remove it (manifold dyno cleanup) or use its subnet` });
+    }
     const index = Number(fs.readFileSync(indexFile, 'utf8').trim());
     const leaseDir = path.join(runDir, 'net', name);
     fs.mkdirSync(leaseDir, { recursive: true, mode: 0o700 });

@@ -112,6 +112,11 @@ if (requireRoot(t)) {
     t.same(ifaces, ['lo'], 'only lo');
   }));
 
+  t.test('an existing bridge with another subnet is refused (its leases would be routed off the host)', async (t) => {
+    t.throws(() => BridgeNetwork.ensure(TEST_RUN_DIR, { name: BRIDGE, subnet: '10.216.0.0/24' }), /exists with 10\.214\.0\.1\/24, not 10\.216\.0\.1\/24/);
+    t.doesNotThrow(() => BridgeNetwork.ensure(TEST_RUN_DIR, { name: BRIDGE, subnet: SUBNET }), 'the same subnet is fine');
+  });
+
   t.test('cleanup removes the bridge', async (t) => {
     t.ok(fs.existsSync(`/sys/class/net/${BRIDGE}`), 'bridge exists while in use');
     BridgeNetwork.cleanup(TEST_RUN_DIR, BRIDGE);

@@ -32,16 +32,19 @@ export class TestDaemon {
     this.cgroup = `manifold-e2e-${randomBytes(3).toString('hex')}`;
     // a bridge of its own (removed in cleanup), so tests neither leave nor disturb manifold0
     this.bridge = `mfbre${randomBytes(3).toString('hex')}`;
+    // fixed for the life of this daemon: a restarted daemon must find the bridge it made
+    this.subnet = `10.215.${randomBytes(1)[0]}.0/24`;
   }
 
   readonly bridge: string;
+  readonly subnet: string;
 
   get cgroupRoot(): string {
     return CgroupTree.open(this.cgroup).root;
   }
 
   async start(): Promise<void> {
-    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, '--bridge', this.bridge, '--subnet', `10.215.${randomBytes(1)[0]}.0/24`, ...this.extraArgs];
+    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, '--bridge', this.bridge, '--subnet', this.subnet, ...this.extraArgs];
     this.log = '';
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
