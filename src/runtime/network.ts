@@ -61,6 +61,24 @@ function ip(args: string[]): string {
   }
 }
 
+/** A new bridge's subnet must not overlap an address of another interface (eth0's network, say). */
+function refuseOverlap(name: string, subnet: ReturnType<typeof parseSubnet>): void {
+  for (const line of ip(['-4', '-o', 'addr', 'show']).split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet ([0-9.]+)\/([0-9]+)/.exec(line);
+    if (!m || m[1] === name) continue;
+    const other = parseSubnetLoose(m[2]!, Number(m[3]));
+    const overlaps = subnet.base < other.base + other.size && other.base < subnet.base + subnet.size;
+    if (overlaps && m[1] !== 'lo') {
+      throw new DynoError({ errno: 22, syscall: 'ip', step: 'network', message: `subnet ${intToIp(subnet.base)}/${subnet.prefixLen} overlaps ${m[2]}/${m[3]} on ${m[1]}: choose another subnet` });
+    }
+  }
+}
+
+function parseSubnetLoose(addr: string, prefixLen: number): { base: number; size: number } {
+  const size = 2 ** (32 - prefixLen);
+  return { base: (ipToInt(addr) & ~(size - 1)) >>> 0, size };
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -99,6 +117,7 @@ export class BridgeNetwork {
     const gateway = `${intToIp(subnet.base + 1)}/${subnet.prefixLen}`;
     const indexFile = `/sys/class/net/${name}/ifindex`;
     if (!fs.existsSync(indexFile)) {
+      refuseOverlap(name, subnet);
       ip(['link', 'add', name, 'type', 'bridge']);
       ip(['addr', 'add', gateway, 'dev', name]);
       ip(['link', 'set', name, 'up']);

@@ -115,6 +115,9 @@ if (requireRoot(t)) {
   t.test('an existing bridge with another subnet is refused (its leases would be routed off the host)', async (t) => {
     t.throws(() => BridgeNetwork.ensure(TEST_RUN_DIR, { name: BRIDGE, subnet: '10.216.0.0/24' }), /exists with 10\.214\.0\.1\/24, not 10\.216\.0\.1\/24/);
     t.doesNotThrow(() => BridgeNetwork.ensure(TEST_RUN_DIR, { name: BRIDGE, subnet: SUBNET }), 'the same subnet is fine');
+    const other = `mfbru${process.pid % 100000}`;
+    t.throws(() => BridgeNetwork.ensure(TEST_RUN_DIR, { name: other, subnet: '10.214.0.128/25' }), /overlaps 10\.214\.0\.1\/24 on mfbrt/, 'a new bridge may not overlap another interface');
+    t.notOk(fs.existsSync(`/sys/class/net/${other}`), 'and nothing was created');
   });
 
   t.test('cleanup removes the bridge', async (t) => {
