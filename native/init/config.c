@@ -64,12 +64,13 @@ static int apply_record(struct dyno_config *cfg, char *rec, struct init_error *e
   } else if (!strcmp(key, "gateway")) {
     cfg->gateway = val;
   } else if (!strcmp(key, "uid") || !strcmp(key, "gid") || !strcmp(key, "nofile") ||
-             !strcmp(key, "die_with_parent") || !strcmp(key, "bridge_ifindex")) {
+             !strcmp(key, "die_with_parent") || !strcmp(key, "bridge_ifindex") || !strcmp(key, "veth_ifindex")) {
     if (parse_ulong(val, &n) < 0) return fail(e, EINVAL, "config", "read", key);
     if (!strcmp(key, "uid")) cfg->uid = (uid_t)n;
     else if (!strcmp(key, "gid")) cfg->gid = (gid_t)n;
     else if (!strcmp(key, "nofile")) cfg->nofile = n;
     else if (!strcmp(key, "bridge_ifindex")) cfg->bridge_ifindex = (int)n;
+    else if (!strcmp(key, "veth_ifindex")) cfg->veth_ifindex = (int)(n & 0x7fffffff);
     else cfg->die_with_parent = (int)n;
   } else {
     return fail(e, EINVAL, "config", "read", key);

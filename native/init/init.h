@@ -42,6 +42,7 @@ struct dyno_config {
   const char *net;      /* "none" (only lo) or "bridge" */
   const char *veth;     /* bridge: name of the host end */
   int bridge_ifindex;   /* bridge: the host bridge */
+  int veth_ifindex;     /* bridge: ifindex asked for the host end (0: the kernel picks) */
   const char *address;  /* bridge: IPv4 address of eth0 */
   int prefix_len;
   const char *gateway;  /* bridge: the bridge's address */

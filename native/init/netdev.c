@@ -67,10 +67,12 @@ static int host_ifindex(int fd, const char *name) {
   }
 }
 
-static int create_veth(const struct dyno_config *cfg, int own_netns, struct init_error *e) {
+/* Returns 0, or -errno from the kernel (EBUSY: the requested ifindex is taken). */
+static int create_veth(const struct dyno_config *cfg, int own_netns, int ifindex, struct init_error *e) {
   struct nl_request r;
   struct ifinfomsg *ifi = nl_begin(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifi);
   ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex; /* chosen by us, so isolating the port needs no RTM_GETLINK round trip */
   ifi->ifi_flags = IFF_UP;
   ifi->ifi_change = IFF_UP;
   nl_put_str(&r, IFLA_IFNAME, cfg->veth);
@@ -91,12 +93,12 @@ static int create_veth(const struct dyno_config *cfg, int own_netns, struct init
   nl_nest_end(&r, data);
   nl_nest_end(&r, linkinfo);
   rc = nl_transact(HOST_NETLINK_FD, &r);
-  if (rc < 0) return nl_fail(e, rc, cfg->veth);
-  return 0;
+  if (rc < 0 && !(rc == -EBUSY && ifindex)) return nl_fail(e, rc, cfg->veth);
+  return rc;
 }
 
-static int isolate_port(const struct dyno_config *cfg, struct init_error *e) {
-  int index = host_ifindex(HOST_NETLINK_FD, cfg->veth);
+static int isolate_port(const struct dyno_config *cfg, int index, struct init_error *e) {
+  if (index <= 0) index = host_ifindex(HOST_NETLINK_FD, cfg->veth);
   if (index < 0) return nl_fail(e, index, cfg->veth);
   struct nl_request r;
   struct ifinfomsg *ifi = nl_begin(&r, RTM_SETLINK, 0, sizeof *ifi);
@@ -159,10 +161,16 @@ int setup_network(const struct dyno_config *cfg, struct init_error *e) {
   }
   int own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (own_netns < 0) return fail(e, errno, "network", "open", "/proc/self/ns/net");
-  int rc = create_veth(cfg, own_netns, e);
+  /* a random high ifindex; if it is taken (EBUSY), let the kernel choose and look it up */
+  int index = cfg->veth_ifindex;
+  int rc = create_veth(cfg, own_netns, index, e);
+  if (rc == -EBUSY) {
+    index = 0;
+    rc = create_veth(cfg, own_netns, 0, e);
+  }
   close(own_netns);
   if (rc < 0) return -1;
-  if (isolate_port(cfg, e) < 0 || configure_inside(cfg, e) < 0) return -1;
+  if (isolate_port(cfg, index, e) < 0 || configure_inside(cfg, e) < 0) return -1;
   close(HOST_NETLINK_FD);
   return 0;
 }

@@ -25,6 +25,8 @@ export interface Lease {
   prefixLen: number;
   gateway: string;
   veth: string;
+  /** ifindex asked for the host end, so dyno-init needs no lookup (it falls back if taken). */
+  vethIndex: number;
   bridgeIndex: number;
 }
 
@@ -152,7 +154,8 @@ export class BridgeNetwork {
         continue;
       }
       const veth = `mfv${randomBytes(4).toString('hex')}`;
-      return { address: addr, prefixLen: this.prefixLen, gateway: this.gateway, veth, bridgeIndex: this.index };
+      const vethIndex = 0x100000 + randomInt(0x3ff00000);
+      return { address: addr, prefixLen: this.prefixLen, gateway: this.gateway, veth, vethIndex, bridgeIndex: this.index };
     }
     throw new DynoError({ errno: 105, syscall: 'lease', step: 'network', message: `no free address on ${this.name}` });
   }

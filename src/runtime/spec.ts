@@ -152,7 +152,7 @@ export interface EncodeContext {
   binds: { source: string; target: string }[];
   scratchDir: string;
   /** Bridge mode: the leased address and host veth name. */
-  lease?: { address: string; prefixLen: number; gateway: string; veth: string; bridgeIndex: number };
+  lease?: { address: string; prefixLen: number; gateway: string; veth: string; vethIndex: number; bridgeIndex: number };
 }
 
 /** The config message dyno-init reads: NUL-terminated key=value records (native/common/protocol.h). */
@@ -173,7 +173,7 @@ export function encodeConfig(spec: DynoSpec, ctx: EncodeContext): Buffer {
   ];
   if (ctx.lease) {
     const l = ctx.lease;
-    records.push(`veth=${l.veth}`, `address=${l.address}/${l.prefixLen}`, `gateway=${l.gateway}`, `bridge_ifindex=${l.bridgeIndex}`);
+    records.push(`veth=${l.veth}`, `veth_ifindex=${l.vethIndex}`, `address=${l.address}/${l.prefixLen}`, `gateway=${l.gateway}`, `bridge_ifindex=${l.bridgeIndex}`);
   }
   for (const b of ctx.binds) records.push(`bind=${b.source}:${b.target}`);
   for (const a of commandStrings(spec)) records.push(`arg=${a}`);
