@@ -208,6 +208,9 @@ export class Dyno extends EventEmitter {
   /** pid of the app inside the dyno (normally 2). */
   appPid = -1;
   readonly started: Promise<Dyno>;
+  /** Resolves once every process of the dyno is gone, before teardown: a supervisor can restart now. */
+  readonly ended: Promise<ExitStatus>;
+  /** Resolves after teardown too: nothing of the dyno is left on the host. */
   readonly exited: Promise<ExitStatus>;
 
   private readonly runtime: Runtime;
@@ -219,6 +222,7 @@ export class Dyno extends EventEmitter {
   private resolveStarted!: (d: Dyno) => void;
   private rejectStarted!: (e: Error) => void;
   private resolveExited!: (s: ExitStatus) => void;
+  private resolveEnded!: (s: ExitStatus) => void;
   private isStarted = false;
   private memoryWatch: NativeFileWatch | undefined;
   private memoryCounters: MemoryCounters | undefined;
@@ -239,6 +243,9 @@ export class Dyno extends EventEmitter {
     });
     this.exited = new Promise((resolve) => {
       this.resolveExited = resolve;
+    });
+    this.ended = new Promise((resolve) => {
+      this.resolveEnded = resolve;
     });
     // A caller that only awaits `exited` must not see an unhandled rejection from `started`.
     this.started.catch(() => undefined);
@@ -340,6 +347,7 @@ export class Dyno extends EventEmitter {
       oom: this.finalOomCheck(),
       stopped: this.stopRequested,
     };
+    if (this.isStarted) this.resolveEnded(status);
     void this.runtime.teardown(this).then(
       () => this.finish(status),
       (err: unknown) => {
@@ -369,6 +377,7 @@ export class Dyno extends EventEmitter {
           new DynoError({ errno: 5, syscall: 'waitid', step: 'init', message: `dyno-init ended during setup (code ${status.code}, signal ${status.signal})` }),
       );
     }
+    this.resolveEnded(status);
     this.resolveExited(status);
     this.emit('exit', status);
   }

@@ -493,7 +493,9 @@ export class Supervisor {
         inst.dyno = dyno;
         inst.address = (dyno as { address?: string }).address;
         this.opts.onDynoStarted?.(app.name, inst.name, release.version, dyno);
-        void dyno.exited.then((s) => this.onExit(app, inst, s));
+        // react as soon as the processes are gone (an R15 restart must not wait for teardown);
+        // inst.done still waits for the teardown, so a shutdown leaves nothing behind
+        void (dyno.ended ?? dyno.exited).then((s) => this.onExit(app, inst, s));
         dyno.on('memory', (ev) => this.onMemory(app, inst, ev.kind));
         if (inst.pendingStop) {
           inst.stopSent = false;
@@ -641,7 +643,8 @@ export class Supervisor {
     // app output written just before the exit comes first in the log
     await Promise.race([inst.output, new Promise((r) => setTimeout(r, 200))]);
     if (inst.dyno) this.log(app.name, inst.name, `Process exited with status ${status.status}`);
-    inst.resolveDone(status);
+    const torn = inst.dyno ? inst.dyno.exited : Promise.resolve(status);
+    void torn.then(() => inst.resolveDone(status));
     if (inst.oneoff) {
       this.log(app.name, inst.name, `State changed from ${wasUp ? 'up' : 'starting'} to complete`);
       app.oneoffs.delete(inst.name);

@@ -11,6 +11,8 @@ export interface LaunchedDyno {
   readonly id: string;
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
+  /** Resolves as soon as the dyno's processes are gone, before its teardown (cgroup, address). */
+  readonly ended?: Promise<ExitStatus>;
   signal(sig: NodeJS.Signals | number): boolean;
   kill(): Promise<ExitStatus>;
   on(event: 'memory', listener: (ev: MemoryEvent) => void): unknown;
