@@ -168,7 +168,10 @@ if (requireRoot(t)) {
     const initPid = Number(pidText);
     const leaf = path.join(runtime.cgroups.root, id ?? '');
     t.ok(fs.existsSync(`/proc/${initPid}`), 'dyno-init is running');
-    t.ok(fs.readFileSync(path.join(leaf, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 3, 'the dyno has processes');
+    // the app is exec'd, but its shell may not have forked the background sleep yet
+    const procs = (): number => fs.readFileSync(path.join(leaf, 'cgroup.procs'), 'utf8').trim().split('\n').length;
+    for (const until = Date.now() + 5000; procs() < 3 && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    t.ok(procs() >= 3, `the dyno has its processes (init and both sleeps): ${procs()}`);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const deadline = Date.now() + 3000;
