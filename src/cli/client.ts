@@ -12,6 +12,20 @@ function connError(err: NodeJS.ErrnoException, socketPath: string): Error {
   return err;
 }
 
+/** A non-200 answer carries {error: {code, message}}: reject with it (or with EPROTO if it does not). */
+function rejectWithApiError(res: http.IncomingMessage, reject: (err: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => {
+    try {
+      const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { code: string; message: string } }).error;
+      reject(new ApiError(e.code, e.message));
+    } catch {
+      reject(new ApiError('EPROTO', `HTTP ${res.statusCode}`));
+    }
+  });
+}
+
 export class ApiClient {
   constructor(readonly socketPath: string) {}
 
@@ -50,16 +64,7 @@ export class ApiClient {
         { socketPath: this.socketPath, method: 'POST', path: '/v1/logs', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
         (res) => {
           if (res.statusCode !== 200) {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              try {
-                const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { code: string; message: string } }).error;
-                reject(new ApiError(e.code, e.message));
-              } catch {
-                reject(new ApiError('EPROTO', `HTTP ${res.statusCode}`));
-              }
-            });
+            rejectWithApiError(res, reject);
             return;
           }
           let rest = '';
@@ -101,18 +106,7 @@ export class ApiClient {
         headers: { connection: 'upgrade', upgrade: 'manifold-attach', 'x-manifold-params': Buffer.from(JSON.stringify(params)).toString('base64') },
       });
       req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          try {
-            const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error: { code: string; message: string } }).error;
-            reject(new ApiError(e.code, e.message));
-          } catch {
-            reject(new ApiError('EPROTO', `HTTP ${res.statusCode}`));
-          }
-        });
-      });
+      req.on('response', (res) => rejectWithApiError(res, reject));
       req.on('upgrade', (_res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         let done = false;
         const onData = (d: Buffer | string): void => {

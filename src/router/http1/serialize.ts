@@ -27,35 +27,6 @@ const RESPONSE_DROP = kindSet([
   FieldKind.KeepAlive, FieldKind.ProxyConnection, FieldKind.Via,
 ]);
 
-/** Copies the kept field lines of `head` into `out` at `pos`; returns the new position. */
-function copyKeptLines(head: MessageHead, drop: Uint8Array, connectionNames: string[] | null, out: Buffer | null, pos: number): number {
-  const f = head.fields;
-  const buf = head.buf;
-  const base = head.base;
-  let runStart = -1;
-  let runEnd = -1;
-  for (let i = 0, o = 0; i < head.fieldCount; i++, o += FIELD_STRIDE) {
-    const kind = f[o + F_KIND]!;
-    let keep = drop[kind] !== 1;
-    if (keep && connectionNames !== null && kind === FieldKind.Other) {
-      const name = buf.toString('latin1', base + f[o + F_NAME_START]!, base + f[o + F_NAME_END]!).toLowerCase();
-      keep = !connectionNames.includes(name);
-    }
-    if (!keep) continue;
-    const ls = base + f[o + F_LINE_START]!;
-    const le = base + f[o + F_LINE_END]!;
-    if (ls === runEnd) {
-      runEnd = le;
-      continue;
-    }
-    if (runStart >= 0) pos += out === null ? runEnd - runStart : buf.copy(out, pos, runStart, runEnd);
-    runStart = ls;
-    runEnd = le;
-  }
-  if (runStart >= 0) pos += out === null ? runEnd - runStart : buf.copy(out, pos, runStart, runEnd);
-  return pos;
-}
-
 /** The kept field lines of `head` as one latin1 string (one slice per run of kept lines; usually one). */
 function keptLinesString(head: MessageHead, drop: Uint8Array, connectionNames: string[] | null): string {
   const f = head.fields;
@@ -95,15 +66,6 @@ export function joinedValues(head: MessageHead, kind: FieldKind): string | null 
     const v = head.buf.toString('latin1', head.base + f[o + F_VALUE_START]!, head.base + f[o + F_VALUE_END]!);
     out = out === null ? v : `${out}, ${v}`;
   }
-  return out;
-}
-
-function assemble(prefix: string, head: MessageHead, drop: Uint8Array, connectionNames: string[] | null, suffix: string): Buffer {
-  const keptBytes = copyKeptLines(head, drop, connectionNames, null, 0);
-  const out = Buffer.allocUnsafe(prefix.length + keptBytes + suffix.length);
-  let pos = out.write(prefix, 0, 'latin1');
-  pos = copyKeptLines(head, drop, connectionNames, out, pos);
-  out.write(suffix, pos, 'latin1');
   return out;
 }
 
@@ -204,5 +166,5 @@ export function buildClientResponseHead(head: MessageHead, info: ResponseInfo, o
 /** A 1xx interim response for an HTTP/1.1 client, hop-by-hop fields removed. */
 export function buildInterimHead(head: MessageHead, via: string): Buffer {
   const statusRest = head.buf.toString('latin1', head.base + 8, head.base + head.startLineEnd);
-  return assemble(`HTTP/1.1${statusRest}`, head, RESPONSE_DROP, null, `Via: ${via}\r\n\r\n`);
+  return Buffer.from(`HTTP/1.1${statusRest}` + keptLinesString(head, RESPONSE_DROP, null) + `Via: ${via}\r\n\r\n`, 'latin1');
 }
