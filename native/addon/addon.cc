@@ -1,5 +1,6 @@
-// N-API surface of the runtime: loadHelper(), spawn(), pipe(). Everything else (cgroups, rootfs
-// preparation, the config encoding) lives in TypeScript under src/runtime/.
+// N-API surface of the runtime: loadHelper(), spawn(), pipe(), ptys, file watches, deleteLink().
+// Everything else (cgroups, rootfs preparation, the config encoding) lives in TypeScript under
+// src/runtime/.
 #include <errno.h>
 #include <fcntl.h>
 #include <napi.h>
@@ -18,6 +19,7 @@
 #include "errors.h"
 #include "file_watch.h"
 #include "helper_memfd.h"
+#include "link_delete.h"
 #include "spawn.h"
 
 namespace {
@@ -171,6 +173,33 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// Runs DeleteLinkByName on a pool thread: RTNL and RCU waits must not stall the event loop.
+class DeleteLinkWorker : public Napi::AsyncWorker {
+ public:
+  DeleteLinkWorker(Napi::Function done, std::string name)
+      : Napi::AsyncWorker(done, "manifold:deleteLink"), name_(std::move(name)) {}
+
+  void Execute() override { err_ = DeleteLinkByName(name_.c_str()); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (err_) Callback().Call({MakeSystemError(env, err_, "RTM_DELLINK", "network").Value()});
+    else Callback().Call({env.Null()});
+  }
+
+ private:
+  std::string name_;
+  int err_ = 0;
+};
+
+// deleteLink(name, done(err)): removes a network interface of the host (a dyno's veth).
+Napi::Value DeleteLink(const Napi::CallbackInfo &info) {
+  auto *worker = new DeleteLinkWorker(info[1].As<Napi::Function>(), info[0].As<Napi::String>());
+  worker->Queue();
+  return info.Env().Undefined();
+}
+
 // pipe() -> [readFd, writeFd], both close-on-exec (a dyno gets them through dup3 only).
 Napi::Value Pipe(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -250,6 +279,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadHelper", Napi::Function::New(env, LoadHelper));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("deleteLink", Napi::Function::New(env, DeleteLink));
   exports.Set("openPty", Napi::Function::New(env, OpenPty));
   exports.Set("resizePty", Napi::Function::New(env, ResizePty));
   watch_constructor = new Napi::FunctionReference(Napi::Persistent(FileWatch::Init(env)));

@@ -177,7 +177,7 @@ export class Runtime {
     try {
       await this.cgroups.remove(dyno.id);
     } finally {
-      if (dyno.lease) this.bridge().release(dyno.lease);
+      if (dyno.lease) await this.bridge().releaseWithVeth(dyno.lease);
     }
   }
 }

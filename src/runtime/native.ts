@@ -46,6 +46,8 @@ interface NativeAddon {
     onSpawned: (err: Error | null, proc: NativeDynoProcess | undefined) => void,
   ): void;
   pipe(): [number, number];
+  /** Deletes a host network interface by name on a pool thread; an interface already gone is no error. */
+  deleteLink(name: string, done: (err: Error | null) => void): void;
   /** A pseudo-terminal pair [master, slave] (close-on-exec) of the given size. */
   openPty(cols: number, rows: number): [number, number];
   resizePty(masterFd: number, cols: number, rows: number): void;

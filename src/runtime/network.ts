@@ -3,14 +3,15 @@
  * each dyno leases an address and a host veth name, and dyno-init creates the veth pair itself
  * through rtnetlink (native/init/netdev.c). Leases are files created with O_EXCL under the run
  * directory, so several processes (a daemon, a `dyno run`) never hand out the same address; a
- * lease whose owner process died is reclaimed. The kernel deletes both veth ends when the dyno's
- * network namespace dies; only the bridge stays, until cleanup().
+ * lease whose owner process died is reclaimed. Teardown deletes the host veth (and with it the
+ * peer) before the address is freed; only the bridge stays, until cleanup().
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DynoError } from './errors';
+import { native } from './native';
 
 export interface BridgeOptions {
   name?: string;
@@ -162,6 +163,19 @@ export class BridgeNetwork {
 
   release(lease: Lease): void {
     fs.rmSync(path.join(this.leaseDir, lease.address), { force: true });
+  }
+
+  /**
+   * Deletes the dyno's host veth (and so its peer), then frees the address. The kernel would
+   * delete the pair itself once the dyno's netns dies, but later, on a workqueue: without this a
+   * dyno that has "ended" could still show its veth on the bridge for tens of milliseconds.
+   */
+  async releaseWithVeth(lease: Lease): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => native().deleteLink(lease.veth, (err) => (err ? reject(err) : resolve())));
+    } finally {
+      this.release(lease);
+    }
   }
 
   /** Frees every lease whose owner process is gone (a crashed supervisor's dynos died with it). */

@@ -8,7 +8,8 @@
  * directory) or a new nsfs mount (a pinned netns/mntns) that was not there at baseline; a cgroup
  * leaf under the runtime's subtree; a process living in that subtree; a dyno-init process that is
  * our child or sits in our subtree; a dyno the runtime still counts as running; something left in
- * the host side of the scratch mount point.
+ * the host side of the scratch mount point; a dyno veth (mfv*) on the host that was not there at
+ * baseline.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +29,8 @@ export interface LeakScope {
   runtime?: Runtime;
   /** mountinfo lines of interest that existed before (not leftovers of ours). */
   baselineMounts: Set<string>;
+  /** Dyno veths (mfv*) that existed before. */
+  baselineVeths: Set<string>;
 }
 
 export function leakWatch(runtime: Runtime, leafPrefix?: string): LeakScope {
@@ -35,7 +38,7 @@ export function leakWatch(runtime: Runtime, leafPrefix?: string): LeakScope {
 }
 
 export function leakScope(opts: { cgroupRoot: string; runDir: string; runtime?: Runtime; leafPrefix?: string }): LeakScope {
-  const scope: LeakScope = { ...opts, baselineMounts: new Set() };
+  const scope: LeakScope = { ...opts, baselineMounts: new Set(), baselineVeths: new Set(dynoVeths()) };
   scope.baselineMounts = new Set(suspiciousMounts(scope));
   return scope;
 }
@@ -63,6 +66,16 @@ function suspiciousMounts(scope: Pick<LeakScope, 'runDir'>): string[] {
 /** Leftover mounts: suspicious mountinfo lines of the host that were not there at baseline. */
 export function leftoverMounts(scope: LeakScope): string[] {
   return suspiciousMounts(scope).filter((l) => !scope.baselineMounts.has(l));
+}
+
+/** Host ends of dyno veth pairs (named mfv* by the runtime). */
+function dynoVeths(): string[] {
+  return fs.readdirSync('/sys/class/net').filter((n) => n.startsWith('mfv'));
+}
+
+/** Dyno veths on the host that were not there at baseline. */
+export function leftoverVeths(scope: LeakScope): string[] {
+  return dynoVeths().filter((n) => !scope.baselineVeths.has(n));
 }
 
 /** Cgroup leaves (directories) under the runtime's subtree, filtered by the leaf prefix. */
@@ -126,6 +139,7 @@ export function dynoLeftovers(scope: LeakScope): string[] {
   const found: string[] = [];
   for (const m of leftoverMounts(scope)) found.push(`mount: ${m}`);
   for (const c of leftoverCgroups(scope)) found.push(`cgroup: ${c}`);
+  for (const v of leftoverVeths(scope)) found.push(`veth: ${v}`);
   for (const p of leftoverProcesses(scope)) found.push(`process: ${p.pid} (${p.comm}) state ${p.state} in ${p.cgroup}`);
   if (scope.runtime && scope.runtime.running.size > 0) found.push(`runtime: ${scope.runtime.running.size} dyno(s) still counted as running`);
   const scratch = path.join(scope.runDir, 'scratch');

@@ -1,0 +1,51 @@
+#include "link_delete.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int DeleteLinkByName(const char *name) {
+  size_t name_len = strlen(name) + 1;
+  if (name_len > IFNAMSIZ) return EINVAL;
+  struct {
+    struct nlmsghdr header;
+    struct ifinfomsg info;
+    char attrs[RTA_SPACE(IFNAMSIZ)];
+  } request;
+  memset(&request, 0, sizeof request);
+  struct rtattr *attr = reinterpret_cast<struct rtattr *>(request.attrs);
+  attr->rta_type = IFLA_IFNAME;
+  attr->rta_len = RTA_LENGTH(name_len);
+  memcpy(RTA_DATA(attr), name, name_len);
+  request.header.nlmsg_len = NLMSG_LENGTH(sizeof request.info) + RTA_ALIGN(attr->rta_len);
+  request.header.nlmsg_type = RTM_DELLINK;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  request.header.nlmsg_seq = 1;
+  request.info.ifi_family = AF_UNSPEC;
+
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return errno;
+  struct sockaddr_nl kernel = {};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, &request, request.header.nlmsg_len, 0, reinterpret_cast<struct sockaddr *>(&kernel), sizeof kernel) < 0) {
+    int err = errno;
+    close(fd);
+    return err;
+  }
+  // The answer is one NLMSG_ERROR message: error 0 is the ack.
+  char answer[512];
+  ssize_t n;
+  do n = recv(fd, answer, sizeof answer, 0);
+  while (n < 0 && errno == EINTR);
+  int err = n < 0 ? errno : EPROTO;
+  close(fd);
+  if (n < 0) return err;
+  struct nlmsghdr *reply = reinterpret_cast<struct nlmsghdr *>(answer);
+  if (!NLMSG_OK(reply, (size_t)n) || reply->nlmsg_type != NLMSG_ERROR) return EPROTO;
+  int code = -static_cast<struct nlmsgerr *>(NLMSG_DATA(reply))->error;
+  return code == ENODEV ? 0 : code;
+}
