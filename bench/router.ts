@@ -1,4 +1,5 @@
-// `npm run bench:router`: our router against nginx, HAProxy and node http-proxy on loopback.
+// `npm run bench:router`: our router against nginx, HAProxy and node http-proxy on loopback, plus
+// net-floor: a blind 1:1 byte pipe on Node's `net`, the floor any router written on `net` starts from.
 //
 // Phases (BENCH_PHASES, comma list; default all):
 //   throughput  wrk -t2 -cC closed loop, nginx backends (13-byte body), rounds interleaved;
@@ -11,7 +12,7 @@
 // Environment (all optional):
 //   BENCH_SECONDS=6 BENCH_WARMUP=2 (before each run) BENCH_PREWARM=8 (once per proxy: JIT) BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2
 //   BENCH_HALF_SECONDS=$BENCH_SECONDS BENCH_STREAM_MB=1024 BENCH_STREAM_RUNS=2 BENCH_IDLE_CONNS=9000
-//   BENCH_ONLY=router,nginx,haproxy,http-proxy  BENCH_ROUTER=auto|off|"cmd args"  BENCH_ROUTER_ARGS=""
+//   BENCH_ONLY=router,nginx,haproxy,http-proxy,net-floor  BENCH_ROUTER=auto|off|"cmd args"  BENCH_ROUTER_ARGS=""
 //   BENCH_PIN=1 (wrk/curl on CPU 0, proxies and backends on CPU 1)  BENCH_NODE_BACKEND=0
 //   BENCH_MAX_SECONDS=420 (hard stop)  BENCH_RESULTS_DIR=bench/results  BENCH_KEEP_TMP=0
 import { spawnSync } from 'node:child_process';
@@ -562,6 +563,18 @@ function evaluateGoals(): void {
   add('idle connection memory ≤ 3× nginx', ir, (v) => v <= 3, `${fmtRatio(ir)} (${fmt(results.idle.router?.idlePerConn)} vs ${fmt(results.idle.nginx?.idlePerConn)} B)`);
   const pr = ratio(results.idle.router?.pendingPerConn, results.idle.nginx?.pendingPerConn);
   add('(also) pending long-poll memory ≤ 3× nginx', pr, (v) => v <= 3, `${fmtRatio(pr)} (${fmt(results.idle.router?.pendingPerConn)} vs ${fmt(results.idle.nginx?.pendingPerConn)} B)`);
+  // The same goals for the blind Node `net` pipe: where it misses a goal, no router on `net` can meet it.
+  const floor = tp['net-floor'];
+  const fq = ratio(floor?.reqPerSec, tp.nginx?.reqPerSec);
+  add('(floor) net-floor req/s ≥ 0.9× nginx', fq, (v) => v >= 0.9, fmtRatio(fq));
+  const fc = ratio(floor?.proxyCpuUsPerReq, tp.nginx?.proxyCpuUsPerReq);
+  add('(floor) net-floor CPU/request ≤ 1.1× nginx', fc, (v) => v <= 1.1, `${fmtRatio(fc)} (${fmt(floor?.proxyCpuUsPerReq, 1)} µs); per-round paired median ${fmtRatio(floor?.cpuVsNginxPaired ?? Number.NaN)}`);
+  const fa = results.halfLoad['net-floor']?.addedP99Ms ?? Number.NaN;
+  add('(floor) net-floor p99 added ≤ 1 ms at half load', fa, (v) => v <= 1, `${fmt(fa, 3)} ms`);
+  const fs = ratio(results.stream['net-floor']?.bestMBps, results.stream.direct?.bestMBps);
+  add('(floor) net-floor streaming ≥ 0.8× direct', fs, (v) => v >= 0.8, fmtRatio(fs));
+  const fi = ratio(results.idle['net-floor']?.idlePerConn, results.idle.nginx?.idlePerConn);
+  add('(floor) net-floor idle memory ≤ 3× nginx', fi, (v) => v <= 3, `${fmtRatio(fi)} (${fmt(results.idle['net-floor']?.idlePerConn)} B)`);
 }
 
 async function main(): Promise<void> {

@@ -151,6 +151,17 @@ export async function startHttpProxy(port: number, backends: readonly string[], 
   return { name: 'http-proxy', port, proc, dir };
 }
 
+/** The floor of a proxy on Node's `net`: a blind 1:1 byte pipe per client (bench/lib/net-floor-peer.ts). */
+export async function startNetFloor(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir('net-floor');
+  const proc = start('net-floor', process.execPath, [nodeScript('net-floor-peer.js'), String(port), backends.join(',')], {
+    cpus,
+    logFile: join(dir, 'stdout.log'),
+  });
+  await waitForPort(port, 10_000, proc);
+  return { name: 'net-floor', port, proc, dir };
+}
+
 export async function startAuxBackend(port: number, streamMiB: number, cpus: string | undefined): Promise<Peer> {
   const dir = makeTempDir('aux-backend');
   const proc = start('aux-backend', process.execPath, [nodeScript('aux-backend.js'), String(port), String(streamMiB)], {
@@ -219,8 +230,8 @@ export async function startRouter(port: number, backends: readonly string[], cpu
   return { name: 'router', port, proc, dir };
 }
 
-export type ProxyKind = 'router' | 'nginx' | 'haproxy' | 'http-proxy';
-export const ALL_PROXIES: readonly ProxyKind[] = ['router', 'nginx', 'haproxy', 'http-proxy'];
+export type ProxyKind = 'router' | 'nginx' | 'haproxy' | 'http-proxy' | 'net-floor';
+export const ALL_PROXIES: readonly ProxyKind[] = ['router', 'nginx', 'haproxy', 'http-proxy', 'net-floor'];
 
 export async function startProxy(kind: ProxyKind, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
   const port = await freePort();
@@ -233,5 +244,7 @@ export async function startProxy(kind: ProxyKind, backends: readonly string[], c
       return startHaproxy(port, backends, cpus);
     case 'http-proxy':
       return startHttpProxy(port, backends, cpus);
+    case 'net-floor':
+      return startNetFloor(port, backends, cpus);
   }
 }
