@@ -5,7 +5,7 @@
  *   /usr ... read-only binds of host directories (the "host" stack)
  *   /app     overlay: lower = the app directory, upper = scratch/app-upper (writes are thrown away)
  *   /proc    fresh procfs of the dyno's pid namespace, with the usual masked and read-only paths
- *   /dev     tmpfs with null, zero, full, random, urandom, tty, pts, shm
+ *   /dev     tmpfs with null, zero, full, random, urandom, tty, pts, shm, and console when stdin is a terminal
  *   /sys     read-only sysfs of the dyno's network namespace
  * then pivot_root, and the old root is detached.
  */
@@ -69,6 +69,56 @@ static int make_symlink(struct init_error *e, const char *target, const char *ro
   return 0;
 }
 
+/*
+ * An attached dyno's stdio is a terminal from outside (the daemon's pty, or the caller's own terminal with
+ * `dyno run`). Its name is in the host's /dev/pts, not in the dyno's fresh devpts, so ttyname(3) and tty(1)
+ * fail although isatty(0) holds. Bind it onto /dev/console like crun and LXC: glibc's ttyname then finds it
+ * by scanning /dev (same st_dev/st_ino). The bind lives in our private mount namespace and dies with it.
+ *
+ * mount(2) refuses (EINVAL) to bind from fd 0 itself: its mount belongs to the host's mount namespace. So
+ * reopen the terminal by its name, which resolves in this namespace's copy of the host mounts (we have not
+ * pivoted yet), check that it is the same file, and bind from that O_PATH fd: no window for a swap.
+ */
+static int bind_console(const char *root, struct init_error *e) {
+  char link[PATH_BUF], name[PATH_BUF], path[PATH_BUF];
+  struct stat tty, found;
+  if (!isatty(0)) return 0;
+  if (fstat(0, &tty) < 0) return fail(e, errno, "mount-dev", "fstat", "stdin");
+  join(link, root, "/proc/self/fd/0");
+  ssize_t n = readlink(link, name, sizeof name - 1);
+  if (n < 0) return fail(e, errno, "mount-dev", "readlink", link);
+  name[n] = '\0';
+  /* A terminal opened in another mount namespace may have no name here (or another file under it): the dyno
+   * still gets it as stdio and controlling terminal, only without a name, as before. */
+  if (name[0] != '/') return 0;
+  int fd = open(name, O_PATH | O_CLOEXEC);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return 0;
+  if (fd < 0) return fail(e, errno, "mount-dev", "open", name);
+  if (fstat(fd, &found) < 0) {
+    int saved = errno;
+    close(fd);
+    return fail(e, saved, "mount-dev", "fstat", name);
+  }
+  if (found.st_dev != tty.st_dev || found.st_ino != tty.st_ino || !S_ISCHR(found.st_mode)) {
+    close(fd);
+    return 0;
+  }
+
+  /* the mount point: an empty file on the dyno's /dev tmpfs (nothing else is there yet) */
+  join(path, root, "/dev/console");
+  int target = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (target < 0) {
+    int saved = errno;
+    close(fd);
+    return fail(e, saved, "mount-dev", "open", path);
+  }
+  close(target);
+  snprintf(link, sizeof link, "%s/proc/self/fd/%d", root, fd);
+  int rc = do_mount(e, "mount-dev", link, path, NULL, MS_BIND, NULL);
+  close(fd);
+  return rc;
+}
+
 static int setup_dev(const char *root, struct init_error *e) {
   char path[PATH_BUF];
   join(path, root, "/dev");
@@ -80,6 +130,7 @@ static int setup_dev(const char *root, struct init_error *e) {
   };
   for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++)
     if (make_device(e, root, devices[i].name, devices[i].maj, devices[i].min) < 0) return -1;
+  if (bind_console(root, e) < 0) return -1;
 
   join(path, root, "/dev/pts");
   if (make_dir(e, "mount-dev", path, 0755) < 0) return -1;

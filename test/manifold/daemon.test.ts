@@ -213,18 +213,22 @@ t.test('one-off dynos get a terminal when the client has one', async (t) => {
   t.equal((await d.cli('deploy', HELLO, '-a', 'ttyapp')).code, 0, 'deployed');
   t.teardown(() => d.cli('apps:destroy', 'ttyapp', '--confirm', 'ttyapp'));
   // script(1) runs the CLI on a pty of its own (80x24 unless told): the dyno must see a terminal
-  const inner = `stty cols 91 rows 33; ${process.execPath} ${path.join(ROOT, 'bin/manifold')} run -a ttyapp -- 'test -t 0 && test -t 1 && echo TTY-YES; stty size; echo TERM=$TERM; exit 3'`;
+  const inner = `stty cols 91 rows 33; ${process.execPath} ${path.join(ROOT, 'bin/manifold')} run -a ttyapp -- 'test -t 0 && test -t 1 && echo TTY-YES; tty; (: </dev/tty) 2>/dev/null && echo CTTY-YES; stty size; echo TERM=$TERM; exit 3'`;
   const r = await new Promise<{ code: number; out: string }>((resolve) => {
     execFile('script', ['-qec', inner, '/dev/null'], { env: { ...process.env, MANIFOLD_SOCKET: d.socket, TERM: 'xterm-256color' }, timeout: 60_000 }, (err, stdout) => {
       resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out: stdout.replace(/\r/g, '') });
     });
   });
   t.match(r.out, /TTY-YES/, 'stdin and stdout are a terminal in the dyno');
+  // the pty comes from the host's devpts: dyno-init binds it onto /dev/console, where ttyname(3) finds it
+  t.match(r.out, /^\/dev\/console$/m, 'tty(1) names the terminal /dev/console');
+  t.notMatch(r.out, /not a tty/, 'ttyname(3) succeeds');
+  t.match(r.out, /CTTY-YES/, 'the pty is the controlling terminal (/dev/tty opens)');
   t.match(r.out, /^33 91$/m, 'the window size follows the client');
   t.match(r.out, /TERM=xterm-256color/, 'TERM comes from the client');
   t.equal(r.code, 3, 'exit status returned');
-  const piped = await d.cli('run', '-a', 'ttyapp', '--', 'test -t 0 && echo TTY || echo NOTTY');
-  t.equal(piped.stdout, 'NOTTY\n', 'without a client terminal the dyno gets pipes');
+  const piped = await d.cli('run', '-a', 'ttyapp', '--', 'test -t 0 && echo TTY || echo NOTTY; test -e /dev/console && echo CONSOLE');
+  t.equal(piped.stdout, 'NOTTY\n', 'without a client terminal the dyno gets pipes (and no /dev/console)');
 });
 
 t.test('bad input: one line, non-zero exit, state unchanged', async (t) => {

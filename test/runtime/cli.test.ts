@@ -1,8 +1,9 @@
 /**
  * `manifold dyno run`: stdio and exit status pass through, Ctrl-C is a graceful stop (a second
- * escalates), and every bad input prints one line and exits non-zero. Leaves nothing behind.
+ * escalates), a terminal passes through (named /dev/console inside), and every bad input prints one
+ * line and exits non-zero. Leaves nothing behind.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -148,6 +149,26 @@ if (requireRoot(t)) {
       else t.ok(r.code !== 0 && r.code !== null, `${c.what}: non-zero exit (${r.code})`);
       t.equal(r.stdout, '', `${c.what}: nothing on stdout`);
     }
+    await noLeftovers(t);
+  });
+
+  t.test('on a terminal, the dyno gets it as stdio, named /dev/console', async (t) => {
+    // script(1) runs the CLI on a pty of its own, already the controlling terminal of script's session: the
+    // dyno cannot take it over (TIOCSCTTY: EPERM) and must still start, with the terminal as its stdio
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('TAP')) env[k] = v;
+    const inner = `stty cols 91 rows 33; env -u NODE_OPTIONS ${process.execPath} ${BIN} dyno run --name ${name()} -- sh -c 'test -t 0 && test -t 1 && echo TTY-YES; tty; stty size; exit 3'`;
+    const r = await new Promise<{ code: number; out: string }>((resolve) => {
+      execFile('script', ['-qec', inner, '/dev/null'], { env, timeout: 30_000 }, (err, stdout) => {
+        resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out: stdout.replace(/\r/g, '') });
+      });
+    });
+    t.match(r.out, /TTY-YES/, 'stdin and stdout are a terminal in the dyno');
+    // the terminal is in the host's devpts: dyno-init binds it onto /dev/console, where ttyname(3) finds it
+    t.match(r.out, /^\/dev\/console$/m, 'tty(1) names the terminal /dev/console');
+    t.notMatch(r.out, /not a tty/, 'ttyname(3) succeeds');
+    t.match(r.out, /^33 91$/m, 'the window size is the terminal\'s');
+    t.equal(r.code, 3, 'exit status returned');
     await noLeftovers(t);
   });
 
