@@ -33,7 +33,15 @@ export interface Lease {
 
 export const DEFAULT_BRIDGE = 'manifold0';
 export const DEFAULT_SUBNET = '10.200.0.0/16';
-const NAT_TABLE = 'manifold';
+
+/**
+ * The nftables table holding one bridge's NAT: `ip manifold` for the default bridge, `ip
+ * manifold-NAME` for any other. One table per bridge, so NAT on a second bridge (a daemon's
+ * --bridge, a test's) neither replaces the first one's rule nor is deleted by its cleanup.
+ */
+export function natTable(bridge: string): string {
+  return bridge === DEFAULT_BRIDGE ? 'manifold' : `manifold-${bridge}`;
+}
 
 function ipToInt(ip: string): number {
   const parts = ip.split('.').map(Number);
@@ -198,24 +206,25 @@ export class BridgeNetwork {
   private enableNat(): void {
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
     const subnet = `${intToIp(this.base)}/${this.prefixLen}`;
+    const table = natTable(this.name);
     const rules = [
-      `table ip ${NAT_TABLE} {`,
+      `table ip ${table} {`,
       `  chain postrouting { type nat hook postrouting priority srcnat; ip saddr ${subnet} oifname != "${this.name}" masquerade; }`,
       `}`,
     ].join('\n');
     try {
-      execFileSync('nft', ['-f', '-'], { input: `table ip ${NAT_TABLE}\ndelete table ip ${NAT_TABLE}\n${rules}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+      execFileSync('nft', ['-f', '-'], { input: `table ip ${table}\ndelete table ip ${table}\n${rules}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
     } catch (err) {
       throw new DynoError({ errno: 5, syscall: 'nft', step: 'network', message: `enabling NAT failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}` });
     }
   }
 
-  /** Removes the bridge, its leases and the NAT table: `manifold` told to clean up. */
+  /** Removes the bridge, its leases and its NAT table: `manifold` told to clean up. */
   static cleanup(runDir: string, name = DEFAULT_BRIDGE): void {
     if (fs.existsSync(`/sys/class/net/${name}`)) ip(['link', 'del', name]);
     fs.rmSync(path.join(runDir, 'net', name), { recursive: true, force: true });
     try {
-      execFileSync('nft', ['delete', 'table', 'ip', NAT_TABLE], { stdio: 'ignore' });
+      execFileSync('nft', ['delete', 'table', 'ip', natTable(name)], { stdio: 'ignore' });
     } catch {
       /* no NAT table */
     }
