@@ -84,6 +84,11 @@ export class Runtime {
   }
 
   /** The host bridge, created on first use by a bridge-networked dyno. */
+  /** The bridge this runtime's bridged dynos join (created on first use). */
+  get bridgeName(): string {
+    return this.bridgeOptions.name ?? DEFAULT_BRIDGE;
+  }
+
   bridge(): BridgeNetwork {
     this.bridgeNetwork ??= BridgeNetwork.ensure(this.runDir, this.bridgeOptions);
     return this.bridgeNetwork;

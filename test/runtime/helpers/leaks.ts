@@ -73,9 +73,26 @@ function dynoVeths(): string[] {
   return fs.readdirSync('/sys/class/net').filter((n) => n.startsWith('mfv'));
 }
 
-/** Dyno veths on the host that were not there at baseline. */
+function vethMaster(name: string): string | null {
+  try {
+    return path.basename(fs.readlinkSync(`/sys/class/net/${name}/master`));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Dyno veths on the host that were not there at baseline. With a runtime, only those on its bridge
+ * (or on none: a half-made pair) count, so dynos of another process on this host (a daemon) do not.
+ */
 export function leftoverVeths(scope: LeakScope): string[] {
-  return dynoVeths().filter((n) => !scope.baselineVeths.has(n));
+  const bridge = scope.runtime?.bridgeName;
+  return dynoVeths().filter((n) => {
+    if (scope.baselineVeths.has(n)) return false;
+    if (bridge === undefined) return true;
+    const master = vethMaster(n);
+    return master === null || master === bridge;
+  });
 }
 
 /** Cgroup leaves (directories) under the runtime's subtree, filtered by the leaf prefix. */
