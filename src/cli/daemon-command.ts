@@ -121,7 +121,7 @@ export const daemonCommand: CommandModule = {
       .option('stable-uptime', { type: 'string', describe: 'uptime that resets the crash count (default 10m)' })
       .option('cycle', { type: 'string', describe: "daily cycling interval (default 24h; '0' disables)" })
       .option('cycle-jitter', { type: 'string', describe: 'random extra per dyno (default 216m)' })
-      .option('drain', { type: 'string', describe: 'longest wait for a replaced web dyno to drain (default 2s)' }),
+      .option('drain', { type: 'string', describe: 'longest wait for a replaced web dyno\'s in-flight requests before SIGTERM (default 30s)' }),
   handler: async (argv) => {
     try {
       await runDaemon(argv as unknown as DaemonArgs);

@@ -109,6 +109,7 @@ export class Daemon {
       launcher,
       logs: this.logs,
       routes: this.router?.table,
+      drain: this.router,
       net: o.net,
       policy: o.policy ?? {},
       onDynoStarted: (app, name, release, dyno) => this.store.recordDyno({ id: dyno.id, app, name, release, pid: dyno.pid, startedAt: Date.now() }),

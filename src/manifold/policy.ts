@@ -25,7 +25,11 @@ export interface SupervisionPolicy {
   cycleJitterMs: number;
   /** At most one R14 pair per dyno per this interval while over quota. */
   r14IntervalMs: number;
-  /** How long a replaced web dyno stays draining (no new requests) before SIGTERM, at most. */
+  /**
+   * How long a replaced web dyno stays draining (no new requests) before SIGTERM, at most: with the
+   * router in the daemon it is stopped as soon as its last in-flight request is answered, so the
+   * cap only matters for requests that run long (Heroku's own limit for a request is 30 s).
+   */
   drainMs: number;
 }
 
@@ -37,7 +41,7 @@ export const DEFAULT_POLICY: SupervisionPolicy = {
   cycleMs: 24 * 3600_000,
   cycleJitterMs: 216 * 60_000,
   r14IntervalMs: 20_000,
-  drainMs: 2_000,
+  drainMs: 30_000,
 };
 
 /**

@@ -66,6 +66,15 @@ export class Router extends EventEmitter implements RouterCore {
     });
   }
 
+  /**
+   * Resolves once no request is in flight to `address` (a draining dyno), or after timeoutMs: the
+   * manifold stops a replaced dyno as soon as its last request is answered. `app` is part of the
+   * manifold's DrainWatcher contract; addresses are unique across apps.
+   */
+  async waitIdle(_app: string, address: string, timeoutMs: number): Promise<void> {
+    await this.balancer.whenIdle(address, timeoutMs);
+  }
+
   get logging(): boolean {
     return this.listenerCount('log') > 0;
   }

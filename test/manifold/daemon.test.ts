@@ -1,7 +1,7 @@
 /**
  * End to end, as root: a real daemon (child process), real dynos (bridge networking), the real
  * router. Short policy values keep it quick: boot timeout 2 s, restart cool-off 1 s doubling to
- * 4 s, stop grace 3 s.
+ * 4 s, stop grace 3 s, drain cap 5 s (a replaced dyno stops as soon as it is idle).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ if (process.getuid?.() !== 0) {
   process.exit(0);
 }
 
-const d = new TestDaemon(['--boot-timeout', '2s', '--restart-delay', '1s', '--restart-max', '4s', '--stop-grace', '3s', '--drain', '1s']);
+const d = new TestDaemon(['--boot-timeout', '2s', '--restart-delay', '1s', '--restart-max', '4s', '--stop-grace', '3s', '--drain', '5s']);
 const apps = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-apps-'));
 const HELLO = path.join(ROOT, 'examples/hello');
 const WORKER = path.join(ROOT, 'examples/worker');
@@ -176,6 +176,39 @@ t.test('config:set and restart under continuous load lose no request', async (t)
   t.same(res.failures, [], 'no failed request');
   t.equal((await d.cli('config:get', 'GREETING', '-a', 'hello')).stdout, 'hi\n');
   t.match(log, restarted, 'Restarting, then the new web.1 starts');
+});
+
+t.test('restart: a replaced web dyno gets SIGTERM only once its in-flight request is answered', async (t) => {
+  // An app that exits at once on SIGTERM (no graceful shutdown): only the drain protects its requests.
+  const server = [
+    "const http = require('node:http');",
+    "http.createServer((req, res) => {",
+    "  const delay = Number(new URL(req.url, 'http://x').searchParams.get('delay') || 0);",
+    "  setTimeout(() => res.end('done by ' + process.env.DYNO + ' ' + process.env.BOOT + '\\n'), delay);",
+    "}).listen(process.env.PORT);",
+    "process.on('SIGTERM', () => { console.log('abrupt exit'); process.exit(0); });",
+  ].join('\n');
+  const dir = appDir('abrupt', 'web: node server.js\n', { 'server.js': server });
+  t.equal((await d.cli('apps:create', 'abrupt')).code, 0);
+  t.teardown(() => d.cli('apps:destroy', 'abrupt', '--confirm', 'abrupt'));
+  t.equal((await d.cli('deploy', dir, '-a', 'abrupt')).code, 0);
+  await d.cli('config:set', 'BOOT=first', '-a', 'abrupt');
+  await d.cli('ps:scale', 'web=1', '-a', 'abrupt');
+  await allUp('abrupt', 1);
+  t.equal((await get(d.port, 'abrupt.localhost')).body, 'done by web.1 first\n');
+  // 2.5 s of service time: the new web.1 is up long before that, so without waiting for the
+  // request the old one would be stopped (and the request cut) mid-way; the cap (--drain) is 5 s
+  const slow = get(d.port, 'abrupt.localhost', '/?delay=2500');
+  await sleep(100);
+  const set = await d.cli('config:set', 'BOOT=second', '-a', 'abrupt');
+  t.equal(set.code, 0, set.stderr);
+  const answer = await slow;
+  t.equal(answer.status, 200, 'the in-flight request was answered');
+  t.equal(answer.body, 'done by web.1 first\n', 'by the old dyno');
+  await waitFor('the new web.1 serves', async () => ((await get(d.port, 'abrupt.localhost')).body === 'done by web.1 second\n') || undefined);
+  const log = await logs('abrupt');
+  t.notMatch(log, /code=H1[38]/, 'no H13/H18 in the router log');
+  t.match(log, /abrupt exit/, 'the old dyno did get SIGTERM');
 });
 
 t.test('R10: a web process that never binds $PORT is killed as crashed', async (t) => {

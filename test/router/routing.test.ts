@@ -100,6 +100,44 @@ t.test('least-outstanding avoids the busy dyno', async (t) => {
   await fast.close();
 });
 
+t.test('waitIdle: a draining dyno is reported idle when its last in-flight request is answered', async (t) => {
+  const slow = await FakeDyno.start((_req, conn) => {
+    setTimeout(() => conn.socket.write(okResponse('slow')), 600);
+    return null;
+  }, 'web.1');
+  const r = await startRouter({ a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: slow.address }] } });
+  t.teardown(async () => { await r.close(); await slow.close(); });
+  const started = Date.now();
+  await r.router.waitIdle('a', slow.address, 5000);
+  t.ok(Date.now() - started < 100, 'no request in flight: idle at once');
+
+  const c = await RawClient.connect(r.port);
+  c.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+  await slow.waitFor(() => slow.requests.length >= 1);
+  t.equal(r.router.balancer.inFlight(slow.address), 1, 'one request in flight');
+  // the manifold marks the dyno draining: no new requests, the one in flight continues
+  r.router.table.setBackendState('a', 'web.1', 'draining');
+  const drainStart = Date.now();
+  const response = c.readResponse();
+  await r.router.waitIdle('a', slow.address, 5000);
+  const waited = Date.now() - drainStart;
+  t.equal((await response).body.toString(), 'slow', 'the in-flight request was answered');
+  t.ok(waited >= 400 && waited < 2000, `waitIdle resolved when the request ended (${waited} ms), not at the timeout`);
+  t.equal(r.router.balancer.inFlight(slow.address), 0, 'nothing in flight');
+
+  // a request that outlives the cap: waitIdle gives up at the timeout
+  r.router.table.setBackendState('a', 'web.1', 'up');
+  c.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+  await slow.waitFor(() => slow.requests.length >= 2);
+  const capStart = Date.now();
+  await r.router.waitIdle('a', slow.address, 150);
+  const capped = Date.now() - capStart;
+  t.ok(capped >= 140 && capped < 450, `gave up at the 150 ms cap (${capped} ms)`);
+  t.equal(r.router.balancer.inFlight(slow.address), 1, 'the request is still in flight');
+  await c.readResponse();
+  c.close();
+});
+
 t.test('rolling backend changes under load: no failed requests', async (t) => {
   let serial = 0;
   const live: FakeDyno[] = [];

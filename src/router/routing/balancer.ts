@@ -9,6 +9,8 @@ import type { AppRoute, Backend } from './route-table.js';
 export class Balancer {
   private readonly cursors = new Map<string, number>();
   private readonly outstanding = new Map<string, number>();
+  /** Callers of whenIdle() per address, woken when its in-flight count reaches 0. */
+  private readonly idleWaiters = new Map<string, Set<() => void>>();
 
   constructor(readonly strategy: BalanceStrategy) {}
 
@@ -51,11 +53,41 @@ export class Balancer {
 
   release(address: string): void {
     const v = (this.outstanding.get(address) ?? 1) - 1;
-    if (v <= 0) this.outstanding.delete(address);
-    else this.outstanding.set(address, v);
+    if (v > 0) {
+      this.outstanding.set(address, v);
+      return;
+    }
+    this.outstanding.delete(address);
+    const waiters = this.idleWaiters.get(address);
+    if (waiters !== undefined) {
+      this.idleWaiters.delete(address);
+      for (const wake of waiters) wake();
+    }
   }
 
   inFlight(address: string): number {
     return this.outstanding.get(address) ?? 0;
+  }
+
+  /**
+   * Resolves true once no request is in flight to `address` (at once if none is), or false after
+   * timeoutMs: how a draining dyno is stopped as soon as its last request has been answered.
+   */
+  whenIdle(address: string, timeoutMs: number): Promise<boolean> {
+    if (this.inFlight(address) === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let waiters = this.idleWaiters.get(address);
+      if (waiters === undefined) this.idleWaiters.set(address, (waiters = new Set()));
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.idleWaiters.get(address) === waiters) this.idleWaiters.delete(address);
+        resolve(false);
+      }, timeoutMs);
+      waiters.add(wake);
+    });
   }
 }
