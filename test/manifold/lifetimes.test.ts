@@ -44,8 +44,12 @@ t.test('dynos are cycled after the interval without failed requests', async (t) 
   t.same(res.failures, [], 'no failed request');
   t.match(log, /manifold\[web\.1\]: Cycling\n(?:.*\n)*?.*manifold\[web\.1\]: State changed from up to starting\n/, 'Cycling, then the new dyno starts');
   t.match(log, /manifold\[web\.1\]: Stopping all processes with SIGTERM\n/, 'the old dyno gets SIGTERM');
-  const ps = JSON.parse((await d.cli('ps', '-a', 'cyc', '--json')).stdout) as { dynos: { state: string }[] };
-  t.equal(ps.dynos.filter((x) => x.state === 'up').length, 2, 'the formation is whole again');
+  // Cycling goes on every 3 s (both dynos at once: no jitter), so a single `ps` may land while both
+  // successors boot; the formation must be whole again between cycles.
+  const upCount = async (): Promise<number> =>
+    (JSON.parse((await d.cli('ps', '-a', 'cyc', '--json')).stdout) as { dynos: { state: string }[] }).dynos.filter((x) => x.state === 'up').length;
+  const whole = await waitFor('both dynos up between cycles', async () => ((await upCount()) === 2) || undefined, 10_000, 100).catch(() => false);
+  t.ok(whole, 'the formation is whole again');
   t.equal((await d.cli('apps:destroy', 'cyc', '--confirm', 'cyc')).code, 0, 'destroyed');
 });
 
