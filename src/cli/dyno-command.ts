@@ -11,6 +11,7 @@ import { BridgeNetwork } from '../runtime/network';
 import { DEFAULT_SIZE, parseBytes, resourcesFor } from '../runtime/sizes';
 import type { DynoSpec } from '../runtime/spec';
 import { report, UsageError } from './errors';
+import { TerminalRelay } from './terminal-relay';
 
 interface RunArgs {
   app?: string;
@@ -27,6 +28,7 @@ interface RunArgs {
   pids?: number;
   nat: boolean;
   subnet?: string;
+  tty: boolean;
   command: string[];
 }
 
@@ -83,6 +85,13 @@ async function runDyno(args: RunArgs): Promise<void> {
     ...(args.port !== undefined ? { port: args.port } : {}),
   };
 
+  // On a terminal the dyno gets a pty of its own (job control, ^C to its foreground job), with TERM.
+  const terminal = args.tty && process.stdin.isTTY && process.stdout.isTTY ? new TerminalRelay() : undefined;
+  if (terminal) {
+    spec.stdio = { stdin: terminal.slave, stdout: terminal.slave, stderr: terminal.slave };
+    spec.env = { TERM: process.env.TERM ?? 'xterm', ...env };
+  }
+
   let interrupts = 0;
   let stopping: ((sig: NodeJS.Signals) => void) | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -94,6 +103,7 @@ async function runDyno(args: RunArgs): Promise<void> {
   process.on('SIGHUP', onSignal);
   try {
     const dyno = await runtime.start(spec);
+    terminal?.start();
     // after the start, so a failing run prints only its one error line
     const warning = runtime.warning();
     if (warning) process.stderr.write(`manifold: ${warning}\n`);
@@ -106,6 +116,7 @@ async function runDyno(args: RunArgs): Promise<void> {
     const status: ExitStatus = await dyno.exited;
     process.exitCode = status.status;
   } finally {
+    await terminal?.finish();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
@@ -135,6 +146,7 @@ export const dynoCommand: CommandModule = {
           .option('pids', { type: 'number', describe: 'override pids.max' })
           .option('port', { type: 'number', describe: 'value of $PORT' })
           .option('grace', { type: 'number', default: 30, describe: 'seconds between SIGTERM and SIGKILL on stop' })
+          .option('tty', { type: 'boolean', default: true, describe: 'on a terminal, give the dyno a pty of its own (--no-tty: this terminal as plain stdio)' })
           .positional('command', { type: 'string', array: true, default: [] })
           .parserConfiguration({ 'populate--': true }),
       handler: async (argv) => {

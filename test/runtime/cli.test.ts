@@ -152,23 +152,49 @@ if (requireRoot(t)) {
     await noLeftovers(t);
   });
 
-  t.test('on a terminal, the dyno gets it as stdio, named /dev/console', async (t) => {
-    // script(1) runs the CLI on a pty of its own, already the controlling terminal of script's session: the
-    // dyno cannot take it over (TIOCSCTTY: EPERM) and must still start, with the terminal as its stdio
+  /** Runs `manifold dyno run ARGS` on a pty of its own (script(1)), feeding `input` after `delayMs`. */
+  function onTerminal(args: string, input = '', delayMs = 0): Promise<{ code: number; out: string }> {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('TAP')) env[k] = v;
-    const inner = `stty cols 91 rows 33; env -u NODE_OPTIONS ${process.execPath} ${BIN} dyno run --name ${name()} -- sh -c 'test -t 0 && test -t 1 && echo TTY-YES; tty; stty size; exit 3'`;
-    const r = await new Promise<{ code: number; out: string }>((resolve) => {
-      execFile('script', ['-qec', inner, '/dev/null'], { env, timeout: 30_000 }, (err, stdout) => {
+    env.TERM = 'xterm-test';
+    const inner = `stty cols 91 rows 33; env -u NODE_OPTIONS ${process.execPath} ${BIN} dyno run --name ${name()} ${args}`;
+    return new Promise((resolve) => {
+      const child = execFile('script', ['-qec', inner, '/dev/null'], { env, timeout: 30_000 }, (err, stdout) => {
         resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out: stdout.replace(/\r/g, '') });
       });
+      // script(1) passes its stdin to the terminal; keep it open until the dyno is done
+      setTimeout(() => child.stdin?.write(input), delayMs);
     });
+  }
+
+  t.test('on a terminal, the dyno gets a pty of its own: controlling terminal, named /dev/console, TERM, size', async (t) => {
+    const r = await onTerminal(`-- sh -c 'test -t 0 && test -t 1 && echo TTY-YES; tty; stty size; exec 3</dev/tty && echo CTTY-YES; echo TERM=$TERM; exit 3'`);
     t.match(r.out, /TTY-YES/, 'stdin and stdout are a terminal in the dyno');
-    // the terminal is in the host's devpts: dyno-init binds it onto /dev/console, where ttyname(3) finds it
+    // the pty is in the host's devpts: dyno-init binds it onto /dev/console, where ttyname(3) finds it
     t.match(r.out, /^\/dev\/console$/m, 'tty(1) names the terminal /dev/console');
     t.notMatch(r.out, /not a tty/, 'ttyname(3) succeeds');
-    t.match(r.out, /^33 91$/m, 'the window size is the terminal\'s');
+    t.match(r.out, /^CTTY-YES$/m, '/dev/tty opens: the pty is the controlling terminal (job control works)');
+    t.match(r.out, /^TERM=xterm-test$/m, "TERM is the caller's");
+    t.match(r.out, /^33 91$/m, "the window size is the caller's");
     t.equal(r.code, 3, 'exit status returned');
+    await noLeftovers(t);
+  });
+
+  t.test('on a terminal, ^C goes to the job in the dyno, as a key', async (t) => {
+    const r = await onTerminal(`-- sh -c 'trap "echo GOT-INT; exit 5" INT; echo READY; while :; do sleep 0.1; done'`, '\x03', 2500);
+    t.match(r.out, /READY/, 'the job started');
+    t.match(r.out, /GOT-INT/, 'the dyno\'s foreground job got SIGINT from its terminal');
+    t.equal(r.code, 5, 'and its exit status came back');
+    await noLeftovers(t);
+  });
+
+  t.test('--no-tty: the caller\'s terminal as plain stdio (it controls the caller\'s session, not the dyno\'s)', async (t) => {
+    // dyno-init cannot take it over (TIOCSCTTY: EPERM) and must still start, with the terminal as its stdio
+    const r = await onTerminal(`--no-tty -- sh -c 'test -t 0 && test -t 1 && echo TTY-YES; tty; (exec 3</dev/tty) 2>/dev/null || echo NO-CTTY; exit 4'`);
+    t.match(r.out, /TTY-YES/, 'stdin and stdout are a terminal in the dyno');
+    t.match(r.out, /^\/dev\/console$/m, 'named /dev/console too');
+    t.match(r.out, /^NO-CTTY$/m, 'but it is not the dyno\'s controlling terminal');
+    t.equal(r.code, 4, 'exit status returned');
     await noLeftovers(t);
   });
 
