@@ -37,7 +37,7 @@ int DeleteLinkByName(const char *name) {
     return err;
   }
   // The answer is one NLMSG_ERROR message: error 0 is the ack.
-  char answer[512];
+  alignas(struct nlmsghdr) char answer[512];
   ssize_t n;
   do n = recv(fd, answer, sizeof answer, 0);
   while (n < 0 && errno == EINTR);
@@ -46,6 +46,7 @@ int DeleteLinkByName(const char *name) {
   if (n < 0) return err;
   struct nlmsghdr *reply = reinterpret_cast<struct nlmsghdr *>(answer);
   if (!NLMSG_OK(reply, (size_t)n) || reply->nlmsg_type != NLMSG_ERROR) return EPROTO;
+  if (reply->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) return EPROTO;
   int code = -static_cast<struct nlmsgerr *>(NLMSG_DATA(reply))->error;
   return code == ENODEV ? 0 : code;
 }

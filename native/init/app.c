@@ -70,8 +70,9 @@ static void exec_app(const struct dyno_config *cfg, int pipe_fd) {
 
   if (setsid() < 0) report_and_exit(pipe_fd, (fail(&e, errno, "identity", "setsid", NULL), &e));
   /* An attached one-off dyno gets a terminal as stdin: make it ours, so Ctrl-C and job control work.
-   * EPERM: it is already another session's controlling terminal (`dyno run` passes on the caller's own
-   * terminal). It stays the caller's: the dyno uses it as plain stdio, and Ctrl-C reaches the caller. */
+   * EPERM: it is already another session's controlling terminal (`dyno run --no-tty` passes on the
+   * caller's own terminal). It stays the caller's: the dyno uses it as plain stdio, and Ctrl-C reaches
+   * the caller. */
   if (isatty(0) && ioctl(0, TIOCSCTTY, 0) < 0 && errno != EPERM)
     report_and_exit(pipe_fd, (fail(&e, errno, "identity", "ioctl", "TIOCSCTTY"), &e));
   if (apply_rlimits(cfg, &e) < 0 || become_dyno_user(cfg, &e) < 0) report_and_exit(pipe_fd, &e);

@@ -88,7 +88,8 @@ async function runDyno(args: RunArgs): Promise<void> {
   // On a terminal the dyno gets a pty of its own (job control, ^C to its foreground job), with TERM.
   const terminal = args.tty && process.stdin.isTTY && process.stdout.isTTY ? new TerminalRelay() : undefined;
   if (terminal) {
-    spec.stdio = { stdin: terminal.slave, stdout: terminal.slave, stderr: terminal.slave };
+    // stderr redirected away from the terminal (2>file) stays where the caller put it
+    spec.stdio = { stdin: terminal.slave, stdout: terminal.slave, stderr: process.stderr.isTTY ? terminal.slave : 2 };
     spec.env = { TERM: process.env.TERM ?? 'xterm', ...env };
   }
 

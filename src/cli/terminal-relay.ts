@@ -25,6 +25,13 @@ export class TerminalRelay {
     this.master.write(data);
   };
 
+  /** Our terminal went away (an ssh drop: EIO): stop relaying; SIGHUP stops the dyno meanwhile. */
+  private readonly onTerminalError = (): void => {
+    this.master.removeAllListeners('data');
+    this.master.resume(); // keep draining the dyno's output so it never blocks on a full pty
+    process.stdin.off('data', this.onInput);
+  };
+
   private readonly onResize = (): void => {
     try {
       native().resizePty(this.masterFd, process.stdout.columns, process.stdout.rows);
@@ -49,11 +56,14 @@ export class TerminalRelay {
   start(): void {
     this.closeSlave();
     this.relaying = true;
+    process.stdout.on('error', this.onTerminalError);
+    process.stdin.on('error', this.onTerminalError);
     this.master.on('data', (d: Buffer) => process.stdout.write(d));
     process.stdin.setRawMode(true);
     process.stdin.on('data', this.onInput);
     process.stdin.resume();
     process.stdout.on('resize', this.onResize);
+    this.onResize(); // a resize while the dyno was starting
   }
 
   /** After the dyno exited (or failed to start): last output, then the caller's terminal as it was. */
@@ -65,7 +75,11 @@ export class TerminalRelay {
     process.stdout.off('resize', this.onResize);
     if (this.relaying) {
       process.stdin.off('data', this.onInput);
-      process.stdin.setRawMode(false);
+      try {
+        process.stdin.setRawMode(false);
+      } catch {
+        /* the terminal is gone */
+      }
       process.stdin.pause();
     }
   }

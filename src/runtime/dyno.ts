@@ -83,12 +83,12 @@ export class Runtime {
     return new Runtime(runDir, cgroups, opts.bridge ?? {});
   }
 
-  /** The host bridge, created on first use by a bridge-networked dyno. */
-  /** The bridge this runtime's bridged dynos join (created on first use). */
+  /** Name of the bridge this runtime's bridged dynos join. */
   get bridgeName(): string {
     return this.bridgeOptions.name ?? DEFAULT_BRIDGE;
   }
 
+  /** The host bridge, created on first use by a bridge-networked dyno. */
   bridge(): BridgeNetwork {
     this.bridgeNetwork ??= BridgeNetwork.ensure(this.runDir, this.bridgeOptions);
     return this.bridgeNetwork;

@@ -206,9 +206,13 @@ t.test('restart: a replaced web dyno gets SIGTERM only once its in-flight reques
   t.equal(answer.status, 200, 'the in-flight request was answered');
   t.equal(answer.body, 'done by web.1 first\n', 'by the old dyno');
   await waitFor('the new web.1 serves', async () => ((await get(d.port, 'abrupt.localhost')).body === 'done by web.1 second\n') || undefined);
-  const log = await logs('abrupt');
+  const log = await waitFor('the old dyno stopped', async () => {
+    const text = await logs('abrupt');
+    return /abrupt exit/.test(text) ? text : undefined;
+  }, 10_000).catch(() => logs('abrupt'));
   t.notMatch(log, /code=H1[38]/, 'no H13/H18 in the router log');
   t.match(log, /abrupt exit/, 'the old dyno did get SIGTERM');
+  t.match(log, /path="\/\?delay=2500"[^\n]*status=200[\s\S]*manifold\[web\.1\]: Stopping all processes with SIGTERM/, 'after the router logged the answer');
 });
 
 t.test('R10: a web process that never binds $PORT is killed as crashed', async (t) => {

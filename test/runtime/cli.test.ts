@@ -152,8 +152,8 @@ if (requireRoot(t)) {
     await noLeftovers(t);
   });
 
-  /** Runs `manifold dyno run ARGS` on a pty of its own (script(1)), feeding `input` after `delayMs`. */
-  function onTerminal(args: string, input = '', delayMs = 0): Promise<{ code: number; out: string }> {
+  /** Runs `manifold dyno run ARGS` on a pty of its own (script(1)), typing `input` once `after` shows in the output. */
+  function onTerminal(args: string, input = '', after = ''): Promise<{ code: number; out: string }> {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('TAP')) env[k] = v;
     env.TERM = 'xterm-test';
@@ -162,8 +162,17 @@ if (requireRoot(t)) {
       const child = execFile('script', ['-qec', inner, '/dev/null'], { env, timeout: 30_000 }, (err, stdout) => {
         resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out: stdout.replace(/\r/g, '') });
       });
-      // script(1) passes its stdin to the terminal; keep it open until the dyno is done
-      setTimeout(() => child.stdin?.write(input), delayMs);
+      // script(1) passes its stdin to the terminal (kept open until the dyno is done). The relay is in
+      // raw mode before the dyno's first output, so a key typed after `after` reaches the dyno.
+      let seen = '';
+      let typed = input === '';
+      child.stdout?.on('data', (d: Buffer | string) => {
+        seen += String(d);
+        if (!typed && seen.includes(after)) {
+          typed = true;
+          child.stdin?.write(input);
+        }
+      });
     });
   }
 
@@ -181,7 +190,7 @@ if (requireRoot(t)) {
   });
 
   t.test('on a terminal, ^C goes to the job in the dyno, as a key', async (t) => {
-    const r = await onTerminal(`-- sh -c 'trap "echo GOT-INT; exit 5" INT; echo READY; while :; do sleep 0.1; done'`, '\x03', 2500);
+    const r = await onTerminal(`-- sh -c 'trap "echo GOT-INT; exit 5" INT; echo READY; while :; do sleep 0.1; done'`, '\x03', 'READY');
     t.match(r.out, /READY/, 'the job started');
     t.match(r.out, /GOT-INT/, 'the dyno\'s foreground job got SIGINT from its terminal');
     t.equal(r.code, 5, 'and its exit status came back');

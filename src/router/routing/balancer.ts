@@ -87,6 +87,7 @@ export class Balancer {
         if (waiters.size === 0 && this.idleWaiters.get(address) === waiters) this.idleWaiters.delete(address);
         resolve(false);
       }, timeoutMs);
+      timer.unref(); // a pending drain never keeps a stopping process alive
       waiters.add(wake);
     });
   }
