@@ -215,7 +215,9 @@ function main(): void {
     t.equal(server!.log(), before, 'the outside server saw no new connection');
   }));
 
-  t.test('NAT on another bridge, and that bridge\'s cleanup, leave this bridge\'s NAT alone', { skip: dropReason ?? false }, checked(nattedLeaks, async (t) => {
+  // The table bookkeeping needs no forwarding: it runs on hosts with a forward DROP policy too.
+  t.test('NAT on another bridge, and that bridge\'s cleanup, leave this bridge\'s NAT alone', checked(nattedLeaks, async (t) => {
+    t.ok(natted.bridge().index > 0, `first NAT bridge ${NATTED.name} is up`);
     const other = BridgeNetwork.ensure(TEST_RUN_DIR, OTHER);
     t.ok(other.index > 0, `second NAT bridge ${OTHER.name} is up`);
     t.match(run('nft', ['list', 'table', 'ip', natTable(OTHER.name)]), /ip saddr 10\.213\.3\.0\/24 .*masquerade/, 'its masquerade rule is loaded, in a table of its own');
@@ -225,6 +227,7 @@ function main(): void {
     t.notOk(tableExists(natTable(OTHER.name)), 'its table is gone');
     t.notMatch(run('nft', ['list', 'ruleset']), /10\.213\.3\.0\/24/, 'and its rule with it');
     t.match(run('nft', ['list', 'table', 'ip', natTable(NATTED.name)]), /ip saddr 10\.213\.2\.0\/24 .*masquerade/, 'the first bridge\'s rule survived its cleanup');
+    if (dropReason) return; // going out needs the forward path the host's policy closes
     const r = await runDyno(natted, testSpec({ name: 'run.4', appDir: makeAppDir(t), net: { mode: 'bridge' }, command: CONNECT }));
     t.match(r.stdout, new RegExp(`^ANSWER SEEN ${OUT_HOST.replace(/\./g, '\\.')}$`, 'm'), 'a dyno of the first bridge still goes out masqueraded');
   }));
