@@ -115,6 +115,7 @@ async function runDyno(args: RunArgs): Promise<void> {
     };
     if (interrupts > 0) stopping('SIGTERM');
     const status: ExitStatus = await dyno.exited;
+    await runtime.settled(); // the veth and the address lease, too, before the CLI is done
     process.exitCode = status.status;
   } finally {
     await terminal?.finish();

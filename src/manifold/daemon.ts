@@ -167,7 +167,7 @@ export class Daemon {
       await this.api?.close();
       await this.supervisor?.shutdown();
       await this.router?.close();
-      this.runtime?.close();
+      await this.runtime?.close();
       this.store?.close();
       this.log('stopped');
     })();

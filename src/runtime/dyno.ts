@@ -2,7 +2,10 @@
  * Starting, watching and stopping dynos. A Runtime owns the host-side resources shared by dynos
  * (the cgroup subtree, the host stack skeleton, the scratch mount point); a Dyno is one running
  * process tree. Exit is reported by the addon from the dyno's pidfd; `exited` resolves only after
- * teardown, so when it resolves nothing of the dyno is left on the host.
+ * teardown (processes, cgroup, mounts gone). A bridged dyno's veth pair and address lease are
+ * released right after, in the background: deleting a link waits for an RCU grace period (~20 ms
+ * here), which a dyno's exit should not wait for. `runtime.settled()` (and `close()`) waits for it;
+ * an address is never leased again before its old veth is gone.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -61,6 +64,8 @@ export class Runtime {
   private readonly stacks = new Map<string, PreparedStack>();
   private readonly scratchDir: string;
   private readonly live = new Set<Dyno>();
+  /** Network releases (veth deletion, then the lease) still under way. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly bridgeOptions: BridgeOptions;
   private bridgeNetwork: BridgeNetwork | undefined;
 
@@ -165,8 +170,17 @@ export class Runtime {
     return stale;
   }
 
-  /** Removes this runtime's cgroup subtree if no dyno is left in it (a stopped daemon leaves nothing). */
-  close(): void {
+  /** Resolves once every ended dyno's network is released (its veth deleted, its lease freed). */
+  async settled(): Promise<void> {
+    while (this.releasing.size > 0) await Promise.all([...this.releasing]);
+  }
+
+  /**
+   * Waits for network releases, then removes this runtime's cgroup subtree if no dyno is left in
+   * it (a stopped daemon leaves nothing).
+   */
+  async close(): Promise<void> {
+    await this.settled();
     if (this.live.size > 0) return;
     try {
       fs.rmdirSync(this.cgroups.root);
@@ -175,15 +189,25 @@ export class Runtime {
     }
   }
 
-  /** Called by a Dyno when it is gone: removes its cgroup and returns its address. */
+  /** Called by a Dyno when it is gone: removes its cgroup, then releases its network in the background. */
   async teardown(dyno: Dyno): Promise<void> {
     this.live.delete(dyno);
     this.cgroups.kill(dyno.id);
     try {
       await this.cgroups.remove(dyno.id);
     } finally {
-      if (dyno.lease) await this.bridge().releaseWithVeth(dyno.lease);
+      if (dyno.lease) this.releaseNetwork(dyno);
     }
+  }
+
+  private releaseNetwork(dyno: Dyno): void {
+    const release: Promise<void> = this.bridge()
+      .releaseWithVeth(dyno.lease!)
+      .catch((err: unknown) => {
+        dyno.emit('warning', `releasing the network of ${dyno.id}: ${(err as Error).message}`);
+      })
+      .finally(() => this.releasing.delete(release));
+    this.releasing.add(release);
   }
 }
 
@@ -215,7 +239,10 @@ export class Dyno extends EventEmitter {
   readonly started: Promise<Dyno>;
   /** Resolves once every process of the dyno is gone, before teardown: a supervisor can restart now. */
   readonly ended: Promise<ExitStatus>;
-  /** Resolves after teardown too: nothing of the dyno is left on the host. */
+  /**
+   * Resolves after teardown too: no process, cgroup or mount of the dyno is left on the host (a
+   * bridged dyno's veth and lease follow in the background: `runtime.settled()`).
+   */
   readonly exited: Promise<ExitStatus>;
 
   private readonly runtime: Runtime;

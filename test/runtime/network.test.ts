@@ -100,8 +100,9 @@ if (requireRoot(t)) {
     t.equal(bridgePorts().length, dynos.length, 'one host veth per dyno on the bridge');
     await Promise.all(dynos.map((d) => d.stop(1000)));
     await Promise.all(dynos.map((d) => d.exited));
-    // teardown deletes the veth itself: no waiting for the kernel's netns cleanup
-    t.same(bridgePorts(), [], 'no veth left on the bridge once the dynos are done');
+    // the runtime deletes each veth itself (no waiting for the kernel's netns cleanup), right after exit
+    await runtime.settled();
+    t.same(bridgePorts(), [], 'no veth left on the bridge once the runtime has settled');
     t.same(fs.readdirSync(leaseDir), [], 'no lease left');
   }));
 

@@ -197,6 +197,7 @@ export function checked(scope: LeakScope, fn: (t: Test) => Promise<void>): (t: T
     try {
       await fn(t);
     } finally {
+      await scope.runtime?.settled(); // ended dynos' veths and leases are released in the background
       assertNoDynoLeftovers(t, scope);
       // a failed test must not leave a running dyno to the next one (or hang the file)
       if (scope.runtime) await Promise.all([...scope.runtime.running].map((d) => d.kill()));

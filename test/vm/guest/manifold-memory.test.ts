@@ -60,7 +60,7 @@ if (process.getuid?.() !== 0 || !pureV2WithMemory()) {
   sup.addApp('mem', ['mem.localhost'], release, [], { memoryQuota: 16 * MB, memoryKillFactor: 8 });
   t.teardown(async () => {
     await sup.shutdown();
-    runtime.close();
+    await runtime.close();
     fs.rmSync(slug, { recursive: true, force: true });
   });
   const lines = (dyno: string): string[] => logs.get('mem').tail(1500, {}).filter((l) => l.dyno === dyno).map((l) => l.message);
