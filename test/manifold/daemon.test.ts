@@ -153,6 +153,7 @@ t.test('config:set and restart under continuous load lose no request', async (t)
   await d.cli('ps:scale', 'web=2', '-a', 'hello');
   await allUp('hello', 2);
   const l = load(d.port, 'hello.localhost');
+  t.teardown(() => l.stop()); // a failed assertion must not leave the load running (the file would never end)
   await sleep(300);
   const set = await d.cli('config:set', 'GREETING=hi', '-a', 'hello');
   t.match(set.stdout, /Setting GREETING and restarting hello\.\.\. done, v3/);
