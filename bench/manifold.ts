@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Runtime } from '../src/runtime/dyno';
 import { native } from '../src/runtime/native';
+import { BridgeNetwork } from '../src/runtime/network';
 import { LogHub } from '../src/manifold/logs/hub';
 import type { Release } from '../src/manifold/store/store';
 import { Supervisor, type SupervisorEvent } from '../src/manifold/supervisor/supervisor';
@@ -26,7 +27,10 @@ function pct(xs: number[], p: number): number {
 
 async function main(): Promise<void> {
   const cgroupName = `manifold-bench-${process.pid}`;
-  const runtime = Runtime.open({ cgroupName });
+  // a run directory and bridge of its own (never the default manifold0 of a daemon on this host), removed at the end
+  const runDir = `/run/manifold-bench-${process.pid}`;
+  const bridge = { name: `mfbm${process.pid % 100000}`, subnet: process.env.BENCH_SUBNET ?? '10.212.0.0/24' };
+  const runtime = Runtime.open({ cgroupName, runDir, bridge });
   const slug = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-bench-'));
   fs.writeFileSync(path.join(slug, 'index.html'), 'ok\n');
   const logs = new LogHub();
@@ -76,8 +80,10 @@ async function main(): Promise<void> {
     console.log('oom_kill → R15 → restart: not measured here (no cgroup v2 memory controller; run in the VM suite)');
   }
   await sup.shutdown();
+  await runtime.close(); // veths and leases released, then the cgroup subtree removed
+  BridgeNetwork.cleanup(runDir, bridge.name);
+  fs.rmSync(runDir, { recursive: true, force: true });
   fs.rmSync(slug, { recursive: true, force: true });
-  try { fs.rmdirSync(runtime.cgroups.root); } catch { /* busy */ }
 }
 
 async function waitEvent(events: SupervisorEvent[], from: number, kind: SupervisorEvent['kind'], timeoutMs: number): Promise<SupervisorEvent> {
