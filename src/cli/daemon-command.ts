@@ -19,6 +19,7 @@ interface DaemonArgs {
   domain: string;
   net: string;
   cgroup: string;
+  'run-dir'?: string;
   bridge?: string;
   subnet?: string;
   nat: boolean;
@@ -80,6 +81,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     domain: a.domain,
     net: a.net,
     cgroupName: a.cgroup,
+    ...(a['run-dir'] !== undefined ? { runDir: a['run-dir'] } : {}),
     bridge: { ...(a.bridge !== undefined ? { name: a.bridge } : {}), ...(a.subnet !== undefined ? { subnet: a.subnet } : {}), nat: a.nat },
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
@@ -111,6 +113,7 @@ export const daemonCommand: CommandModule = {
       .option('domain', { type: 'string', default: 'localhost', describe: 'apps answer at APP.DOMAIN' })
       .option('net', { type: 'string', default: 'bridge', describe: "dyno network: 'bridge' (own address, routed) or 'none'" })
       .option('cgroup', { type: 'string', default: DEFAULT_CGROUP, describe: 'cgroup v2 subtree for the dynos' })
+      .option('run-dir', { type: 'string', describe: 'runtime directory: stack skeleton, scratch, address leases (default /run/manifold)' })
       .option('bridge', { type: 'string', describe: 'host bridge for dyno networking (default manifold0)' })
       .option('subnet', { type: 'string', describe: 'subnet of the bridge when it is created (default 10.200.0.0/16)' })
       .option('nat', { type: 'boolean', default: false, describe: 'outbound NAT (nftables masquerade) for dynos' })

@@ -343,7 +343,7 @@ t.test('daemon SIGKILL + restart: formation restored, nothing leaked', async (t)
   await allUp('work', 2);
   const r = await get(d.port, 'hello.localhost');
   t.equal(r.status, 200, `the restored app answers through the router (${r.status} ${r.body.slice(0, 200)}) ${r.status !== 200 ? d.log + (await logs('hello')).split('\n').slice(-15).join('\n') + ` port ${d.port}` : ''}`);
-  const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: '/run/manifold' });
+  const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: d.runDir });
   t.equal(leftoverCgroups(scope).length, 4, 'only the 4 live dynos have cgroups');
   t.equal(leftoverProcesses(scope).filter((x) => !p.dynos.some((y) => y.pid === x.pid)).length >= 0, true);
 });
@@ -353,12 +353,12 @@ t.test('apps:destroy stops everything; daemon stop leaves nothing', async (t) =>
   t.equal(r.code, 0, r.stderr);
   t.notOk((await d.cli('apps')).stdout.includes('work'));
   await d.stop();
-  const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: '/run/manifold' });
+  const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: d.runDir });
   t.same(leftoverCgroups(scope), [], 'no dyno cgroups left');
   t.same(leftoverProcesses(scope), [], 'no dyno processes left');
   t.notOk(fs.existsSync(d.socket), 'socket removed');
   t.match(d.log, /stopped/);
   // the runtime deletes each dyno's veth in teardown, before the daemon says it has stopped
   t.same(fs.readdirSync(`/sys/class/net/${d.bridge}/brif`), [], 'no dyno veth left on the bridge');
-  t.same(fs.readdirSync(`/run/manifold/net/${d.bridge}`), [], 'no address lease left');
+  t.same(fs.readdirSync(`${d.runDir}/net/${d.bridge}`), [], 'no address lease left');
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { findCgroup2Mount } from '../../src/runtime';
 import { leakScope, waitNoDynoLeftovers } from './helpers/leaks';
-import { makeAppDir, REPO_ROOT, requireRoot } from './helpers/run';
+import { makeAppDir, removeAtEndIfNew, REPO_ROOT, requireRoot } from './helpers/run';
 
 const BIN = path.join(REPO_ROOT, 'bin/manifold');
 
@@ -69,7 +69,11 @@ if (requireRoot(t)) {
   let n = 0;
   const name = (): string => `${tag}.${++n}`;
   // the CLI uses the default runtime; only leaves named after this test process are ours
-  const scope = leakScope({ cgroupRoot: path.join(mount?.mountPoint ?? '/sys/fs/cgroup', 'manifold'), runDir: '/run/manifold', leafPrefix: `${tag}.` });
+  const cgroupRoot = path.join(mount?.mountPoint ?? '/sys/fs/cgroup', 'manifold');
+  const scope = leakScope({ cgroupRoot, runDir: '/run/manifold', leafPrefix: `${tag}.` });
+  // what the CLI creates for its runtime goes again at the end, unless it was there before (a daemon's)
+  removeAtEndIfNew(t, cgroupRoot, 'cgroup');
+  removeAtEndIfNew(t, '/run/manifold');
   const noLeftovers = async (t: Test): Promise<void> => {
     t.same(await waitNoDynoLeftovers(scope, 2000), [], 'no dyno leftovers on the host');
   };

@@ -19,7 +19,7 @@ import t from 'tap';
 import { BridgeNetwork, natTable } from '../../src/runtime/network';
 import { Runtime } from '../../src/runtime';
 import { checked, leakWatch } from './helpers/leaks';
-import { makeAppDir, requireRoot, runDyno, sh, TEST_RUN_DIR, testSpec } from './helpers/run';
+import { makeAppDir, removeAtEndIfNew, requireRoot, runDyno, sh, TEST_RUN_DIR, testSpec } from './helpers/run';
 
 const ID = process.pid % 100000;
 const NS = `mfnat${ID}`;
@@ -155,6 +155,7 @@ function main(): void {
   const originalDefaultTable = defaultTable();
   const dropReason = forwardDropReason();
   let server: ReturnType<typeof startOutsideServer> | undefined;
+  removeAtEndIfNew(t, TEST_RUN_DIR);
   const plain = Runtime.open({ runDir: TEST_RUN_DIR, cgroupName: `manifold-test-${process.pid}`, bridge: PLAIN });
   const natted = Runtime.open({ runDir: TEST_RUN_DIR, cgroupName: `manifold-test-${process.pid}-nat`, bridge: NATTED });
 

@@ -10,7 +10,7 @@ import t from 'tap';
 import { BridgeNetwork } from '../../src/runtime/network';
 import { Runtime } from '../../src/runtime';
 import { checked, leakWatch } from './helpers/leaks';
-import { makeAppDir, requireRoot, runDyno, sh, startCaptured, TEST_RUN_DIR, testSpec } from './helpers/run';
+import { makeAppDir, removeAtEndIfNew, requireRoot, runDyno, sh, startCaptured, TEST_RUN_DIR, testSpec } from './helpers/run';
 
 const BRIDGE = `mfbrt${process.pid % 100000}`;
 const SUBNET = '10.214.0.0/24';
@@ -49,6 +49,7 @@ async function waitForAnswer(host: string, port: number, deadlineMs = 10_000): P
 }
 
 if (requireRoot(t)) {
+  removeAtEndIfNew(t, TEST_RUN_DIR);
   const runtime = Runtime.open({ runDir: TEST_RUN_DIR, cgroupName: `manifold-test-${process.pid}`, bridge: { name: BRIDGE, subnet: SUBNET } });
   const leaks = leakWatch(runtime);
   t.teardown(() => {

@@ -6,7 +6,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { CgroupTree } from '../../../src/runtime/cgroup';
-import { DEFAULT_RUN_DIR } from '../../../src/runtime/dyno';
 import { BridgeNetwork } from '../../../src/runtime/network';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
@@ -30,6 +29,8 @@ export class TestDaemon {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-e2e-'));
     this.socket = path.join(this.dir, 'api.sock');
     this.cgroup = `manifold-e2e-${randomBytes(3).toString('hex')}`;
+    // a runtime directory of its own (stack skeleton, scratch, leases), removed in cleanup
+    this.runDir = `/run/${this.cgroup}`;
     // a bridge of its own (removed in cleanup), so tests neither leave nor disturb manifold0
     this.bridge = `mfbre${randomBytes(3).toString('hex')}`;
     // fixed for the life of this daemon: a restarted daemon must find the bridge it made
@@ -38,13 +39,14 @@ export class TestDaemon {
 
   readonly bridge: string;
   readonly subnet: string;
+  readonly runDir: string;
 
   get cgroupRoot(): string {
     return CgroupTree.open(this.cgroup).root;
   }
 
   async start(): Promise<void> {
-    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, '--bridge', this.bridge, '--subnet', this.subnet, ...this.extraArgs];
+    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', '127.0.0.1:0', '--cgroup', this.cgroup, '--run-dir', this.runDir, '--bridge', this.bridge, '--subnet', this.subnet, ...this.extraArgs];
     this.log = '';
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -75,7 +77,8 @@ export class TestDaemon {
   }
 
   cleanup(): void {
-    BridgeNetwork.cleanup(DEFAULT_RUN_DIR, this.bridge);
+    BridgeNetwork.cleanup(this.runDir, this.bridge);
+    fs.rmSync(this.runDir, { recursive: true, force: true });
     fs.rmSync(this.dir, { recursive: true, force: true });
     try {
       fs.rmdirSync(this.cgroupRoot);

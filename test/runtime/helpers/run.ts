@@ -36,6 +36,7 @@ export const REPO_ROOT = path.resolve(__dirname, '../../../..');
  * other users of the host, e.g. a developer's, never look like our leftovers) removed at the end.
  */
 export function openTestRuntime(t: TestLike): Runtime {
+  removeAtEndIfNew(t, TEST_RUN_DIR);
   const runtime = Runtime.open({ runDir: TEST_RUN_DIR, cgroupName: `manifold-test-${process.pid}` });
   t.teardown(() => {
     try {
@@ -45,6 +46,23 @@ export function openTestRuntime(t: TestLike): Runtime {
     }
   });
   return runtime;
+}
+
+/**
+ * Removes `dir` (a run directory: the host stack skeleton and scratch directories, no mounts once
+ * the dynos are gone) when the test file ends, if it did not exist when the file began; a cgroup
+ * directory is removed with rmdir, which fails harmlessly while it still holds anything.
+ */
+export function removeAtEndIfNew(t: TestLike, dir: string, kind: 'dir' | 'cgroup' = 'dir'): void {
+  if (fs.existsSync(dir)) return;
+  t.teardown(() => {
+    try {
+      if (kind === 'cgroup') fs.rmdirSync(dir);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* still in use */
+    }
+  });
 }
 
 export interface AppFile {
