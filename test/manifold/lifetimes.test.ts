@@ -49,6 +49,7 @@ t.test('dynos are cycled after the interval without failed requests', async (t) 
   const res = await l.stop();
   t.ok(res.ok > 20, `${res.ok} requests served while cycling`);
   t.same(res.failures, [], 'no failed request');
+  if (res.failures.length > 0) t.comment(`router errors:\n${(await logs()).split('\n').filter((l) => /at=error|SIGTERM|Cycling|State changed|exited/.test(l)).join('\n')}`);
   t.match(log, /manifold\[web\.1\]: Cycling\n(?:.*\n)*?.*manifold\[web\.1\]: State changed from up to starting\n/, 'Cycling, then the new dyno starts');
   t.match(log, /manifold\[web\.1\]: Stopping all processes with SIGTERM\n/, 'the old dyno gets SIGTERM');
   // Cycling goes on every 3 s (both dynos at once: no jitter), so a single `ps` may land while both

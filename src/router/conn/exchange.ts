@@ -553,7 +553,8 @@ export class Exchange {
       // replay once on a fresh connection (only bodiless idempotent requests reuse sockets).
       if (conn.reused && !this.retriedStale) {
         this.retriedStale = true;
-        this.releaseBalancer();
+        // Same dyno, same request: it stays counted in flight (releasing and re-acquiring would
+        // tell a draining dyno's waitIdle it is idle while the retry is about to reach it).
         this.phase = Phase.Routing;
         this.connect(this.backend!);
         return;

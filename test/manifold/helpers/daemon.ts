@@ -123,7 +123,7 @@ export function get(port: number, host: string, p = '/'): Promise<{ status: numb
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', () => resolve({ status: 0, body: '' }));
     });
-    req.setTimeout(10_000, () => req.destroy());
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
     req.on('error', (e) => resolve({ status: 0, body: e.message }));
   });
 }
