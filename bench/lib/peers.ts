@@ -141,25 +141,21 @@ function nodeScript(file: string): string {
   return join(LIB_DIR, file);
 }
 
-export async function startHttpProxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
-  const dir = makeTempDir('http-proxy');
-  const proc = start('http-proxy', process.execPath, [nodeScript('http-proxy-peer.js'), String(port), backends.join(',')], {
-    cpus,
-    logFile: join(dir, 'stdout.log'),
-  });
+/** A Node proxy peer run as a script of bench/lib: `node SCRIPT PORT HOST:PORT[,…]`. */
+async function startNodeProxy(name: string, script: string, port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  const dir = makeTempDir(name);
+  const proc = start(name, process.execPath, [nodeScript(script), String(port), backends.join(',')], { cpus, logFile: join(dir, 'stdout.log') });
   await waitForPort(port, 10_000, proc);
-  return { name: 'http-proxy', port, proc, dir };
+  return { name, port, proc, dir };
+}
+
+export function startHttpProxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  return startNodeProxy('http-proxy', 'http-proxy-peer.js', port, backends, cpus);
 }
 
 /** The floor of a proxy on Node's `net`: a blind 1:1 byte pipe per client (bench/lib/net-floor-peer.ts). */
-export async function startNetFloor(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
-  const dir = makeTempDir('net-floor');
-  const proc = start('net-floor', process.execPath, [nodeScript('net-floor-peer.js'), String(port), backends.join(',')], {
-    cpus,
-    logFile: join(dir, 'stdout.log'),
-  });
-  await waitForPort(port, 10_000, proc);
-  return { name: 'net-floor', port, proc, dir };
+export function startNetFloor(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
+  return startNodeProxy('net-floor', 'net-floor-peer.js', port, backends, cpus);
 }
 
 export async function startAuxBackend(port: number, streamMiB: number, cpus: string | undefined): Promise<Peer> {

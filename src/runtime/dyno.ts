@@ -166,7 +166,7 @@ export class Runtime {
       this.cgroups.kill(id);
       await this.cgroups.remove(id);
     }));
-    if (fs.existsSync(`/sys/class/net/${this.bridgeOptions.name ?? DEFAULT_BRIDGE}`)) this.bridge().reclaimStaleLeases();
+    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) this.bridge().reclaimStaleLeases();
     return stale;
   }
 
@@ -196,13 +196,13 @@ export class Runtime {
     try {
       await this.cgroups.remove(dyno.id);
     } finally {
-      if (dyno.lease) this.releaseNetwork(dyno);
+      if (dyno.lease) this.releaseNetwork(dyno, dyno.lease);
     }
   }
 
-  private releaseNetwork(dyno: Dyno): void {
+  private releaseNetwork(dyno: Dyno, lease: Lease): void {
     const release: Promise<void> = this.bridge()
-      .releaseWithVeth(dyno.lease!)
+      .releaseWithVeth(lease)
       .catch((err: unknown) => {
         dyno.emit('warning', `releasing the network of ${dyno.id}: ${(err as Error).message}`);
       })

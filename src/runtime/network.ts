@@ -58,9 +58,13 @@ export function parseSubnet(cidr: string): { base: number; prefixLen: number; si
   if (!m) throw new RangeError(`invalid subnet '${cidr}' (expected a.b.c.d/len)`);
   const prefixLen = Number(m[2]);
   if (prefixLen < 8 || prefixLen > 29) throw new RangeError(`subnet /${prefixLen} out of range (8..29)`);
+  return { ...networkOf(m[1]!, prefixLen), prefixLen };
+}
+
+/** The network an address belongs to: its first address and size. */
+function networkOf(addr: string, prefixLen: number): { base: number; size: number } {
   const size = 2 ** (32 - prefixLen);
-  const base = (ipToInt(m[1]!) & ~(size - 1)) >>> 0;
-  return { base, prefixLen, size };
+  return { base: (ipToInt(addr) & ~(size - 1)) >>> 0, size };
 }
 
 function ip(args: string[]): string {
@@ -76,18 +80,12 @@ function ip(args: string[]): string {
 function refuseOverlap(name: string, subnet: ReturnType<typeof parseSubnet>): void {
   for (const line of ip(['-4', '-o', 'addr', 'show']).split('\n')) {
     const m = /^\d+:\s+(\S+)\s+inet ([0-9.]+)\/([0-9]+)/.exec(line);
-    if (!m || m[1] === name) continue;
-    const other = parseSubnetLoose(m[2]!, Number(m[3]));
-    const overlaps = subnet.base < other.base + other.size && other.base < subnet.base + subnet.size;
-    if (overlaps && m[1] !== 'lo') {
+    if (!m || m[1] === name || m[1] === 'lo') continue;
+    const other = networkOf(m[2]!, Number(m[3]));
+    if (subnet.base < other.base + other.size && other.base < subnet.base + subnet.size) {
       throw new DynoError({ errno: 22, syscall: 'ip', step: 'network', message: `subnet ${intToIp(subnet.base)}/${subnet.prefixLen} overlaps ${m[2]}/${m[3]} on ${m[1]}: choose another subnet` });
     }
   }
-}
-
-function parseSubnetLoose(addr: string, prefixLen: number): { base: number; size: number } {
-  const size = 2 ** (32 - prefixLen);
-  return { base: (ipToInt(addr) & ~(size - 1)) >>> 0, size };
 }
 
 function processAlive(pid: number): boolean {
