@@ -3,8 +3,9 @@
 #
 # Used by the Vagrantfile, by .ci/run and on a bare Debian host:  sudo bash vagrant/provision.sh
 # Idempotent and quick when everything is there: apt-get update runs once, and only if a package is missing.
-#   - Node >= 20: kept if present; otherwise installed from the NodeSource apt repository (Debian 12's own
-#     nodejs is 18). Nothing but Debian's mirrors is contacted when node >= 20 is already installed.
+#   - Node >= 22 (tested: 24): kept if present; otherwise Node 24 from the NodeSource apt repository, or where
+#     that is not reachable from the npm registry (Debian 12's own nodejs is 18). Nothing but Debian's mirrors
+#     is contacted when node >= 22 is already installed.
 #   - build tools for the native addon (g++ make python3), iproute2, nftables
 #   - the test VM's needs (qemu-system-x86 busybox-static cpio xz-utils), then vagrant/qemu/setup.sh
 #     (downloads the Debian kernel once; skip with MANIFOLD_VM_SETUP=0)
@@ -54,19 +55,60 @@ apt_install() {
   return $rc
 }
 
-# ---- Node 20 ------------------------------------------------------------------------------------
+# ---- Node 24 LTS ---------------------------------------------------------------------------------
+# Node 20 is past its end of life; Manifold needs >= 22 and is tested on 24. When the node on PATH is older
+# (or missing), install Node 24: from NodeSource's apt repository where it answers, else from the npm
+# registry, whose `node-linux-<arch>` package (what the `node` package installs) ships the official binaries
+# and headers. The npm-registry install lands in /usr/local/lib/nodejs/node-v<version>-linux-<arch>, with
+# node, npm and npx linked from /usr/local/bin (ahead of /usr/bin on root's PATH) and npm 11 beside it.
+NODE_WANT_MAJOR=24 NODE_MIN_MAJOR=22
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-if [ "$(node_major)" -lt 20 ]; then
-  say "node >= 20 not found (have: $(node --version 2>/dev/null || echo none)); adding the NodeSource repository"
+node_from_nodesource() {
   apt_install ca-certificates curl gnupg
+  local key
+  key=$(mktemp)
+  curl -fsSL --max-time 20 https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key -o "$key" 2>/dev/null \
+    || { rm -f "$key"; return 1; }
   install -d -m 755 /etc/apt/keyrings
-  curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg
-  echo 'deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_20.x nodistro main' \
+  gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg < "$key"; rm -f "$key"
+  echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${NODE_WANT_MAJOR}.x nodistro main" \
     > /etc/apt/sources.list.d/nodesource.list
   updated=   # the new repository needs its own update
-  apt_update
-  apt-get install -y -qq nodejs >/dev/null
-  [ "$(node_major)" -ge 20 ] || { say "node $(node --version) is still < 20"; exit 1; }
+  if ! { apt_update && apt-get install -y -qq nodejs >/dev/null; }; then
+    rm -f /etc/apt/sources.list.d/nodesource.list; updated=; return 1
+  fi
+}
+node_from_npm_registry() {
+  local arch
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;; aarch64) arch=arm64 ;; ppc64le) arch=ppc64le ;; s390x) arch=s390x ;;
+    *) say "no Node binary package for $(uname -m)"; return 1 ;;
+  esac
+  command -v npm >/dev/null || apt_install npm   # Debian's npm, only to fetch the two tarballs below
+  local tmp version dest
+  tmp=$(mktemp -d)
+  ( cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_WANT_MAJOR" "npm@11" >/dev/null ) || { rm -rf "$tmp"; return 1; }
+  version=$(tar xzf "$tmp"/node-linux-*.tgz -O package/package.json | sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p')
+  dest=/usr/local/lib/nodejs/node-v$version-linux-$arch
+  rm -rf "$dest"; install -d "$dest/lib/node_modules/npm"
+  tar xzf "$tmp"/node-linux-*.tgz -C "$dest" --strip-components=1
+  tar xzf "$tmp"/npm-*.tgz -C "$dest/lib/node_modules/npm" --strip-components=1
+  rm -rf "$tmp"
+  ln -sfn ../lib/node_modules/npm/bin/npm-cli.js "$dest/bin/npm"
+  ln -sfn ../lib/node_modules/npm/bin/npx-cli.js "$dest/bin/npx"
+  for b in node npm npx; do ln -sfn "$dest/bin/$b" "/usr/local/bin/$b"; done
+  hash -r
+}
+if [ "$(node_major)" -lt "$NODE_MIN_MAJOR" ]; then
+  say "node >= $NODE_MIN_MAJOR not found (have: $(node --version 2>/dev/null || echo none)); installing Node $NODE_WANT_MAJOR"
+  if node_from_nodesource && [ "$(node_major)" -ge "$NODE_MIN_MAJOR" ]; then
+    say "installed node $(node --version) from NodeSource"
+  elif node_from_npm_registry && [ "$(node_major)" -ge "$NODE_MIN_MAJOR" ]; then
+    say "NodeSource not reachable: installed node $(node --version) from the npm registry's node-linux package ($(command -v node))"
+  else
+    say "could not install Node $NODE_WANT_MAJOR (node on PATH: $(command -v node || echo none), $(node --version 2>/dev/null || echo none))"
+    exit 1
+  fi
 fi
 
 # ---- packages -----------------------------------------------------------------------------------

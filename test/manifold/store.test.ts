@@ -11,7 +11,8 @@ t.test('store: migrations, WAL, apps/releases/formation survive reopening', asyn
   const file = path.join(dir, 'm.db');
   let s = new Store(file);
   t.equal(s.schemaVersion(), MIGRATIONS.at(-1)!.version);
-  t.equal(String(s.db.pragma('journal_mode', { simple: true })), 'wal');
+  t.equal(String(s.pragma('journal_mode')), 'wal');
+  t.equal(Number(s.pragma('foreign_keys')), 1);
   s.insertApp('hello', 1000);
   const r1 = s.insertRelease({ app: 'hello', slug: null, procfile: {}, config: {}, description: 'Initial release' }, 1000);
   const r2 = s.insertRelease({ app: 'hello', slug: '/x', procfile: { web: 'node s.js' }, config: { A: '1' }, description: 'Deploy' }, 2000);

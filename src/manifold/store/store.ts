@@ -2,10 +2,13 @@
  * The manifold's durable state in SQLite (WAL): apps, releases (immutable), formation, and the
  * runtime ids of live dynos (so a restarted daemon can find what a killed one left). The
  * manifold is the only writer.
+ *
+ * Node's built-in SQLite (node:sqlite, Node >= 22.13): no native module to compile from source on every
+ * install and none tied to one Node ABI (better-sqlite3 was both).
  */
-import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { MIGRATIONS, type Migration } from './migrations';
 
 export interface AppSettings {
@@ -61,16 +64,20 @@ interface RawRelease {
 }
 
 export class Store {
-  readonly db: Database.Database;
+  readonly db: DatabaseSync;
+  private txDepth = 0;
 
   constructor(file: string, migrations: readonly Migration[] = MIGRATIONS) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = new DatabaseSync(file, { timeout: 5000 });
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
     this.migrate(migrations);
+  }
+
+  /** A pragma's single value (e.g. `journal_mode`). */
+  pragma(name: string): unknown {
+    const row = this.db.prepare(`PRAGMA ${name}`).get() as Record<string, unknown> | undefined;
+    return row ? Object.values(row)[0] : undefined;
   }
 
   private migrate(migrations: readonly Migration[]): void {
@@ -78,10 +85,10 @@ export class Store {
     const applied = new Set((this.db.prepare('SELECT version FROM migrations').all() as { version: number }[]).map((r) => r.version));
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
-      this.db.transaction(() => {
+      this.transaction(() => {
         this.db.exec(m.sql);
         this.db.prepare('INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      })();
+      });
     }
   }
 
@@ -94,8 +101,21 @@ export class Store {
     this.db.close();
   }
 
+  /** Runs fn in a transaction (a savepoint when nested); rolled back if fn throws. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const savepoint = `sp${this.txDepth}`;
+    this.db.exec(this.txDepth === 0 ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${savepoint}`);
+    this.txDepth++;
+    try {
+      const result = fn();
+      this.txDepth--;
+      this.db.exec(this.txDepth === 0 ? 'COMMIT' : `RELEASE ${savepoint}`);
+      return result;
+    } catch (err) {
+      this.txDepth--;
+      this.db.exec(this.txDepth === 0 ? 'ROLLBACK' : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+      throw err;
+    }
   }
 
   // apps
@@ -149,7 +169,7 @@ export class Store {
   }
 
   listReleases(app: string): Release[] {
-    return (this.db.prepare('SELECT * FROM releases WHERE app = ? ORDER BY version DESC').all(app) as RawRelease[]).map((r) => this.toRelease(r));
+    return (this.db.prepare('SELECT * FROM releases WHERE app = ? ORDER BY version DESC').all(app) as unknown as RawRelease[]).map((r) => this.toRelease(r));
   }
 
   /** Appends the next version; returns it. */
@@ -167,7 +187,7 @@ export class Store {
 
   // formation
   formation(app: string): FormationRow[] {
-    return this.db.prepare('SELECT type, quantity, size FROM formation WHERE app = ? ORDER BY type').all(app) as FormationRow[];
+    return this.db.prepare('SELECT type, quantity, size FROM formation WHERE app = ? ORDER BY type').all(app) as unknown as FormationRow[];
   }
 
   setFormation(app: string, type: string, quantity: number, size: string): void {
