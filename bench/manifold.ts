@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   const launches = events.filter((e) => e.kind === 'launch').map((e) => e.at - w0);
   const ups = events.filter((e) => e.kind === 'up').map((e) => e.at - w0);
   const upBackends = lastRoutes?.backends.filter((b) => b.state === 'up').length ?? 0;
+  console.log(`node ${process.version}, ${os.cpus().length} cores, kernel ${os.release()}`);
   console.log(`scale web=${N} → all up: ${total.toFixed(0)} ms (goal < 3000 ms) ${total < 3000 ? 'PASS' : 'FAIL'}`);
   console.log(`  launch issued: last at ${Math.max(...launches)} ms; up at p50 ${pct(ups, 50)} ms, p99 ${pct(ups, 99)} ms, max ${Math.max(...ups)} ms`);
   console.log(`  route table: ${upBackends} up backends after ${routeUpdates} updates`);

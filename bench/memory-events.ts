@@ -106,7 +106,7 @@ function runVm(): void {
   const row = (what: string, r: Summary): string =>
     `| ${what} | ${r.runs} | ${r.minMs.toFixed(1)} | ${r.medianMs.toFixed(1)} | ${r.maxMs.toFixed(1)} | ≤ 50 ms: ${r.medianMs <= 50 ? 'met' : 'NOT met'} |`;
   const accel = fs.existsSync('/dev/kvm') ? 'KVM' : 'TCG (software emulation)';
-  console.log(`\n## Memory events (${new Date().toISOString().slice(0, 16)} UTC, VM: ${accel}, kernel in guest: Debian 6.1)\n`);
+  console.log(`\n## Memory events (${new Date().toISOString().slice(0, 16)} UTC, VM: ${accel}, kernel in guest: Debian 6.1, node ${process.version})\n`);
   console.log('| measure | runs | min ms | median ms | max ms | goal |');
   console.log('|---|---|---|---|---|---|');
   console.log(row("runtime: kernel OOM kill → JS 'memory' oom_kill event (issue 3)", result));

@@ -19,8 +19,8 @@ import { spawnSync } from 'node:child_process';
 import { cpus as osCpus } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CpuMeter, processTree } from './lib/procstat.js';
-import { cleanup, freePort, installCleanupHandlers, makeTempDir, sleep, trackPid } from './lib/procs.js';
+import { CpuMeter, processTree } from './lib/procstat';
+import { cleanup, freePort, installCleanupHandlers, makeTempDir, sleep, trackPid } from './lib/procs';
 import {
   ALL_PROXIES,
   BENCH_HOST,
@@ -32,11 +32,11 @@ import {
   startProxy,
   type Peer,
   type ProxyKind,
-} from './lib/peers.js';
-import { runWrk, writePacedScript, type WrkResult } from './lib/wrk.js';
-import { runStream, type StreamResult } from './lib/stream.js';
-import { measureIdle, type IdleResult } from './lib/idle.js';
-import { bytesHuman, fmt, fmtRatio, max, mdTable, median, ratio } from './lib/stats.js';
+} from './lib/peers';
+import { runWrk, writePacedScript, type WrkResult } from './lib/wrk';
+import { runStream, type StreamResult } from './lib/stream';
+import { measureIdle, type IdleResult } from './lib/idle';
+import { bytesHuman, fmt, fmtRatio, max, mdTable, median, ratio } from './lib/stats';
 
 type Target = 'direct' | ProxyKind;
 

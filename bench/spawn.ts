@@ -23,9 +23,9 @@ import { join, resolve } from 'node:path';
 import { Runtime } from '../src/runtime/dyno';
 import { BridgeNetwork } from '../src/runtime/network';
 import type { DynoSpec, NetworkSpec } from '../src/runtime/spec';
-import { runHyperfine, type HyperfineCommand, type HyperfineResult } from './lib/hyperfine.js';
-import { fmt, fmtRatio, mdTable } from './lib/stats.js';
-import { buildBusyboxRootfs } from './lib/spawn-rootfs.js';
+import { runHyperfine, type HyperfineCommand, type HyperfineResult } from './lib/hyperfine';
+import { fmt, fmtRatio, mdTable } from './lib/stats';
+import { buildBusyboxRootfs } from './lib/spawn-rootfs';
 import {
   deleteLeftoverContainers,
   ensurePeersCgroup,
@@ -37,8 +37,8 @@ import {
   toolVersion,
   writePeerBundles,
   type PeerLayout,
-} from './lib/spawn-peers.js';
-import { summarize, type TimeSummary } from './lib/spawn-stats.js';
+} from './lib/spawn-peers';
+import { summarize, type TimeSummary } from './lib/spawn-stats';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 const BENCH_CGROUP = 'manifold-spawn-bench';

@@ -2,8 +2,8 @@
 // RSS growth per connection while idle and then with one long-poll request pending on each.
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
-import { rssBytes } from './procstat.js';
-import { sleep } from './procs.js';
+import { rssBytes } from './procstat';
+import { sleep } from './procs';
 
 export function fdCount(pids: readonly number[]): number {
   let n = 0;

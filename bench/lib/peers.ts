@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { freePort, makeTempDir, start, waitForPort, type Proc } from './procs.js';
+import { freePort, makeTempDir, start, waitForPort, type Proc } from './procs';
 
 export const BENCH_HOST = 'bench.localhost';
 

@@ -2,7 +2,7 @@
 // for as long as bin/manifold does not register the command yet:
 //   node router-launcher.js --listen HOST:PORT --routes FILE [...]
 import yargs from 'yargs';
-import { routerCommand } from '../../src/cli/router-command.js';
+import { routerCommand } from '../../src/cli/router-command';
 
 void yargs(['router', ...process.argv.slice(2)])
   .scriptName('manifold')

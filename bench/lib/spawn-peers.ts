@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HyperfineCommand } from './hyperfine.js';
+import type { HyperfineCommand } from './hyperfine';
 
 export const CGROUP2_PARENT = '/sys/fs/cgroup/unified';
 export const PEERS_CGROUP = join(CGROUP2_PARENT, 'peers');

@@ -1,6 +1,6 @@
 // Streaming throughput: curl downloads a chunked body through a proxy; the proxy's RSS is sampled.
 import { spawn } from 'node:child_process';
-import { rssBytes } from './procstat.js';
+import { rssBytes } from './procstat';
 
 export interface StreamResult {
   bytes: number;

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { createRouter, parseListen, parseTimeouts, RouterError, type BalanceStrategy, type Router, type RoutesFile } from '../router/index.js';
+import { createRouter, parseListen, parseTimeouts, RouterError, type BalanceStrategy, type Router, type RoutesFile } from '../router';
 
 interface RouterArgs {
   listen: string[];

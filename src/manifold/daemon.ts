@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
-import { createRouter, parseListen, type Router } from '../router/index.js';
+import { createRouter, parseListen, type Router } from '../router';
 import type { DaemonInfo } from './api/protocol';
 import { ApiServer } from './api/server';
 import { LogHub } from './logs/hub';

@@ -2,9 +2,9 @@
  * Router configuration: every limit and timeout is here, with Heroku's values as defaults
  * (spec heroku.md §1.3, §1.8). Tests pass short timeouts.
  */
-import { DEFAULT_CHUNKED_LIMITS, type ChunkedLimits } from './http1/chunked.js';
-import { DEFAULT_REQUEST_LIMITS, DEFAULT_RESPONSE_LIMITS, type HeadLimits } from './http1/head-parser.js';
-import { RouterError } from './errors.js';
+import { DEFAULT_CHUNKED_LIMITS, type ChunkedLimits } from './http1/chunked';
+import { DEFAULT_REQUEST_LIMITS, DEFAULT_RESPONSE_LIMITS, type HeadLimits } from './http1/head-parser';
+import { RouterError } from './errors';
 
 export type BalanceStrategy = 'round-robin' | 'random' | 'least-outstanding';
 

@@ -8,24 +8,24 @@
  */
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { resolveConfig, type ListenSpec, type RouterConfig, type RouterConfigInput } from './config.js';
-import { ClientConnection } from './conn/client-conn.js';
-import type { RouterCore } from './conn/context.js';
-import type { Exchange } from './conn/exchange.js';
-import { UpstreamPool } from './conn/upstream.js';
-import { RouterError } from './errors.js';
-import { formatLogLine, type RouterLogRecord } from './log.js';
-import { Balancer } from './routing/balancer.js';
-import { RouteTable } from './routing/route-table.js';
-import { fireDue, Sweeper } from './timers.js';
+import { resolveConfig, type ListenSpec, type RouterConfig, type RouterConfigInput } from './config';
+import { ClientConnection } from './conn/client-conn';
+import type { RouterCore } from './conn/context';
+import type { Exchange } from './conn/exchange';
+import { UpstreamPool } from './conn/upstream';
+import { RouterError } from './errors';
+import { formatLogLine, type RouterLogRecord } from './log';
+import { Balancer } from './routing/balancer';
+import { RouteTable } from './routing/route-table';
+import { fireDue, Sweeper } from './timers';
 
-export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config.js';
-export { resolveConfig, parseTimeouts, parseListen } from './config.js';
-export { RouteTable } from './routing/route-table.js';
-export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table.js';
-export { H_CODES, RouterError } from './errors.js';
-export type { HCode } from './errors.js';
-export { formatLogLine } from './log.js';
+export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config';
+export { resolveConfig, parseTimeouts, parseListen } from './config';
+export { RouteTable } from './routing/route-table';
+export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table';
+export { H_CODES, RouterError } from './errors';
+export type { HCode } from './errors';
+export { formatLogLine } from './log';
 
 /** A log record plus its formatted Heroku line. */
 export interface RouterLogEntry extends RouterLogRecord {

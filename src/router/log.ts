@@ -4,7 +4,7 @@
  *   request_id= fwd="…" dyno= connect=Nms service=Nms status= bytes= protocol=
  * Fields without a value print as a bare `key=`.
  */
-import type { HCode, LogLevel } from './errors.js';
+import type { HCode, LogLevel } from './errors';
 
 export interface RouterLogRecord {
   at: LogLevel;

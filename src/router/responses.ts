@@ -2,7 +2,7 @@
  * Router-generated responses: Heroku-style unstyled HTML error pages, or JSON when the client's
  * Accept prefers it. Encoded once per (status, page, format, connection) and reused.
  */
-import type { ErrorPage } from './errors.js';
+import type { ErrorPage } from './errors';
 
 const REASONS: Readonly<Record<number, string>> = {
   100: 'Continue',

@@ -1,6 +1,6 @@
 /** The chunked decoder (vegur_chunked_SUITE cases, llhttp chunk cases, smuggling chunk tricks). */
 import t from 'tap';
-import { ChunkedDecoder, decodeChunkedBody } from '../../src/router/http1/index.js';
+import { ChunkedDecoder, decodeChunkedBody } from '../../src/router/http1/index';
 
 const ok = (raw: string, body: string, trailers = ''): [string, string, string | null, string] => [raw, body, null, trailers];
 const bad = (raw: string): [string, string, string | null, string] => [raw, '', 'error', ''];

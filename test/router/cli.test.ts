@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { RawClient } from './helpers/client.js';
-import { FakeDyno, okResponse } from './helpers/fake-dyno.js';
+import { RawClient } from './helpers/client';
+import { FakeDyno, okResponse } from './helpers/fake-dyno';
 
 const CLI = path.join(__dirname, 'helpers', 'run-router-cli.js');
 

@@ -13,13 +13,13 @@
  * (FUZZ_MAX_MS bounds the run's time; default 50 s, the case count is what normally stops it.)
  */
 import t from 'tap';
-import { makeCase, TEMPLATES, serialize } from './fuzz/generate.js';
-import { Oracle } from './fuzz/oracle.js';
-import { ours, oursIncremental } from './fuzz/ours.js';
-import { describe, sameOutcome, type Outcome } from './fuzz/outcome.js';
-import { classify, DELIBERATE } from './fuzz/deliberate.js';
-import { minimize } from './fuzz/minimize.js';
-import { Prng } from './fuzz/prng.js';
+import { makeCase, TEMPLATES, serialize } from './fuzz/generate';
+import { Oracle } from './fuzz/oracle';
+import { ours, oursIncremental } from './fuzz/ours';
+import { describe, sameOutcome, type Outcome } from './fuzz/outcome';
+import { classify, DELIBERATE } from './fuzz/deliberate';
+import { minimize } from './fuzz/minimize';
+import { Prng } from './fuzz/prng';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 const CASES = Number(process.env.FUZZ_CASES ?? 2000);

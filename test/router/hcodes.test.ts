@@ -3,11 +3,11 @@
  * timings normalised) and the status the client sees. Timeouts are shortened to 300 ms.
  */
 import t from 'tap';
-import { startBlackhole } from './helpers/blackhole.js';
-import { RawClient, exchangeRaw } from './helpers/client.js';
-import { closedPort, FakeDyno, okResponse } from './helpers/fake-dyno.js';
-import { normalizeLogLine, sleep, startRouter } from './helpers/router.js';
-import type { AppInput, RouterConfigInput } from '../../src/router/index.js';
+import { startBlackhole } from './helpers/blackhole';
+import { RawClient, exchangeRaw } from './helpers/client';
+import { closedPort, FakeDyno, okResponse } from './helpers/fake-dyno';
+import { normalizeLogLine, sleep, startRouter } from './helpers/router';
+import type { AppInput, RouterConfigInput } from '../../src/router/index';
 
 const FAST: RouterConfigInput = {
   timeouts: { connectMs: 300, firstByteMs: 300, idleMs: 300, bootQueueMs: 400, clientIdleMs: 300, quarantineMs: 2000 },

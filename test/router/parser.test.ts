@@ -4,7 +4,7 @@
  * Each case: raw bytes → accepted with a framing, or rejected with a named error and status.
  */
 import t from 'tap';
-import { BodyKind, HeadParser, NEED_MORE, parseRequestHead, parseResponseHead, DEFAULT_REQUEST_LIMITS } from '../../src/router/http1/index.js';
+import { BodyKind, HeadParser, NEED_MORE, parseRequestHead, parseResponseHead, DEFAULT_REQUEST_LIMITS } from '../../src/router/http1/index';
 
 type Expect = { ok: BodyKind; cl?: number; target?: string; host?: string; keepAlive?: boolean; upgrade?: string | null; expectContinue?: boolean } | { error: string; status: number };
 

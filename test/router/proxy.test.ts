@@ -4,9 +4,9 @@
  * http_1_0, chunked, body_less, continue, backend_keepalive) written as our own tests.
  */
 import t from 'tap';
-import { RawClient, exchangeRaw } from './helpers/client.js';
-import { FakeDyno, okResponse } from './helpers/fake-dyno.js';
-import { normalizeLogLine, sleep, startRouter } from './helpers/router.js';
+import { RawClient, exchangeRaw } from './helpers/client';
+import { FakeDyno, okResponse } from './helpers/fake-dyno';
+import { normalizeLogLine, sleep, startRouter } from './helpers/router';
 
 const app = (dyno: FakeDyno, extra = {}) => ({ a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: dyno.address }], ...extra } });
 

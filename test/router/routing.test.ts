@@ -3,10 +3,10 @@
  * strategies, and rolling backend changes under load without a single failed request.
  */
 import t from 'tap';
-import { RouteTable, RouterError } from '../../src/router/index.js';
-import { RawClient } from './helpers/client.js';
-import { FakeDyno, okResponse } from './helpers/fake-dyno.js';
-import { sleep, startRouter } from './helpers/router.js';
+import { RouteTable, RouterError } from '../../src/router/index';
+import { RawClient } from './helpers/client';
+import { FakeDyno, okResponse } from './helpers/fake-dyno';
+import { sleep, startRouter } from './helpers/router';
 
 t.test('route table: atomic snapshots, validation keeps the old table, helpers', async (t) => {
   const table = new RouteTable();

@@ -5,10 +5,10 @@
  */
 import * as net from 'node:net';
 import t from 'tap';
-import { startChildRouter } from './helpers/child.js';
-import { RawClient } from './helpers/client.js';
-import { FakeDyno } from './helpers/fake-dyno.js';
-import { sleep, startRouter } from './helpers/router.js';
+import { startChildRouter } from './helpers/child';
+import { RawClient } from './helpers/client';
+import { FakeDyno } from './helpers/fake-dyno';
+import { sleep, startRouter } from './helpers/router';
 
 const one = (d: FakeDyno) => ({ a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: d.address }] } });
 

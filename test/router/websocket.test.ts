@@ -6,9 +6,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
-import { RawClient } from './helpers/client.js';
-import { FakeDyno } from './helpers/fake-dyno.js';
-import { startRouter } from './helpers/router.js';
+import { RawClient } from './helpers/client';
+import { FakeDyno } from './helpers/fake-dyno';
+import { startRouter } from './helpers/router';
 
 t.test('WebSocket echo through the router', async (t) => {
   const backend = http.createServer((_req, res) => res.end('plain'));

@@ -4,13 +4,13 @@
  * It never interprets body bytes itself: the Exchange does.
  */
 import type * as net from 'node:net';
-import { HeadParser, NEED_MORE, type MessageHead } from '../http1/head-parser.js';
-import { analyzeRequest } from '../http1/framing.js';
-import { ParseError, parseErrorInfo } from '../http1/parse-errors.js';
-import { errorResponse } from '../responses.js';
-import { Deadline, type HasDeadline } from '../timers.js';
-import type { RouterCore } from './context.js';
-import { Exchange } from './exchange.js';
+import { HeadParser, NEED_MORE, type MessageHead } from '../http1/head-parser';
+import { analyzeRequest } from '../http1/framing';
+import { ParseError, parseErrorInfo } from '../http1/parse-errors';
+import { errorResponse } from '../responses';
+import { Deadline, type HasDeadline } from '../timers';
+import type { RouterCore } from './context';
+import { Exchange } from './exchange';
 
 export enum ClientPhase {
   /** Reading a request head. */

@@ -1,11 +1,11 @@
 /** State shared by every connection of one router instance. */
-import type { RouterConfig } from '../config.js';
-import type { RouterLogRecord } from '../log.js';
-import type { Balancer } from '../routing/balancer.js';
-import type { RouteTable } from '../routing/route-table.js';
-import type { ClientConnection } from './client-conn.js';
-import type { Exchange } from './exchange.js';
-import type { UpstreamPool } from './upstream.js';
+import type { RouterConfig } from '../config';
+import type { RouterLogRecord } from '../log';
+import type { Balancer } from '../routing/balancer';
+import type { RouteTable } from '../routing/route-table';
+import type { ClientConnection } from './client-conn';
+import type { Exchange } from './exchange';
+import type { UpstreamPool } from './upstream';
 
 export interface RouterCore {
   readonly config: RouterConfig;

@@ -4,18 +4,18 @@
  * Also the tunnel after a 101. Every failure ends in `fail()`, which answers with an H-code.
  */
 import { randomUUID } from 'node:crypto';
-import { ChunkedDecoder } from '../http1/chunked.js';
-import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing.js';
-import { NEED_MORE, type MessageHead } from '../http1/head-parser.js';
-import { ParseError, parseErrorInfo } from '../http1/parse-errors.js';
-import { buildInterimHead, ClientFraming, clientResponseHeadString, upstreamRequestHeadString } from '../http1/serialize.js';
-import { H_CODES, type HCode } from '../errors.js';
-import { CONTINUE_100, errorResponse, prefersJson } from '../responses.js';
-import type { AppRoute, Backend } from '../routing/route-table.js';
-import { Deadline } from '../timers.js';
-import { ClientPhase, type ClientConnection } from './client-conn.js';
-import type { RouterCore } from './context.js';
-import { copyOut, type UpstreamConnection } from './upstream.js';
+import { ChunkedDecoder } from '../http1/chunked';
+import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing';
+import { NEED_MORE, type MessageHead } from '../http1/head-parser';
+import { ParseError, parseErrorInfo } from '../http1/parse-errors';
+import { buildInterimHead, ClientFraming, clientResponseHeadString, upstreamRequestHeadString } from '../http1/serialize';
+import { H_CODES, type HCode } from '../errors';
+import { CONTINUE_100, errorResponse, prefersJson } from '../responses';
+import type { AppRoute, Backend } from '../routing/route-table';
+import { Deadline } from '../timers';
+import { ClientPhase, type ClientConnection } from './client-conn';
+import type { RouterCore } from './context';
+import { copyOut, type UpstreamConnection } from './upstream';
 
 enum Phase {
   Routing,

@@ -4,10 +4,10 @@
  * dyno's own keep-alive timeout, and no reuse of anything that saw a protocol surprise.
  */
 import * as net from 'node:net';
-import { HeadParser } from '../http1/head-parser.js';
-import type { RouterConfig } from '../config.js';
-import type { Backend } from '../routing/route-table.js';
-import type { Exchange } from './exchange.js';
+import { HeadParser } from '../http1/head-parser';
+import type { RouterConfig } from '../config';
+import type { Backend } from '../routing/route-table';
+import type { Exchange } from './exchange';
 
 /**
  * One read buffer shared by every dyno socket (net `onread`): no Buffer/ArrayBuffer is allocated per

@@ -6,8 +6,8 @@
  * `onData` sink. Strict: ≤ 13 hex digits, CRLF only, chunk extensions must be `token[=token|quoted]`,
  * trailers must be valid field lines and may not carry framing or routing fields.
  */
-import { CR, FIELD_VALUE, HEX_VALUE, HTAB, LF, SP, TCHAR } from './chars.js';
-import { ParseError } from './parse-errors.js';
+import { CR, FIELD_VALUE, HEX_VALUE, HTAB, LF, SP, TCHAR } from './chars';
+import { ParseError } from './parse-errors';
 
 const enum S {
   SizeStart,

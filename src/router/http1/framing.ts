@@ -2,10 +2,10 @@
  * Message semantics the router needs, derived from a parsed head: body framing (RFC 9112 §6.3),
  * Host, connection options, upgrade and expectation. One decision per message, or a ParseError.
  */
-import { HTAB, REQUEST_ID, SP, TCHAR } from './chars.js';
-import { FieldKind } from './fields.js';
-import { F_KIND, F_VALUE_END, F_VALUE_START, FIELD_STRIDE, MessageHead } from './head-parser.js';
-import { ParseError } from './parse-errors.js';
+import { HTAB, REQUEST_ID, SP, TCHAR } from './chars';
+import { FieldKind } from './fields';
+import { F_KIND, F_VALUE_END, F_VALUE_START, FIELD_STRIDE, MessageHead } from './head-parser';
+import { ParseError } from './parse-errors';
 
 export enum BodyKind {
   /** No body bytes follow the head. */

@@ -6,9 +6,9 @@
  * O(head) overall rather than O(head²). Fields are recorded as byte ranges relative to the head's
  * first byte; only the start line becomes strings.
  */
-import { COLON, CR, FIELD_VALUE, HTAB, LF, REASON, SP, TARGET, TCHAR } from './chars.js';
-import { classifyFieldName, FieldKind } from './fields.js';
-import { ParseError } from './parse-errors.js';
+import { COLON, CR, FIELD_VALUE, HTAB, LF, REASON, SP, TARGET, TCHAR } from './chars';
+import { classifyFieldName, FieldKind } from './fields';
+import { ParseError } from './parse-errors';
 
 export interface HeadLimits {
   /** Longest request line / status line, without CRLF. */

@@ -19,18 +19,18 @@
  * Incremental use (what the router does): keep a `HeadParser` per connection and call
  * `execute(bytesSoFar, base)` each time data arrives; it resumes after the last complete line.
  */
-import { ChunkedDecoder, DEFAULT_CHUNKED_LIMITS } from './chunked.js';
-import { analyzeRequest, analyzeResponse, type RequestInfo, type ResponseInfo } from './framing.js';
-import { DEFAULT_REQUEST_LIMITS, DEFAULT_RESPONSE_LIMITS, HeadParser, MessageHead, NEED_MORE, type HeadLimits } from './head-parser.js';
-import { ParseError, parseErrorInfo } from './parse-errors.js';
+import { ChunkedDecoder, DEFAULT_CHUNKED_LIMITS } from './chunked';
+import { analyzeRequest, analyzeResponse, type RequestInfo, type ResponseInfo } from './framing';
+import { DEFAULT_REQUEST_LIMITS, DEFAULT_RESPONSE_LIMITS, HeadParser, MessageHead, NEED_MORE, type HeadLimits } from './head-parser';
+import { ParseError, parseErrorInfo } from './parse-errors';
 
-export * from './chars.js';
-export * from './chunked.js';
-export * from './fields.js';
-export * from './framing.js';
-export * from './head-parser.js';
-export * from './parse-errors.js';
-export * from './serialize.js';
+export * from './chars';
+export * from './chunked';
+export * from './fields';
+export * from './framing';
+export * from './head-parser';
+export * from './parse-errors';
+export * from './serialize';
 
 export type ParseResult<I> =
   | { ok: true; incomplete: false; head: MessageHead; info: I; consumed: number }

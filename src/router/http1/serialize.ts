@@ -3,9 +3,9 @@
  * Field lines the router does not own are copied as raw bytes, in order, case preserved; hop-by-hop
  * fields are dropped (RFC 9110 §7.6.1) and framing is re-emitted from the router's own decision.
  */
-import { FieldKind } from './fields.js';
-import { F_KIND, F_LINE_END, F_LINE_START, F_NAME_END, F_NAME_START, FIELD_STRIDE, F_VALUE_END, F_VALUE_START, MessageHead } from './head-parser.js';
-import { BodyKind, type RequestInfo, type ResponseInfo } from './framing.js';
+import { FieldKind } from './fields';
+import { F_KIND, F_LINE_END, F_LINE_START, F_NAME_END, F_NAME_START, FIELD_STRIDE, F_VALUE_END, F_VALUE_START, MessageHead } from './head-parser';
+import { BodyKind, type RequestInfo, type ResponseInfo } from './framing';
 
 function kindSet(kinds: FieldKind[]): Uint8Array {
   const t = new Uint8Array(32);

@@ -3,8 +3,8 @@
  * (fewest in-flight requests, round-robin among ties). Cursors and counters are keyed by app
  * name / address so they survive route-table swaps.
  */
-import type { BalanceStrategy } from '../config.js';
-import type { AppRoute, Backend } from './route-table.js';
+import type { BalanceStrategy } from '../config';
+import type { AppRoute, Backend } from './route-table';
 
 export class Balancer {
   private readonly cursors = new Map<string, number>();

@@ -4,7 +4,7 @@
  * either the old table or the new one, never half of an update.
  */
 import { EventEmitter } from 'node:events';
-import { RouterError } from '../errors.js';
+import { RouterError } from '../errors';
 
 export type BackendState = 'starting' | 'up' | 'crashed' | 'draining';
 

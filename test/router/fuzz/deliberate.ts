@@ -6,8 +6,8 @@
  *
  * Sources: ../shared/spec/router.md §0 (reject instead of resolving) and §1.1–§1.10; RFC 9110/9112.
  */
-import type { Outcome } from './outcome.js';
-import { ours } from './ours.js';
+import type { Outcome } from './outcome';
+import { ours } from './ours';
 
 export interface Deliberate {
   id: string;

@@ -3,7 +3,7 @@
  * aimed at the framing-relevant grammar (request line, field syntax, Content-Length,
  * Transfer-Encoding, chunk sizes/extensions/trailers, Host). Strings are latin1: one char = one byte.
  */
-import { Prng } from './prng.js';
+import { Prng } from './prng';
 
 export interface Field {
   name: string;

@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { outcome, type Outcome } from './outcome.js';
+import { outcome, type Outcome } from './outcome';
 
 interface CaseState {
   req: http.IncomingMessage | null;

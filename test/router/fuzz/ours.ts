@@ -11,8 +11,8 @@ import {
   ParseError,
   parseErrorInfo,
   parseRequestHead,
-} from '../../../src/router/http1/index.js';
-import { outcome, type Outcome } from './outcome.js';
+} from '../../../src/router/http1/index';
+import { outcome, type Outcome } from './outcome';
 
 export function ours(bytes: Buffer): Outcome {
   const r = parseRequestHead(bytes);

@@ -1,7 +1,7 @@
 /** Starts helpers/router-child.js and talks to it over IPC. */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { AppInput, RouterConfigInput } from '../../../src/router/index.js';
+import type { AppInput, RouterConfigInput } from '../../../src/router/index';
 
 export interface ChildRouter {
   port: number;

@@ -1,6 +1,6 @@
 /** A raw TCP client for tests: write exact bytes, read exact bytes, observe closes. */
 import * as net from 'node:net';
-import { splitMessage, type RawMessage, type SplitOptions } from './raw-http.js';
+import { splitMessage, type RawMessage, type SplitOptions } from './raw-http';
 
 export class RawClient {
   readonly socket: net.Socket;

@@ -3,7 +3,7 @@
  * and answers each complete request with whatever the script says (bytes, nothing, close…).
  */
 import * as net from 'node:net';
-import { splitMessage, type RawMessage } from './raw-http.js';
+import { splitMessage, type RawMessage } from './raw-http';
 
 export interface DynoConn {
   readonly socket: net.Socket;

@@ -2,7 +2,7 @@
  * Runs a router in its own process so a test can measure the router's memory alone.
  * argv[2] = JSON {apps, config}. Prints the port on stdout; answers 'rss' IPC messages.
  */
-import { createRouter, type AppInput, type RouterConfigInput } from '../../../src/router/index.js';
+import { createRouter, type AppInput, type RouterConfigInput } from '../../../src/router/index';
 
 const { apps, config } = JSON.parse(process.argv[2]!) as { apps: Record<string, AppInput>; config: RouterConfigInput };
 const router = createRouter(config);

@@ -1,5 +1,5 @@
 /** Starts a router on 127.0.0.1:0 for a test, with captured log lines. */
-import { createRouter, type AppInput, type Router, type RouterConfigInput, type RouterLogEntry } from '../../../src/router/index.js';
+import { createRouter, type AppInput, type Router, type RouterConfigInput, type RouterLogEntry } from '../../../src/router/index';
 
 export interface TestRouter {
   router: Router;
