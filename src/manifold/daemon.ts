@@ -14,7 +14,7 @@ import type { DaemonInfo } from './api/protocol';
 import { ApiServer } from './api/server';
 import { LogHub } from './logs/hub';
 import { Manifold } from './manifold';
-import { DEFAULT_POLICY, type SupervisionPolicy } from './policy';
+import type { SupervisionPolicy } from './policy';
 import { Store } from './store/store';
 import { Supervisor } from './supervisor/supervisor';
 import type { Launcher } from './supervisor/types';
@@ -182,5 +182,3 @@ function safeReaddir(dir: string): string[] {
     return [];
   }
 }
-
-export { DEFAULT_POLICY };

@@ -5,7 +5,7 @@
 
 export type HCode =
   | 'H10' | 'H11' | 'H12' | 'H13' | 'H14' | 'H15' | 'H17' | 'H18' | 'H19' | 'H20'
-  | 'H21' | 'H24' | 'H25' | 'H26' | 'H27' | 'H28' | 'H80' | 'H99';
+  | 'H21' | 'H25' | 'H26' | 'H27' | 'H28' | 'H80' | 'H99';
 
 export type LogLevel = 'info' | 'warning' | 'error';
 
@@ -35,7 +35,6 @@ export const H_CODES: Readonly<Record<HCode, HCodeInfo>> = {
   H19: appError('Backend connection timeout'),
   H20: appError('App boot timeout'),
   H21: appError('Backend connection refused'),
-  H24: appError('Forced close'),
   H25: { desc: 'HTTP restriction', at: 'error', status: 502, sock: null, page: 'application-error' },
   H26: { desc: 'Request Error', at: 'error', status: 400, sock: null, page: 'bad-request' },
   H27: { desc: 'Client Request Interrupted', at: 'warning', status: 499, sock: 'client', page: 'application-error' },

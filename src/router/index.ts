@@ -134,11 +134,6 @@ export class Router extends EventEmitter implements RouterCore {
     // Quarantines lapse with time, not with table changes: let waiting requests look again.
     if (this.waiting.size > 0) for (const ex of [...this.waiting]) ex.dispatch();
   }
-
-  /** Counts for tests and diagnostics. */
-  stats(): { clients: number; waiting: number; idleUpstream: number } {
-    return { clients: this.clients.size, waiting: this.waiting.size, idleUpstream: this.pool.idleCount() };
-  }
 }
 
 export function createRouter(config: RouterConfigInput = {}): Router {

@@ -28,7 +28,7 @@ export enum Deadline {
 export interface HasDeadline {
   deadline: number;
   deadlineKind: Deadline;
-  onDeadline(kind: Deadline, now: number): void;
+  onDeadline(kind: Deadline): void;
 }
 
 export class Sweeper {
@@ -57,7 +57,7 @@ export function fireDue(items: Iterable<HasDeadline>, now: number): void {
     if (item.deadlineKind !== Deadline.None && item.deadline <= now) {
       const kind = item.deadlineKind;
       item.deadlineKind = Deadline.None;
-      item.onDeadline(kind, now);
+      item.onDeadline(kind);
     }
   }
 }

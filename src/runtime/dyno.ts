@@ -283,11 +283,6 @@ export class Dyno extends EventEmitter {
     this.started.catch(() => undefined);
   }
 
-  /** Convenience: start a dyno on a default runtime. */
-  static start(spec: DynoSpec, runtime: Runtime = Runtime.open()): Promise<Dyno> {
-    return runtime.start(spec);
-  }
-
   /** @internal Starts the memory.events watch (kernel push, no polling). */
   watchMemory(available: boolean): void {
     if (!available) return;

@@ -207,8 +207,7 @@ export class ClientConnection implements HasDeadline {
   /** 400/414/417/431/505 for a request that failed validation; nothing reached a dyno. Logs H26. */
   private rejectRequest(code: ParseError, head: MessageHead | null): void {
     const e = parseErrorInfo(code);
-    const accept = null;
-    const out = errorResponse(e.status, 'bad-request', false, true, accept);
+    const out = errorResponse(e.status, 'bad-request', false, true, null);
     if (this.socket.writable) this.socket.write(out);
     this.core.log({
       at: 'error',
@@ -323,7 +322,7 @@ export class ClientConnection implements HasDeadline {
     if (this.phase !== ClientPhase.Closed) this.destroy();
   }
 
-  onDeadline(kind: Deadline, now: number): void {
+  onDeadline(kind: Deadline): void {
     switch (kind) {
       case Deadline.ClientIdle:
       case Deadline.Linger:
@@ -334,7 +333,7 @@ export class ClientConnection implements HasDeadline {
         this.closeAfterFlush();
         return;
       default:
-        this.exchange?.onDeadline(kind, now);
+        this.exchange?.onDeadline(kind);
     }
   }
 }

@@ -617,7 +617,7 @@ export class Exchange {
     this.client.destroy();
   }
 
-  onDeadline(kind: Deadline, now: number): void {
+  onDeadline(kind: Deadline): void {
     switch (kind) {
       case Deadline.BootQueue: {
         this.leaveQueue();
@@ -647,7 +647,8 @@ export class Exchange {
         this.endTunnel();
         return;
       default:
-        void now;
+        // the client connection's own deadlines (idle, head read, linger) never reach an exchange
+        return;
     }
   }
 

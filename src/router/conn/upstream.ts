@@ -41,25 +41,20 @@ export class UpstreamConnection {
   constructor(
     readonly pool: UpstreamPool,
     readonly backend: Backend,
-    socket?: net.Socket,
   ) {
     this.parser = new HeadParser(false, pool.config.limits.response);
-    this.socket =
-      socket ??
-      net.connect({
-        host: backend.host,
-        port: backend.port,
-        noDelay: true,
-        onread: {
-          buffer: SHARED_READ_BUFFER,
-          callback: (n: number, buf: Uint8Array): boolean => {
-            this.onRead(buf as Buffer, n);
-            return true; // keep reading; backpressure goes through pause()
-          },
+    this.socket = net.connect({
+      host: backend.host,
+      port: backend.port,
+      noDelay: true,
+      onread: {
+        buffer: SHARED_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.onRead(buf as Buffer, n);
+          return true; // keep reading; backpressure goes through pause()
         },
-      });
-    // An injected socket (tests) delivers through 'data' like any stream.
-    if (socket !== undefined) this.socket.on('data', (chunk: Buffer) => this.onRead(chunk, chunk.length));
+      },
+    });
     this.socket.on('connect', () => {
       this.connected = true;
       this.exchange?.onUpstreamConnected();
@@ -144,13 +139,6 @@ export class UpstreamPool {
       if (keepFrom > 0) stack.splice(0, keepFrom);
       if (stack.length === 0) this.idle.delete(address);
     }
-  }
-
-  idleCount(address?: string): number {
-    if (address !== undefined) return this.idle.get(address)?.length ?? 0;
-    let n = 0;
-    for (const s of this.idle.values()) n += s.length;
-    return n;
   }
 
   closeAll(): void {

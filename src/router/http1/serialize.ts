@@ -116,10 +116,6 @@ export function upstreamRequestHeadString(head: MessageHead, info: RequestInfo, 
   );
 }
 
-/** The request head the dyno receives, as a Buffer. */
-export function buildUpstreamRequestHead(head: MessageHead, info: RequestInfo, x: UpstreamRequestExtras): Buffer {
-  return Buffer.from(upstreamRequestHeadString(head, info, x), 'latin1');
-}
 
 function hasField(head: MessageHead, kind: FieldKind): boolean {
   for (let i = 0; i < head.fieldCount; i++) if (head.fields[i * FIELD_STRIDE + F_KIND] === kind) return true;
@@ -158,10 +154,6 @@ export function clientResponseHeadString(head: MessageHead, info: ResponseInfo, 
   return out + 'Via: ' + (via === null ? o.via : via + ', ' + o.via) + '\r\n\r\n';
 }
 
-/** Status line rewritten to HTTP/1.1 (reason phrase kept byte for byte) + kept fields + ours. */
-export function buildClientResponseHead(head: MessageHead, info: ResponseInfo, o: ClientResponseOptions): Buffer {
-  return Buffer.from(clientResponseHeadString(head, info, o), 'latin1');
-}
 
 /** A 1xx interim response for an HTTP/1.1 client, hop-by-hop fields removed. */
 export function buildInterimHead(head: MessageHead, via: string): Buffer {
