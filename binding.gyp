@@ -10,6 +10,7 @@
         "native/addon/file_watch.cc",
         "native/addon/helper_memfd.cc",
         "native/addon/link_delete.cc",
+        "native/addon/peer_cred.cc",
         "native/addon/spawn.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
