@@ -1,4 +1,4 @@
-/** Heroku-style text output for the CLI (spec heroku.md §3.9). Pure functions of the API results. */
+/** Heroku-style text output for the CLI (docs/architecture.md#cli). Pure functions of the API results. */
 import type { AppInfo, DynoStatus, PsResult, ReleaseInfo } from '../manifold/api/protocol';
 
 const pad = (n: number): string => String(n).padStart(2, '0');

@@ -1,5 +1,5 @@
 /**
- * Supervision policy as data (spec heroku.md §3.3-3.7): restart cool-off, boot and stop timers,
+ * Supervision policy as data (docs/dyno-lifecycle.md#policy-defaults): restart cool-off, boot and stop timers,
  * cycling and memory-log cadence. The supervisor reads these numbers and nothing else.
  */
 export interface RestartPolicy {

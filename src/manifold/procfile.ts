@@ -1,5 +1,5 @@
 /**
- * Procfile parsing (spec heroku.md §3.1): `<type>: <command>` per line, types `[A-Za-z0-9_-]+`,
+ * Procfile parsing (docs/architecture.md#apps-releases-and-the-procfile): `<type>: <command>` per line, types `[A-Za-z0-9_-]+`,
  * blank lines and `#` comments ignored. Pure; every problem is a ProcfileError naming the line.
  */
 export class ProcfileError extends Error {

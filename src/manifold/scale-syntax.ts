@@ -1,5 +1,5 @@
 /**
- * `ps:scale` arguments (spec heroku.md §3.9): `web=2`, `web+1`, `worker-1`, `web=2:standard-2x`,
+ * `ps:scale` arguments (docs/dyno-lifecycle.md#scaling): `web=2`, `web+1`, `worker-1`, `web=2:standard-2x`,
  * `web:standard-2x` (size only). A bare count keeps the previous size. Pure.
  */
 import { findSize, sizeNames } from './sizes';

@@ -1,4 +1,4 @@
-/** Input rules for names and config vars (spec heroku.md §3.3), pure. */
+/** Input rules for names and config vars (docs/architecture.md#config-vars), pure. */
 import { ManifoldError } from './errors';
 
 export const APP_NAME = /^[a-z][a-z0-9-]{0,29}$/;

@@ -1,6 +1,6 @@
 /**
  * Router configuration: every limit and timeout is here, with Heroku's values as defaults
- * (spec heroku.md §1.3, §1.8). Tests pass short timeouts.
+ * (docs/router.md#timeouts, docs/router.md#limits). Tests pass short timeouts.
  */
 import { DEFAULT_CHUNKED_LIMITS, type ChunkedLimits } from './http1/chunked';
 import { DEFAULT_REQUEST_LIMITS, DEFAULT_RESPONSE_LIMITS, type HeadLimits } from './http1/head-parser';

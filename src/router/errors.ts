@@ -1,5 +1,5 @@
 /**
- * Heroku router error codes as data (spec heroku.md §1.4). The connection layer only ever names a
+ * Heroku router error codes as data (docs/router.md#h-codes). The connection layer only ever names a
  * code; status, log level, description and page come from this table.
  */
 

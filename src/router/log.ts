@@ -1,5 +1,5 @@
 /**
- * Heroku's router log line (spec heroku.md §1.5):
+ * Heroku's router log line (docs/router.md#log-line):
  *   [sock=client|backend] at=info|warning|error [code=Hnn desc="…" [cause="…"]] method= path="…" host=
  *   request_id= fwd="…" dyno= connect=Nms service=Nms status= bytes= protocol=
  * Fields without a value print as a bare `key=`.

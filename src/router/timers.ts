@@ -1,5 +1,5 @@
 /**
- * One coarse sweep instead of a timer per request (router.md §3.3.6): connections store an absolute
+ * One coarse sweep instead of a timer per request (docs/router.md#timeouts): connections store an absolute
  * deadline and a kind; the sweep fires whatever is due. Its period bounds how late a timeout fires.
  */
 

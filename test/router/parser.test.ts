@@ -1,6 +1,6 @@
 /**
  * The pure parser against a corpus: llhttp's request/response cases (test/request/*.md,
- * test/response/*.md) and the smuggling classes of router.md §1.10, written as our own table.
+ * test/response/*.md) and the smuggling classes of docs/router.md#request-smuggling, written as our own table.
  * Each case: raw bytes → accepted with a framing, or rejected with a named error and status.
  */
 import t from 'tap';

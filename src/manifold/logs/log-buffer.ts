@@ -1,5 +1,5 @@
 /**
- * Per-app log stream (spec heroku.md §3.9): lines `timestamp source[dyno]: message`, the last
+ * Per-app log stream (docs/architecture.md#logs): lines `timestamp source[dyno]: message`, the last
  * 1500 kept, tail subscribers. Sources: `app` (dyno output), `manifold` (dyno manager and
  * router: `manifold[web.1]`, `manifold[router]`). Dyno output is split into lines, and lines
  * over 10 000 bytes into 10 000-byte chunks.

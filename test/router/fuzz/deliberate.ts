@@ -4,7 +4,7 @@
  * else fails the test. Each row checks the input too, not only the error name, so a new reason to
  * reject (or accept) cannot hide behind an old row.
  *
- * Sources: ../shared/spec/router.md §0 (reject instead of resolving) and §1.1–§1.10; RFC 9110/9112.
+ * Sources: docs/router.md#parsing-strictness (reject instead of resolving) and docs/router.md#request-smuggling; RFC 9110/9112.
  */
 import type { Outcome } from './outcome';
 import { ours } from './ours';
