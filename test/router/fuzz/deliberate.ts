@@ -77,7 +77,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'request-line-shape',
     direction: 'stricter',
     rule: 'request-line is exactly `method SP target SP HTTP/d.d CRLF`: no extra/other whitespace, no HTTP/0.9 form',
-    reason: 'RFC 9112 §3 (one SP); llhttp tolerates repeated spaces and accepts `GET /` as HTTP/0.9 (spec §1.4: reject 0.9)',
+    reason: 'RFC 9112 §3 (one SP); llhttp tolerates repeated spaces and accepts `GET /` as HTTP/0.9 (docs/router.md#parsing-strictness: reject 0.9)',
     matches: (i, o, u) =>
       stricter(['invalid_target', 'invalid_version', 'invalid_method', 'bare_cr'], o, u) &&
       !/^[!-~]+ [!-~]+ HTTP\/[0-9]\.[0-9]\r$/.test(requestLine(i)),
@@ -86,7 +86,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'http-version',
     direction: 'stricter',
     rule: 'only HTTP/1.0 and HTTP/1.1 (505 otherwise)',
-    reason: 'llhttp parses any HTTP/d.d such as HTTP/2.0 or HTTP/0.9 on the HTTP/1 wire; we answer 505 (spec §1.4)',
+    reason: 'llhttp parses any HTTP/d.d such as HTTP/2.0 or HTTP/0.9 on the HTTP/1 wire; we answer 505 (docs/router.md#parsing-strictness)',
     matches: (i, o, u) => stricter(['unsupported_version'], o, u) && !/ HTTP\/1\.[01]\r?$/.test(requestLine(i)),
   },
   {
@@ -135,7 +135,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'content-length-digits',
     direction: 'stricter',
     rule: 'Content-Length is at most 15 digits',
-    reason: 'values above 2^53 are not exact in JS numbers (spec §1.2); llhttp accepts up to 2^64-1',
+    reason: 'values above 2^53 are not exact in JS numbers (docs/router.md#parsing-strictness); llhttp accepts up to 2^64-1',
     matches: (i, o, u) =>
       stricter(['invalid_content_length'], o, u) && fieldLines(i).some(([n, v]) => n === 'content-length' && /^[0-9]{16,}$/.test(v)),
   },
@@ -256,14 +256,14 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'size-limits',
     direction: 'stricter',
     rule: 'request line ≤ 8192 (414), field name ≤ 1000, field value ≤ 8192, ≤ 1000 fields',
-    reason: "Heroku's router limits (spec §1.5); Node only caps the whole head at 16 KiB",
+    reason: "Heroku's router limits (docs/router.md#limits); Node only caps the whole head at 16 KiB",
     matches: (_i, o, u) => stricter(['request_line_too_long', 'header_name_too_long', 'header_line_too_long', 'too_many_headers', 'head_too_large'], o, u),
   },
   {
     id: 'chunk-size-digits',
     direction: 'stricter',
     rule: 'a chunk-size has at most 13 hex digits (leading zeros count)',
-    reason: "HAProxy's cap: sizes stay below 2^52, exact in JS numbers (spec §1.3); llhttp accepts up to 2^64-1",
+    reason: "HAProxy's cap: sizes stay below 2^52, exact in JS numbers (docs/router.md#limits); llhttp accepts up to 2^64-1",
     matches: (i, o, u) => stricter(['bad_chunk'], o, u) && /(^|\n)[0-9A-Fa-f]{14,}[\r;\s]/.test(afterHead(i)),
   },
   {
