@@ -1,14 +1,14 @@
 /**
  * The Heroku-style commands that talk to the daemon: apps, deploy, releases, config, ps, run, logs.
  * Every failure is one line on stderr and a non-zero exit code (errors.ts); `--json` prints data.
+ * Kept light: a client command loads this, the client and the formatters, never the daemon.
  */
 import path from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
-import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from '../manifold/api/protocol';
-import { socketPathFrom } from '../manifold/daemon';
-import { parseBytes } from '../runtime/sizes';
+import { LOG_LINES_MAX, type AppInfo, type PsResult, type ReleaseInfo, type ScaleResult } from '../manifold/api/protocol';
+import { socketPathFrom } from '../shared/defaults';
+import type { Args, ClientCommand, OptionSpec } from './client-command';
 import { ApiClient } from './client';
-import { report, UsageError } from './errors';
+import { UsageError } from './errors';
 import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
 
 export interface CommonArgs {
@@ -35,59 +35,49 @@ function json(v: unknown): void {
   out(JSON.stringify(v, null, 2));
 }
 
-const withApp = (y: Argv): Argv =>
-  y.option('app', { alias: 'a', type: 'string', describe: 'app name (default: $MANIFOLD_APP)' }).option('json', { type: 'boolean', describe: 'print JSON' });
+/** Options every app command takes. */
+const APP_OPTIONS: Record<string, OptionSpec> = {
+  app: { type: 'string', alias: 'a', describe: 'app name (default: $MANIFOLD_APP)' },
+  json: { type: 'boolean', describe: 'print JSON' },
+};
 
-type Args = CommonArgs & Record<string, unknown>;
-
-/** Builds a command whose handler errors are reported as one line. */
-function cmd(command: string | string[], describe: string, builder: (y: Argv) => Argv, run: (a: Args) => Promise<void>): CommandModule {
-  return {
-    command,
-    describe,
-    builder: (y: Argv) => builder(withApp(y)),
-    handler: async (argv) => {
-      try {
-        await run(argv as unknown as Args);
-      } catch (err) {
-        report(err);
-      }
-    },
-  };
+function cmd(usage: string | string[], describe: string, options: Record<string, OptionSpec>, run: (a: Args) => Promise<void>, extra: { dashDash?: boolean } = {}): ClientCommand {
+  const [first, ...aliases] = Array.isArray(usage) ? usage : [usage];
+  return { usage: first!, ...(aliases.length ? { aliases } : {}), describe, options: { ...APP_OPTIONS, ...options }, run, ...extra };
 }
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
 
-export const appCommands: CommandModule[] = [
-  cmd('apps', 'List apps', (y) => y, async (a) => {
+export const appCommands: ClientCommand[] = [
+  cmd('apps', 'List apps', {}, async (a) => {
     const apps = await clientFor(a).call<string[]>('apps');
     if (a.json) json(apps);
     else out(['=== Apps', ...apps].join('\n'));
   }),
-  cmd('apps:create <name>', 'Create an app', (y) => y.positional('name', { type: 'string' }), async (a) => {
+  cmd('apps:create <name>', 'Create an app', {}, async (a) => {
     const info = await clientFor(a).call<AppInfo>('apps:create', { name: a.name });
     if (a.json) json(info);
     else out(`Creating ${info.name}... done\n${info.url}`);
   }),
-  cmd('apps:destroy [name]', 'Destroy an app and everything it has', (y) => y.positional('name', { type: 'string' }).option('confirm', { type: 'string', describe: 'the app name again' }), async (a) => {
+  cmd('apps:destroy [name]', 'Destroy an app and everything it has', { confirm: { type: 'string', describe: 'the app name again' } }, async (a) => {
     const name = (a.name as string | undefined) ?? appOf(a);
     await clientFor(a).call('apps:destroy', { app: name, confirm: a.confirm });
     out(`Destroying ${name}... done`);
   }),
-  cmd('apps:info', 'Show an app', (y) => y, async (a) => {
+  cmd('apps:info', 'Show an app', {}, async (a) => {
     const info = await clientFor(a).call<AppInfo>('apps:info', { app: appOf(a) });
     out(a.json ? JSON.stringify(info, null, 2) : formatInfo(info));
   }),
   cmd(
     'apps:settings',
     'Per-app dyno manager settings',
-    (y) =>
-      y
-        .option('stop-grace', { type: 'number', describe: 'seconds between the stop signal and SIGKILL (default 30)' })
-        .option('stop-signal', { type: 'string', describe: 'signal sent on stop (default SIGTERM)' })
-        .option('boot-timeout', { type: 'number', describe: 'seconds a web dyno has to bind $PORT (default 60)' })
-        .option('memory-quota', { type: 'string', describe: "memory quota for R14, e.g. 256m (default: the dyno size's)" })
-        .option('kill-factor', { type: 'number', describe: 'R15 kill limit as a multiple of the quota (default 3)' }),
+    {
+      'stop-grace': { type: 'number', describe: 'seconds between the stop signal and SIGKILL (default 30)' },
+      'stop-signal': { type: 'string', describe: 'signal sent on stop (default SIGTERM)' },
+      'boot-timeout': { type: 'number', describe: 'seconds a web dyno has to bind $PORT (default 60)' },
+      'memory-quota': { type: 'string', describe: "memory quota for R14, e.g. 256m (default: the dyno size's)" },
+      'kill-factor': { type: 'number', describe: 'R15 kill limit as a multiple of the quota (default 3)' },
+    },
     async (a) => {
       const settings: Record<string, unknown> = {};
       if (a['stop-grace'] !== undefined) settings.stopGraceMs = Math.round(Number(a['stop-grace']) * 1000);
@@ -95,6 +85,8 @@ export const appCommands: CommandModule[] = [
       if (a['boot-timeout'] !== undefined) settings.bootTimeoutMs = Math.round(Number(a['boot-timeout']) * 1000);
       if (a['memory-quota'] !== undefined) {
         try {
+          // the runtime's size parser, loaded only for this option: client commands stay light
+          const { parseBytes } = require('../runtime/sizes') as typeof import('../runtime/sizes');
           settings.memoryQuota = parseBytes(String(a['memory-quota']));
         } catch (err) {
           throw new UsageError((err as Error).message);
@@ -106,35 +98,35 @@ export const appCommands: CommandModule[] = [
       else out(Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n') || 'defaults');
     },
   ),
-  cmd('deploy <dir>', 'Deploy a directory (with a Procfile) as a new release', (y) => y.positional('dir', { type: 'string' }), async (a) => {
+  cmd('deploy <dir>', 'Deploy a directory (with a Procfile) as a new release', {}, async (a) => {
     const app = appOf(a);
     const r = await clientFor(a).call<ReleaseInfo>('deploy', { app, dir: path.resolve(String(a.dir)) });
     if (a.json) json(r);
     else out(`Deploying to ${app}... done, v${r.version}`);
   }),
-  cmd('releases', 'List releases', (y) => y, async (a) => {
+  cmd('releases', 'List releases', {}, async (a) => {
     const app = appOf(a);
     const r = await clientFor(a).call<ReleaseInfo[]>('releases', { app });
     out(a.json ? JSON.stringify(r, null, 2) : formatReleases(app, r));
   }),
-  cmd('rollback <release>', 'Roll back to an earlier release vN (creates a new one)', (y) => y.positional('release', { type: 'string' }), async (a) => {
+  cmd('rollback <release>', 'Roll back to an earlier release vN (creates a new one)', {}, async (a) => {
     const app = appOf(a);
     const r = await clientFor(a).call<ReleaseInfo>('rollback', { app, version: String(a.release) });
     if (a.json) json(r);
     else out(`Rolling back ${app}... done, v${r.version} (${r.description})`);
   }),
-  cmd('config', 'Show config vars', (y) => y, async (a) => {
+  cmd('config', 'Show config vars', {}, async (a) => {
     const app = appOf(a);
     const c = await clientFor(a).call<Record<string, string>>('config', { app });
     out(a.json ? JSON.stringify(c, null, 2) : formatConfig(app, c));
   }),
-  cmd('config:get <key>', 'Show one config var', (y) => y.positional('key', { type: 'string' }), async (a) => {
+  cmd('config:get <key>', 'Show one config var', {}, async (a) => {
     const c = await clientFor(a).call<Record<string, string>>('config', { app: appOf(a) });
     const v = c[String(a.key)];
     if (a.json) json(v ?? null);
     else out(v ?? '');
   }),
-  cmd('config:set <pairs..>', 'Set config vars (a new release; dynos restart)', (y) => y.positional('pairs', { type: 'string', array: true }), async (a) => {
+  cmd('config:set <pairs..>', 'Set config vars (a new release; dynos restart)', {}, async (a) => {
     const app = appOf(a);
     const set: Record<string, string> = {};
     for (const p of strings(a.pairs)) {
@@ -146,44 +138,44 @@ export const appCommands: CommandModule[] = [
     if (a.json) json(r);
     else out(`Setting ${Object.keys(set).join(', ')} and restarting ${app}... done${r.release !== null ? `, v${r.release}` : ' (no change)'}`);
   }),
-  cmd('config:unset <keys..>', 'Remove config vars (a new release; dynos restart)', (y) => y.positional('keys', { type: 'string', array: true }), async (a) => {
+  cmd('config:unset <keys..>', 'Remove config vars (a new release; dynos restart)', {}, async (a) => {
     const app = appOf(a);
     const keys = strings(a.keys);
     const r = await clientFor(a).call<{ release: number | null }>('config:update', { app, unset: keys });
     if (a.json) json(r);
     else out(`Unsetting ${keys.join(', ')} and restarting ${app}... done${r.release !== null ? `, v${r.release}` : ' (no change)'}`);
   }),
-  cmd('ps', 'List dynos', (y) => y, async (a) => {
+  cmd('ps', 'List dynos', {}, async (a) => {
     const ps = await clientFor(a).call<PsResult>('ps', { app: appOf(a) });
     out(a.json ? JSON.stringify(ps, null, 2) : formatPs(ps));
   }),
-  cmd('ps:scale <args..>', 'Scale process types: web=2 worker+1 web=2:standard-2x', (y) => y.positional('args', { type: 'string', array: true }), async (a) => {
+  cmd('ps:scale <args..>', 'Scale process types: web=2 worker+1 web=2:standard-2x', {}, async (a) => {
     const r = await clientFor(a).call<ScaleResult>('ps:scale', { app: appOf(a), args: strings(a.args) });
     if (a.json) json(r);
     else out(formatScale(r.formation));
   }),
-  cmd(['ps:restart [target]', 'restart [target]'], 'Restart all dynos, one process type or one dyno', (y) => y.positional('target', { type: 'string' }), async (a) => {
+  cmd(['ps:restart [target]', 'restart [target]'], 'Restart all dynos, one process type or one dyno', {}, async (a) => {
     const app = appOf(a);
     const names = await clientFor(a).call<string[]>('ps:restart', { app, target: a.target });
     if (a.json) json(names);
     else out(`Restarting ${a.target ? String(a.target) : 'all'} dynos on ${app}... done`);
   }),
-  cmd('ps:stop <target>', 'Stop a dyno (formation dynos are started again by the manager)', (y) => y.positional('target', { type: 'string' }), async (a) => {
+  cmd('ps:stop <target>', 'Stop a dyno (formation dynos are started again by the manager)', {}, async (a) => {
     const app = appOf(a);
     const names = await clientFor(a).call<string[]>('ps:stop', { app, target: a.target });
     if (a.json) json(names);
     else out(`Stopping ${String(a.target)} dynos on ${app}... done`);
   }),
-  cmd('run:detached [command..]', 'Run a one-off dyno in the background; output goes to the logs', (y) => y.positional('command', { type: 'string', array: true }).parserConfiguration({ 'populate--': true }), async (a) => {
-    const args = [...strings(a.command), ...strings((a as Record<string, unknown>)['--'])];
+  cmd('run:detached [command..]', 'Run a one-off dyno in the background; output goes to the logs', {}, async (a) => {
+    const args = [...strings(a.command), ...strings(a['--'])];
     if (args.length === 0) throw new UsageError('no command given (usage: manifold run:detached -a APP -- CMD ...)');
     const app = appOf(a);
     const r = await clientFor(a).call<{ name: string }>('run:detached', { app, command: joinCommand(args) });
     if (a.json) json(r);
     else out(`Running ${joinCommand(args)} on ${app}... up, ${r.name}\nUse 'manifold logs -a ${app} --dyno ${r.name}' to view the output.`);
-  }),
-  cmd('run [command..]', 'Run a one-off dyno attached to this terminal; exits with its status', (y) => y.positional('command', { type: 'string', array: true }).option('tty', { type: 'boolean', default: true, describe: 'give the dyno a terminal when this is one (--no-tty: pipes)' }).parserConfiguration({ 'populate--': true }), async (a) => {
-    const args = [...strings(a.command), ...strings((a as Record<string, unknown>)['--'])];
+  }, { dashDash: true }),
+  cmd('run [command..]', 'Run a one-off dyno attached to this terminal; exits with its status', { tty: { type: 'boolean', default: true, describe: 'give the dyno a terminal when this is one (--no-tty: pipes)' } }, async (a) => {
+    const args = [...strings(a.command), ...strings(a['--'])];
     if (args.length === 0) throw new UsageError('no command given (usage: manifold run -a APP -- CMD ...)');
     const app = appOf(a);
     const client = clientFor(a);
@@ -213,16 +205,16 @@ export const appCommands: CommandModule[] = [
     process.exitCode = r.status;
     // stdin may keep the loop alive
     setImmediate(() => process.exit(r.status));
-  }),
+  }, { dashDash: true }),
   cmd(
     'logs',
     'Show the app log (app, manifold and router lines)',
-    (y) =>
-      y
-        .option('num', { alias: 'n', type: 'number', default: 100, describe: 'number of lines (max 1500)' })
-        .option('tail', { alias: 't', type: 'boolean', describe: 'keep streaming new lines' })
-        .option('source', { alias: 's', type: 'string', describe: 'only lines from this source (app, manifold)' })
-        .option('dyno', { alias: 'd', type: 'string', describe: 'only lines of this dyno or type (web.1, web, router)' }),
+    {
+      num: { alias: 'n', type: 'number', default: 100, describe: `number of lines (max ${LOG_LINES_MAX})` },
+      tail: { alias: 't', type: 'boolean', describe: 'keep streaming new lines' },
+      source: { alias: 's', type: 'string', describe: 'only lines from this source (app, manifold)' },
+      dyno: { alias: 'd', type: 'string', describe: 'only lines of this dyno or type (web.1, web, router)' },
+    },
     async (a) => {
       const params = { app: appOf(a), n: a.num, source: a.source, dyno: a.dyno };
       const client = clientFor(a);

@@ -5,11 +5,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import type { Argv, CommandModule } from 'yargs';
-import { Daemon, DEFAULT_CGROUP, DEFAULT_STATE_DIR, socketPathFrom } from '../manifold/daemon';
-import { parseDuration, type SupervisionPolicy } from '../manifold/policy';
+import type { SupervisionPolicy } from '../manifold/policy';
 import type { DaemonInfo } from '../manifold/api/protocol';
+import { DEFAULT_CGROUP, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, socketPathFrom } from '../shared/defaults';
 import { ApiClient } from './client';
 import { report, UsageError } from './errors';
+
+// The daemon's modules load when it runs, not when the command line is parsed (`--help`, `daemon:stop`).
+const daemonModule = (): typeof import('../manifold/daemon') => require('../manifold/daemon') as typeof import('../manifold/daemon');
+const policyModule = (): typeof import('../manifold/policy') => require('../manifold/policy') as typeof import('../manifold/policy');
 
 interface DaemonArgs {
   'state-dir': string;
@@ -36,7 +40,7 @@ interface DaemonArgs {
 function duration(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   try {
-    return parseDuration(v);
+    return policyModule().parseDuration(v);
   } catch {
     throw new UsageError(`invalid --${name} '${v}' (e.g. 500ms, 20s, 20m, 24h)`);
   }
@@ -74,6 +78,7 @@ export function policyFrom(a: DaemonArgs): Partial<SupervisionPolicy> {
 
 async function runDaemon(a: DaemonArgs): Promise<void> {
   if (a.net !== 'bridge' && a.net !== 'none') throw new UsageError(`invalid --net '${a.net}' (bridge or none)`);
+  const { Daemon } = daemonModule();
   const daemon = new Daemon({
     stateDir: a['state-dir'],
     socket: socketPathFrom(a.socket),
@@ -113,7 +118,7 @@ export const daemonCommand: CommandModule = {
       .option('domain', { type: 'string', default: 'localhost', describe: 'apps answer at APP.DOMAIN' })
       .option('net', { type: 'string', default: 'bridge', describe: "dyno network: 'bridge' (own address, routed) or 'none'" })
       .option('cgroup', { type: 'string', default: DEFAULT_CGROUP, describe: 'cgroup v2 subtree for the dynos' })
-      .option('run-dir', { type: 'string', describe: 'runtime directory: stack skeleton, scratch, address leases (default /run/manifold)' })
+      .option('run-dir', { type: 'string', describe: `runtime directory: stack skeleton, scratch, address leases (default ${DEFAULT_RUN_DIR})` })
       .option('bridge', { type: 'string', describe: 'host bridge for dyno networking (default manifold0)' })
       .option('subnet', { type: 'string', describe: 'subnet of the bridge when it is created (default 10.200.0.0/16)' })
       .option('nat', { type: 'boolean', default: false, describe: 'outbound NAT (nftables masquerade) for dynos' })

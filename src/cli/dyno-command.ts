@@ -6,12 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_RUN_DIR, Runtime, type ExitStatus } from '../runtime/dyno';
-import { BridgeNetwork } from '../runtime/network';
-import { DEFAULT_SIZE, parseBytes, resourcesFor } from '../runtime/sizes';
+import type { ExitStatus } from '../runtime/dyno';
 import type { DynoSpec } from '../runtime/spec';
+import { DEFAULT_PORT, DEFAULT_RUN_DIR } from '../shared/defaults';
 import { report, UsageError } from './errors';
-import { TerminalRelay } from './terminal-relay';
+
+// The runtime (and its native addon) loads when a dyno runs, not when the command line is parsed.
+const runtimeModule = (): typeof import('../runtime/dyno') => require('../runtime/dyno') as typeof import('../runtime/dyno');
+const sizesModule = (): typeof import('../runtime/sizes') => require('../runtime/sizes') as typeof import('../runtime/sizes');
+const networkModule = (): typeof import('../runtime/network') => require('../runtime/network') as typeof import('../runtime/network');
+const relayModule = (): typeof import('./terminal-relay') => require('./terminal-relay') as typeof import('./terminal-relay');
 
 interface RunArgs {
   app?: string;
@@ -21,7 +25,7 @@ interface RunArgs {
   name: string;
   user?: string;
   net: string;
-  port?: number;
+  port: number;
   grace: number;
   size: string;
   'memory-max'?: string;
@@ -60,6 +64,7 @@ async function runDyno(args: RunArgs): Promise<void> {
   if (args.net !== 'none' && args.net !== 'bridge') throw new UsageError(`unsupported --net '${args.net}' (supported: none, bridge)`);
   const env = parseEnvPairs(args.env);
   const user = args.user !== undefined ? parseUser(args.user) : undefined;
+  const { parseBytes, resourcesFor } = sizesModule();
   let resources;
   try {
     resources = resourcesFor(args.size, {
@@ -70,7 +75,7 @@ async function runDyno(args: RunArgs): Promise<void> {
     throw new UsageError((err as Error).message);
   }
   if (args.pids !== undefined && (!Number.isInteger(args.pids) || args.pids < 1)) throw new UsageError(`invalid --pids ${args.pids}`);
-  const runtime = Runtime.open({ bridge: { nat: args.nat, ...(args.subnet !== undefined ? { subnet: args.subnet } : {}) } });
+  const runtime = runtimeModule().Runtime.open({ bridge: { nat: args.nat, ...(args.subnet !== undefined ? { subnet: args.subnet } : {}) } });
   const spec: DynoSpec = {
     name: args.name,
     command: { argv: args.command },
@@ -82,11 +87,11 @@ async function runDyno(args: RunArgs): Promise<void> {
     stdio: { stdin: 0, stdout: 1, stderr: 2 },
     ...(args.hostname !== undefined ? { hostname: args.hostname } : {}),
     ...(user ? { user } : {}),
-    ...(args.port !== undefined ? { port: args.port } : {}),
+    port: args.port,
   };
 
   // On a terminal the dyno gets a pty of its own (job control, ^C to its foreground job), with TERM.
-  const terminal = args.tty && process.stdin.isTTY && process.stdout.isTTY ? new TerminalRelay() : undefined;
+  const terminal = args.tty && process.stdin.isTTY && process.stdout.isTTY ? new (relayModule().TerminalRelay)() : undefined;
   if (terminal) {
     // stderr redirected away from the terminal (2>file) stays where the caller put it
     spec.stdio = { stdin: terminal.slave, stdout: terminal.slave, stderr: process.stderr.isTTY ? terminal.slave : 2 };
@@ -108,7 +113,7 @@ async function runDyno(args: RunArgs): Promise<void> {
     // after the start, so a failing run prints only its one error line
     const warning = runtime.warning();
     if (warning) process.stderr.write(`manifold: ${warning}\n`);
-    if (dyno.address) process.stderr.write(`manifold: ${dyno.name} is at ${dyno.address}${args.port !== undefined ? `:${args.port}` : ''}\n`);
+    if (dyno.address) process.stderr.write(`manifold: ${dyno.name} is at ${dyno.address}:${args.port}\n`);
     stopping = () => {
       if (interrupts > 1) void dyno.kill();
       else void dyno.stop(args.grace * 1000);
@@ -143,10 +148,10 @@ export const dynoCommand: CommandModule = {
           .option('net', { type: 'string', default: 'none', describe: "network: 'none' (own namespace, loopback only) or 'bridge' (own address on the manifold0 bridge)" })
           .option('nat', { type: 'boolean', default: false, describe: 'bridge: outbound NAT (nftables masquerade) for dynos' })
           .option('subnet', { type: 'string', describe: 'bridge: subnet of the bridge when it is created (default 10.200.0.0/16)' })
-          .option('size', { type: 'string', default: DEFAULT_SIZE, describe: 'dyno size: eco, basic, standard-1x, standard-2x, performance-m, performance-l, ...' })
+          .option('size', { type: 'string', default: sizesModule().DEFAULT_SIZE, describe: 'dyno size: eco, basic, standard-1x, standard-2x, performance-m, performance-l, ...' })
           .option('memory-max', { type: 'string', describe: 'override the kill limit (memory.max), e.g. 256m' })
           .option('pids', { type: 'number', describe: 'override pids.max' })
-          .option('port', { type: 'number', describe: 'value of $PORT' })
+          .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'value of $PORT (every dyno has one, as on Heroku)' })
           .option('grace', { type: 'number', default: 30, describe: 'seconds between SIGTERM and SIGKILL on stop' })
           .option('tty', { type: 'boolean', default: true, describe: 'on a terminal, give the dyno a pty of its own (--no-tty: this terminal as plain stdio)' })
           .positional('command', { type: 'string', array: true, default: [] })
@@ -166,7 +171,7 @@ export const dynoCommand: CommandModule = {
       describe: 'Remove what dynos share on this host: the bridge, its address leases, the NAT table',
       handler: () => {
         try {
-          BridgeNetwork.cleanup(DEFAULT_RUN_DIR);
+          networkModule().BridgeNetwork.cleanup(DEFAULT_RUN_DIR);
         } catch (err) {
           report(err);
         }

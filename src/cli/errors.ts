@@ -1,6 +1,8 @@
-/** How the CLI reports failures: one line on stderr, a meaningful exit code, nothing else. */
-import { DynoError } from '../runtime/errors';
-import { DynoSpecError } from '../runtime/spec';
+/**
+ * How the CLI reports failures: one line on stderr, a meaningful exit code, nothing else.
+ * The runtime's errors are recognised by name, not instanceof: importing their classes would load
+ * the runtime into every client command.
+ */
 
 /** Exit codes follow the container convention (docker/podman): 125 runtime, 126 not executable, 127 not found. */
 export const EXIT_USAGE = 2;
@@ -37,12 +39,24 @@ export class ApiError extends Error {
 
 const USAGE_CODES = new Set(['EINVAL', 'ESCALE', 'EPROCFILE', 'ECONFIRM']);
 
+/** The shape of the runtime's DynoError (src/runtime/errors.ts) that matters here. */
+interface DynoErrorLike extends Error {
+  name: 'DynoError';
+  code: string;
+  step: string;
+  path: string | undefined;
+}
+
+const isDynoError = (err: unknown): err is DynoErrorLike => err instanceof Error && err.name === 'DynoError';
+/** The runtime's DynoSpecError: an invalid dyno spec is a usage error. */
+const isDynoSpecError = (err: unknown): boolean => err instanceof Error && err.name === 'DynoSpecError';
+
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof UsageError || err instanceof DynoSpecError) return EXIT_USAGE;
+  if (err instanceof UsageError || isDynoSpecError(err)) return EXIT_USAGE;
   if (err instanceof DaemonUnavailableError) return EXIT_UNAVAILABLE;
   if (err instanceof NotPermittedError) return EXIT_NOPERM;
   if (err instanceof ApiError) return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
-  if (err instanceof DynoError && err.step === 'exec') {
+  if (isDynoError(err) && err.step === 'exec') {
     if (err.code === 'ENOENT') return EXIT_NOT_FOUND;
     if (err.code === 'EACCES') return EXIT_NOT_EXECUTABLE;
   }
@@ -50,10 +64,10 @@ export function exitCodeFor(err: unknown): number {
 }
 
 export function describe(err: unknown): string {
-  if (err instanceof DynoError && err.step === 'exec' && err.code === 'ENOENT') {
+  if (isDynoError(err) && err.step === 'exec' && err.code === 'ENOENT') {
     return `command not found in the dyno: ${err.path ?? ''} (ENOENT from execve)`;
   }
-  if (err instanceof DynoError && err.step === 'exec' && err.code === 'EACCES') {
+  if (isDynoError(err) && err.step === 'exec' && err.code === 'EACCES') {
     return `command is not executable in the dyno: ${err.path ?? ''} (EACCES from execve)`;
   }
   return err instanceof Error ? err.message : String(err);

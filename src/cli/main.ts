@@ -1,39 +1,29 @@
-/** Entry point of the `manifold` command (bin/manifold). */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+/**
+ * Entry point of the `manifold` command (bin/manifold). The plain forms of the client commands
+ * are parsed here from the command table and run at once; everything else (help, errors, the
+ * daemon, dyno and router commands) goes through yargs, loaded only then.
+ */
 import { appCommands } from './app-commands';
-import { daemonCommand, daemonStopCommand } from './daemon-command';
-import { dynoCommand } from './dyno-command';
-import { EXIT_USAGE } from './errors';
-import { routerCommand } from './router-command';
-import { upCommand } from './up-command';
+import { report } from './errors';
+import { fastParse } from './fast-parse';
 
 export async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName('manifold')
-    .usage('$0 <command> [options]')
-    .option('socket', { type: 'string', global: true, describe: 'control socket of the daemon (default $MANIFOLD_SOCKET or /run/manifold/api.sock)' })
-    .command(upCommand)
-    .command(appCommands)
-    .command(daemonCommand)
-    .command(daemonStopCommand)
-    .command(dynoCommand)
-    .command(routerCommand)
-    .demandCommand(1, 'missing command')
-    .strict()
-    .recommendCommands()
-    .completion('completion', 'print a shell completion script')
-    .help()
-    .version()
-    .fail((msg: string | undefined, err: Error | undefined) => {
-      process.stderr.write(`manifold: ${(msg ?? err?.message ?? 'invalid arguments').split('\n')[0]} (see manifold --help)\n`);
-      process.exit(EXIT_USAGE);
-    })
-    .parseAsync();
+  if (argv.length === 1 && argv[0] === '--version') {
+    const { VERSION } = require('../shared/version') as typeof import('../shared/version');
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  const fast = fastParse(argv, appCommands);
+  if (fast) {
+    await fast.command.run(fast.args).catch(report);
+    return;
+  }
+  const { runYargs } = require('./yargs-program') as typeof import('./yargs-program');
+  await runYargs(argv);
 }
 
 if (require.main === module) {
-  main(hideBin(process.argv)).catch((err: unknown) => {
+  main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`manifold: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   });

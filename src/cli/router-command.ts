@@ -12,7 +12,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { createRouter, parseListen, parseTimeouts, RouterError, type BalanceStrategy, type Router, type RoutesFile } from '../router';
+import type { BalanceStrategy, Router, RoutesFile } from '../router';
+
+// The router loads when it runs, not when the command line is parsed.
+const routerModule = (): typeof import('../router') => require('../router') as typeof import('../router');
 
 interface RouterArgs {
   listen: string[];
@@ -23,6 +26,7 @@ interface RouterArgs {
 }
 
 function readRoutes(file: string): RoutesFile {
+  const { RouterError } = routerModule();
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -77,6 +81,7 @@ function watchRoutes(router: Router, file: string, onReload: (err: Error | null)
 }
 
 export async function runRouter(args: RouterArgs): Promise<Router> {
+  const { createRouter, parseListen, parseTimeouts } = routerModule();
   const listen = args.listen.map(parseListen);
   const timeouts = args.timeouts !== undefined ? parseTimeouts(args.timeouts) : {};
   const routesFile = path.resolve(args.routes);
@@ -118,7 +123,7 @@ export const routerCommand: CommandModule = {
       await runRouter(argv as unknown as RouterArgs);
     } catch (err) {
       process.stderr.write(`manifold router: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = err instanceof RouterError && err.code !== 'ELISTEN' ? 2 : 1;
+      process.exitCode = err instanceof routerModule().RouterError && err.code !== 'ELISTEN' ? 2 : 1;
     }
   },
 };

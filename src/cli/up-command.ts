@@ -8,8 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { AppInfo, PsResult, ReleaseInfo } from '../manifold/api/protocol';
-import { DEFAULT_STATE_DIR, socketAlive, socketPathFrom } from '../manifold/daemon';
-import { appNameFromDir } from '../manifold/validate';
+import { DEFAULT_STATE_DIR, socketAlive, socketPathFrom } from '../shared/defaults';
 import { ApiClient } from './client';
 import { ApiError, report, UsageError } from './errors';
 
@@ -61,7 +60,8 @@ async function up(a: UpArgs): Promise<void> {
   if (!fs.existsSync(path.join(dir, 'Procfile'))) throw new UsageError(`no Procfile in ${dir}`);
   let name: string;
   try {
-    name = a.app ?? appNameFromDir(path.basename(dir));
+    // the daemon's own naming rule, loaded only when the name comes from the directory
+    name = a.app ?? (require('../manifold/validate') as typeof import('../manifold/validate')).appNameFromDir(path.basename(dir));
   } catch (err) {
     throw new UsageError(`${(err as Error).message}; pick one with -a NAME`);
   }

@@ -5,7 +5,6 @@
  * every app's formation from the store. SIGTERM/SIGINT stop all dynos Heroku's way and exit.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
@@ -18,11 +17,8 @@ import type { SupervisionPolicy } from './policy';
 import { Store } from './store/store';
 import { Supervisor } from './supervisor/supervisor';
 import type { Launcher } from './supervisor/types';
-
-export const DEFAULT_STATE_DIR = '/var/lib/manifold';
-export const DEFAULT_SOCKET = '/run/manifold/api.sock';
-export const DEFAULT_CGROUP = 'manifold-daemon';
-export const VERSION = '0.1.0';
+import { DEFAULT_PORT, socketAlive } from '../shared/defaults';
+import { VERSION } from '../shared/version';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -38,22 +34,6 @@ export interface DaemonOptions {
   socketGid?: number;
   policy?: Partial<SupervisionPolicy>;
   log?: (line: string) => void;
-}
-
-export function socketPathFrom(explicit?: string): string {
-  return explicit ?? process.env.MANIFOLD_SOCKET ?? DEFAULT_SOCKET;
-}
-
-/** True if something answers on the socket. */
-export function socketAlive(p: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(p);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export class Daemon {
@@ -111,6 +91,7 @@ export class Daemon {
       routes: this.router?.table,
       drain: this.router,
       net: o.net,
+      webPort: DEFAULT_PORT,
       policy: o.policy ?? {},
       onDynoStarted: (app, name, release, dyno) => this.store.recordDyno({ id: dyno.id, app, name, release, pid: dyno.pid, startedAt: Date.now() }),
       onDynoGone: (id) => {

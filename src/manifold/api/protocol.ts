@@ -42,6 +42,9 @@ export interface DaemonInfo {
   warning: string | null;
 }
 
+/** The most log lines one `logs` request may ask for (-n). */
+export const LOG_LINES_MAX = 1500;
+
 export interface ErrorBody {
   error: { code: string; message: string };
 }

@@ -15,7 +15,7 @@ import type { LogHub } from '../logs/hub';
 import { formatLine, matches, type LogLine } from '../logs/log-buffer';
 import type { Manifold } from '../manifold';
 import type { Launcher } from '../supervisor/types';
-import { FRAME, frame, FrameReader, type DaemonInfo } from './protocol';
+import { FRAME, frame, FrameReader, LOG_LINES_MAX, type DaemonInfo } from './protocol';
 
 type Params = Record<string, unknown>;
 
@@ -44,6 +44,13 @@ const MAX_BODY = 1024 * 1024;
 function str(p: Params, k: string): string | undefined {
   const v = p[k];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** `n` of a logs request (lines from the buffer, also for a tail), 100 when not given. */
+function logLinesOf(p: Params): number {
+  const n = typeof p.n === 'number' ? p.n : 100;
+  if (!Number.isInteger(n) || n < 0 || n > LOG_LINES_MAX) throw new ManifoldError('EINVAL', `-n must be between 0 and ${LOG_LINES_MAX}`);
+  return n;
 }
 
 export class ApiServer {
@@ -75,9 +82,7 @@ export class ApiServer {
       },
       logs: (p) => {
         const app = m.checkApp(p.app);
-        const n = typeof p.n === 'number' ? p.n : 100;
-        if (!Number.isInteger(n) || n < 0 || n > 1500) throw new ManifoldError('EINVAL', `-n must be between 0 and 1500`);
-        return o.logs.get(app).tail(n, { source: str(p, 'source'), dyno: str(p, 'dyno') }).map(formatLine);
+        return o.logs.get(app).tail(logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') }).map(formatLine);
       },
     };
     this.server = http.createServer((req, res) => void this.onRequest(req, res));
@@ -178,8 +183,7 @@ export class ApiServer {
 
   private tailLogs(p: Params, res: http.ServerResponse): void {
     const app = this.o.manifold.checkApp(p.app);
-    const n = typeof p.n === 'number' ? p.n : 100;
-    if (!Number.isInteger(n) || n < 0 || n > 1500) throw new ManifoldError('EINVAL', `-n must be between 0 and 1500`);
+    const n = logLinesOf(p);
     const filter = { source: str(p, 'source'), dyno: str(p, 'dyno') };
     const buf = this.o.logs.get(app);
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
