@@ -93,7 +93,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'bare-lf',
     direction: 'stricter',
     rule: 'every line of the head ends in CRLF; a bare LF (also before the request line) is a 400',
-    reason: 'RFC 9112 §2.2 allows but does not require bare LF; it is a known header-visibility split (spec §1.10). llhttp accepts LF-only empty lines before the request line',
+    reason: 'RFC 9112 §2.2 allows but does not require bare LF; it is a known header-visibility split (docs/router.md#request-smuggling). llhttp accepts LF-only empty lines before the request line',
     matches: (i, o, u) => stricter(['bare_lf'], o, u) && /(^|[^\r])\n/.test(i.toString('latin1')),
   },
   {
@@ -107,7 +107,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'host-validation',
     direction: 'stricter',
     rule: 'exactly one Host, a valid uri-host[:port] (no userinfo, path, list, spaces); Host required in HTTP/1.0 too; absolute-form authority must equal Host',
-    reason: 'RFC 9112 §3.2 "MUST respond with 400"; the router routes on Host (spec §1.4). Node only checks that an HTTP/1.1 request has one',
+    reason: 'RFC 9112 §3.2 "MUST respond with 400"; the router routes on Host (docs/router.md#parsing-strictness). Node only checks that an HTTP/1.1 request has one',
     matches: (i, o, u) => {
       const e = ourError(u);
       if (!stricter(['invalid_host', 'duplicate_host', 'missing_host'], o, u)) return false;
@@ -121,7 +121,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'transfer-encoding-exact',
     direction: 'stricter',
     rule: 'a request Transfer-Encoding is one field whose value is exactly `chunked` (case-insensitive); TE in HTTP/1.0, or any TE field (even empty) next to Content-Length, is a 400',
-    reason: 'spec §1.1/§1.10: every TE.TE obfuscation (`gzip, chunked`, two TE lines, `chunked;q=1`…) and RFC 9112 §6.1 "TE in HTTP/1.0 … MUST treat as faulty"; llhttp accepts a list ending in chunked, several TE lines and TE in 1.0',
+    reason: 'docs/router.md#request-smuggling: every TE.TE obfuscation (`gzip, chunked`, two TE lines, `chunked;q=1`…) and RFC 9112 §6.1 "TE in HTTP/1.0 … MUST treat as faulty"; llhttp accepts a list ending in chunked, several TE lines and TE in 1.0',
     matches: (i, o, u) => {
       if (!stricter(['invalid_transfer_encoding', 'transfer_encoding_in_http10', 'transfer_encoding_with_content_length'], o, u)) return false;
       const te = fieldLines(i).filter(([n]) => n === 'transfer-encoding');
@@ -277,7 +277,7 @@ export const DELIBERATE: readonly Deliberate[] = [
     id: 'forbidden-trailers',
     direction: 'stricter',
     rule: `trailers may not carry ${FORBIDDEN_TRAILERS.join(', ')}`,
-    reason: 'RFC 9110 §6.5.1: framing/routing fields in trailers are never honoured; refusing them keeps them from reaching a backend that might (spec §1.3)',
+    reason: 'RFC 9110 §6.5.1: framing/routing fields in trailers are never honoured; refusing them keeps them from reaching a backend that might (docs/router.md#parsing-strictness)',
     matches: (i, o, u) =>
       stricter(['bad_trailer'], o, u) && new RegExp(`\\r\\n0[^\\r\\n]*\\r\\n(.*\\r\\n)*?(${FORBIDDEN_TRAILERS.join('|')})\\s*:`, 'i').test(afterHead(i)),
   },
