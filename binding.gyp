@@ -11,7 +11,8 @@
         "native/addon/helper_memfd.cc",
         "native/addon/link_delete.cc",
         "native/addon/peer_cred.cc",
-        "native/addon/spawn.cc"
+        "native/addon/spawn.cc",
+        "native/addon/tables.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
@@ -37,7 +38,7 @@
       "actions": [
         {
           "action_name": "build_dyno_init",
-          "inputs": ["native/init/build.sh", "native/init/init.h", "native/init/netlink.h", "native/common/protocol.h", "<@(init_sources)"],
+          "inputs": ["native/init/build.sh", "native/init/init.h", "native/init/netlink.h", "native/common/dyno_table.h", "native/common/protocol.h", "<@(init_sources)"],
           "outputs": ["<(PRODUCT_DIR)/dyno-init"],
           "action": ["sh", "native/init/build.sh", "<(PRODUCT_DIR)/dyno-init", "<@(init_sources)"]
         }

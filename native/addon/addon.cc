@@ -21,6 +21,7 @@
 #include "helper_memfd.h"
 #include "link_delete.h"
 #include "spawn.h"
+#include "tables.h"
 
 namespace {
 
@@ -37,7 +38,7 @@ Napi::Value LoadHelper(const Napi::CallbackInfo &info) {
   const char *failed = nullptr;
   int fd = LoadSealedHelper(path.c_str(), &failed);
   if (fd < 0) {
-    MakeSystemError(env, -fd, failed, "load-helper").ThrowAsJavaScriptException();
+    MakeSystemError(env, -fd, failed, DYNO_STEP_LOAD_HELPER).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   if (helper_fd >= 0) close(helper_fd);
@@ -111,7 +112,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (err_) {
-      Callback().Call({MakeSystemError(env, err_, syscall_, "spawn").Value(), env.Undefined()});
+      Callback().Call({MakeSystemError(env, err_, syscall_, DYNO_STEP_SPAWN).Value(), env.Undefined()});
       return;
     }
     Napi::Object obj = dyno_constructor->New({});
@@ -143,7 +144,7 @@ class SpawnWorker : public Napi::AsyncWorker {
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (helper_fd < 0) {
-    MakeSystemError(env, ENOEXEC, "execveat", "spawn").ThrowAsJavaScriptException();
+    MakeSystemError(env, ENOEXEC, "execveat", DYNO_STEP_SPAWN).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Buffer<char> config = info[0].As<Napi::Buffer<char>>();
@@ -151,7 +152,7 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Array stdio = info[2].As<Napi::Array>();
   bool host_netlink = info[3].As<Napi::Boolean>().Value();
   if (config.Length() > DYNO_CONFIG_MAX - 1) {
-    MakeSystemError(env, E2BIG, "send", "config").ThrowAsJavaScriptException();
+    MakeSystemError(env, E2BIG, "send", DYNO_STEP_CONFIG).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int fds[4] = {-1, -1, -1, -1};
@@ -163,7 +164,7 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
     if (fds[i] < 0) {
       int err = errno;
       for (int j = 0; j < i; j++) close(fds[j]);
-      MakeSystemError(env, err, "fcntl", "spawn").ThrowAsJavaScriptException();
+      MakeSystemError(env, err, "fcntl", DYNO_STEP_SPAWN).ThrowAsJavaScriptException();
       return env.Undefined();
     }
   }
@@ -184,7 +185,7 @@ class DeleteLinkWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    if (err_) Callback().Call({MakeSystemError(env, err_, "RTM_DELLINK", "network").Value()});
+    if (err_) Callback().Call({MakeSystemError(env, err_, "RTM_DELLINK", DYNO_STEP_NETWORK).Value()});
     else Callback().Call({env.Null()});
   }
 
@@ -205,7 +206,7 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) {
-    MakeSystemError(env, errno, "pipe2", "pipe").ThrowAsJavaScriptException();
+    MakeSystemError(env, errno, "pipe2", DYNO_STEP_PIPE).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Array out = Napi::Array::New(env, 2);
@@ -221,7 +222,7 @@ Napi::Value WatchFile(const Napi::CallbackInfo &info) {
   Napi::Object obj = watch_constructor->New({});
   int rc = FileWatch::Unwrap(obj)->Start(env, path, info[1].As<Napi::Function>());
   if (rc < 0) {
-    MakeSystemError(env, -rc, "open", "watch").ThrowAsJavaScriptException();
+    MakeSystemError(env, -rc, "open", DYNO_STEP_WATCH).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return obj;
@@ -236,7 +237,7 @@ Napi::Value OpenPty(const Napi::CallbackInfo &info) {
   ws.ws_row = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
   int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0) {
-    MakeSystemError(env, errno, "posix_openpt", "pty").ThrowAsJavaScriptException();
+    MakeSystemError(env, errno, "posix_openpt", DYNO_STEP_PTY).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   char name[128];
@@ -251,7 +252,7 @@ Napi::Value OpenPty(const Napi::CallbackInfo &info) {
     int err = errno;
     close(master);
     if (slave >= 0) close(slave);
-    MakeSystemError(env, err, failed, "pty").ThrowAsJavaScriptException();
+    MakeSystemError(env, err, failed, DYNO_STEP_PTY).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Array out = Napi::Array::New(env, 2);
@@ -267,7 +268,7 @@ Napi::Value ResizePty(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   ws.ws_col = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
   ws.ws_row = (unsigned short)info[2].As<Napi::Number>().Uint32Value();
-  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) MakeSystemError(env, errno, "ioctl", "pty").ThrowAsJavaScriptException();
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) MakeSystemError(env, errno, "ioctl", DYNO_STEP_PTY).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
@@ -284,6 +285,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resizePty", Napi::Function::New(env, ResizePty));
   watch_constructor = new Napi::FunctionReference(Napi::Persistent(FileWatch::Init(env)));
   exports.Set("watchFile", Napi::Function::New(env, WatchFile));
+  exports.Set("tables", MakeTables(env));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);
   return exports;
 }

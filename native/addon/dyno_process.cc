@@ -65,7 +65,7 @@ Napi::Value DynoProcess::Kill(const Napi::CallbackInfo &info) {
   if (exited_) return Napi::Boolean::New(env, false);
   if (syscall_pidfd_send_signal(pidfd_, sig) < 0) {
     if (errno == ESRCH) return Napi::Boolean::New(env, false);  // exiting; the exit event follows
-    MakeSystemError(env, errno, "pidfd_send_signal", "signal").ThrowAsJavaScriptException();
+    MakeSystemError(env, errno, "pidfd_send_signal", DYNO_STEP_SIGNAL).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return Napi::Boolean::New(env, true);
@@ -87,7 +87,7 @@ void DynoProcess::DrainStatus() {
     } else if (n != (ssize_t)sizeof s) {
       msg.Set("kind", "error");
       msg.Set("errno", EPROTO);
-      msg.Set("step", "status");
+      msg.Set("step", dyno_step_name(DYNO_STEP_STATUS));
       msg.Set("syscall", "recv");
       msg.Set("detail", "short status message");
     } else {

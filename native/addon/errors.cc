@@ -4,7 +4,8 @@
 
 #include <string>
 
-Napi::Error MakeSystemError(Napi::Env env, int err, const char *syscall, const char *step) {
+Napi::Error MakeSystemError(Napi::Env env, int err, const char *syscall, enum dyno_step step_id) {
+  const char *step = dyno_step_name(step_id);
   std::string message = std::string(step) + ": " + syscall + " failed: " + strerror(err);
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, err));

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "../common/dyno_table.h"
 #include "../common/protocol.h"
 #include "clone_vm.h"
 #include "sys.h"
@@ -61,7 +62,7 @@ SpawnResult CloneDyno(const SpawnRequest &req) {
   struct dyno_status failure;
   memset(&failure, 0, sizeof failure);
   failure.kind = DYNO_STATUS_ERROR;
-  strcpy(failure.step, "exec-init");
+  strcpy(failure.step, dyno_step_name(DYNO_STEP_EXEC_INIT));
   strcpy(failure.syscall, "execveat");
   strcpy(failure.detail, "dyno-init");
 

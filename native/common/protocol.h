@@ -27,7 +27,7 @@ struct dyno_status {
   int32_t err;         /* errno value, 0 if none */
   int32_t pid;         /* STARTED: app pid inside the dyno; host-side pid is known to the parent */
   int32_t wait_status; /* EXITED: raw status as returned by waitpid */
-  char step[32];       /* "config", "mount-root", "pivot-root", "identity", "seccomp", "exec", ... */
+  char step[32];       /* a name of dyno_table.h: "config", "mount-root", "seccomp", "exec", ... */
   char syscall[32];    /* "mount", "pivot_root", "execve", ... */
   char detail[192];    /* a path or a short explanation */
 };

@@ -33,7 +33,7 @@ static const char *env_value(const struct dyno_config *cfg, const char *name) {
 static int resolve_command(const struct dyno_config *cfg, const char *name, char *out, size_t size,
                            struct init_error *e) {
   if (strchr(name, '/')) {
-    if (access(name, X_OK) < 0) return fail(e, errno, "exec", "execve", name);
+    if (access(name, X_OK) < 0) return fail(e, errno, DYNO_STEP_EXEC, "execve", name);
     snprintf(out, size, "%s", name);
     return 0;
   }
@@ -52,7 +52,7 @@ static int resolve_command(const struct dyno_config *cfg, const char *name, char
     }
     path += dirlen + (colon ? 1 : 0);
   }
-  return fail(e, saw_eacces ? EACCES : ENOENT, "exec", "execve", name);
+  return fail(e, saw_eacces ? EACCES : ENOENT, DYNO_STEP_EXEC, "execve", name);
 }
 
 static void report_and_exit(int pipe_fd, const struct init_error *e) {
@@ -68,15 +68,15 @@ static void exec_app(const struct dyno_config *cfg, int pipe_fd) {
   static char *argv[MAX_ARGS + 8];
   sigset_t none;
 
-  if (setsid() < 0) report_and_exit(pipe_fd, (fail(&e, errno, "identity", "setsid", NULL), &e));
+  if (setsid() < 0) report_and_exit(pipe_fd, (fail(&e, errno, DYNO_STEP_IDENTITY, "setsid", NULL), &e));
   /* An attached one-off dyno gets a terminal as stdin: make it ours, so Ctrl-C and job control work.
    * EPERM: it is already another session's controlling terminal (`dyno run --no-tty` passes on the
    * caller's own terminal). It stays the caller's: the dyno uses it as plain stdio, and Ctrl-C reaches
    * the caller. */
   if (isatty(0) && ioctl(0, TIOCSCTTY, 0) < 0 && errno != EPERM)
-    report_and_exit(pipe_fd, (fail(&e, errno, "identity", "ioctl", "TIOCSCTTY"), &e));
+    report_and_exit(pipe_fd, (fail(&e, errno, DYNO_STEP_IDENTITY, "ioctl", "TIOCSCTTY"), &e));
   if (apply_rlimits(cfg, &e) < 0 || become_dyno_user(cfg, &e) < 0) report_and_exit(pipe_fd, &e);
-  if (chdir("/app") < 0) report_and_exit(pipe_fd, (fail(&e, errno, "exec", "chdir", "/app"), &e));
+  if (chdir("/app") < 0) report_and_exit(pipe_fd, (fail(&e, errno, DYNO_STEP_EXEC, "chdir", "/app"), &e));
 
   /* Nothing from the parent but 0, 1, 2 (and the exec-status pipe, which is close-on-exec). */
   if (pipe_fd > 3) syscall(SYS_close_range, 3, pipe_fd - 1, 0);
@@ -112,18 +112,18 @@ static void exec_app(const struct dyno_config *cfg, int pipe_fd) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   execve(program, argv, cfg->env);
-  report_and_exit(pipe_fd, (fail(&e, errno, "exec", "execve", program), &e));
+  report_and_exit(pipe_fd, (fail(&e, errno, DYNO_STEP_EXEC, "execve", program), &e));
 }
 
 int start_app(const struct dyno_config *cfg, struct init_error *e) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) return fail(e, errno, "exec", "pipe2", NULL);
+  if (pipe2(fds, O_CLOEXEC) < 0) return fail(e, errno, DYNO_STEP_EXEC, "pipe2", NULL);
   pid_t pid = fork();
   if (pid < 0) {
     int saved = errno;
     close(fds[0]);
     close(fds[1]);
-    return fail(e, saved, "exec", "fork", NULL);
+    return fail(e, saved, DYNO_STEP_EXEC, "fork", NULL);
   }
   if (pid == 0) {
     close(fds[0]);
@@ -137,6 +137,6 @@ int start_app(const struct dyno_config *cfg, struct init_error *e) {
   close(fds[0]);
   if (n == 0) return pid; /* EOF: execve closed the pipe */
   waitpid(pid, NULL, 0);
-  if (n != (ssize_t)sizeof *e) return fail(e, EIO, "exec", "read", "short exec-status message");
+  if (n != (ssize_t)sizeof *e) return fail(e, EIO, DYNO_STEP_EXEC, "read", "short exec-status message");
   return -1;
 }

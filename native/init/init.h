@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include "../common/dyno_table.h"
 #include "../common/protocol.h"
 
 #define MAX_ARGS 512
@@ -50,13 +51,13 @@ struct dyno_config {
 
 struct init_error {
   int err;
-  char step[32];
+  enum dyno_step step;
   char syscall[32];
   char detail[192];
 };
 
 /* status.c */
-int fail(struct init_error *e, int err, const char *step, const char *syscall, const char *detail);
+int fail(struct init_error *e, int err, enum dyno_step step, const char *syscall, const char *detail);
 void send_status(int kind, const struct init_error *e, int pid, int wait_status);
 
 /* config.c */

@@ -11,8 +11,6 @@
 #include <unistd.h>
 #include "init.h"
 
-static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-
 static int setup_signals(sigset_t *watched, struct init_error *e) {
   /* Node ignores SIGPIPE and SIG_IGN survives exec: give every signal its default action back. */
   for (int sig = 1; sig < NSIG; sig++) {
@@ -21,12 +19,12 @@ static int setup_signals(sigset_t *watched, struct init_error *e) {
   }
   sigemptyset(watched);
   sigaddset(watched, SIGCHLD);
-  for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
-    sigaddset(watched, forwarded_signals[i]);
+  /* the stop signals (dyno_table.h): supervise() relays them to every process of the dyno */
+  for (size_t i = 0; i < DYNO_STOP_SIGNAL_COUNT; i++) sigaddset(watched, dyno_stop_signals[i].number);
   /* the parent blocked everything around clone3; keep only what we watch blocked */
-  if (sigprocmask(SIG_SETMASK, watched, NULL) < 0) return fail(e, errno, "init", "sigprocmask", NULL);
+  if (sigprocmask(SIG_SETMASK, watched, NULL) < 0) return fail(e, errno, DYNO_STEP_INIT, "sigprocmask", NULL);
   int fd = signalfd(-1, watched, SFD_CLOEXEC);
-  if (fd < 0) return fail(e, errno, "init", "signalfd", NULL);
+  if (fd < 0) return fail(e, errno, DYNO_STEP_INIT, "signalfd", NULL);
   return fd;
 }
 
@@ -35,16 +33,16 @@ static int setup(struct dyno_config *cfg, int *sigfd, struct init_error *e) {
   if (read_config(DYNO_STATUS_FD, cfg, e) < 0) return -1;
   /* Die with the supervisor unless told otherwise; our death ends the whole pid namespace. */
   if (cfg->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-    return fail(e, errno, "init", "prctl", "PR_SET_PDEATHSIG");
+    return fail(e, errno, DYNO_STEP_INIT, "prctl", "PR_SET_PDEATHSIG");
   /* getppid() is 0 in a new pid namespace, so ask the status channel whether the parent already left. */
   struct pollfd pfd = {DYNO_STATUS_FD, POLLRDHUP, 0};
   if (cfg->die_with_parent && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLRDHUP)))
-    return fail(e, ESRCH, "init", "poll", "the supervisor is gone");
+    return fail(e, ESRCH, DYNO_STEP_INIT, "poll", "the supervisor is gone");
   /* clone3 put us in the dyno cgroup already, so it becomes the root of our cgroup namespace. */
-  if (unshare(CLONE_NEWCGROUP) < 0) return fail(e, errno, "cgroup-namespace", "unshare", NULL);
+  if (unshare(CLONE_NEWCGROUP) < 0) return fail(e, errno, DYNO_STEP_CGROUP_NAMESPACE, "unshare", NULL);
   if (setup_rootfs(cfg, e) < 0) return -1;
   if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
-    return fail(e, errno, "hostname", "sethostname", cfg->hostname);
+    return fail(e, errno, DYNO_STEP_HOSTNAME, "sethostname", cfg->hostname);
   if (setup_network(cfg, e) < 0) return -1;
   return 0;
 }

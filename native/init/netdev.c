@@ -25,7 +25,7 @@
 
 static int set_up(const char *ifname, struct init_error *e) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(e, errno, "network", "socket", ifname);
+  if (fd < 0) return fail(e, errno, DYNO_STEP_NETWORK, "socket", ifname);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
@@ -36,14 +36,14 @@ static int set_up(const char *ifname, struct init_error *e) {
   }
   int saved = errno;
   close(fd);
-  if (rc < 0) return fail(e, saved, "network", "ioctl", ifname);
+  if (rc < 0) return fail(e, saved, DYNO_STEP_NETWORK, "ioctl", ifname);
   return 0;
 }
 
 int bring_loopback_up(struct init_error *e) { return set_up("lo", e); }
 
 static int nl_fail(struct init_error *e, int rc, const char *what) {
-  return fail(e, rc < 0 ? -rc : EIO, "network", "netlink", what);
+  return fail(e, rc < 0 ? -rc : EIO, DYNO_STEP_NETWORK, "netlink", what);
 }
 
 /* RTM_GETLINK by name; returns the ifindex or -errno. */
@@ -115,12 +115,12 @@ static int isolate_port(const struct dyno_config *cfg, int index, struct init_er
 
 static int configure_inside(const struct dyno_config *cfg, struct init_error *e) {
   struct in_addr addr, gw;
-  if (inet_pton(AF_INET, cfg->address, &addr) != 1) return fail(e, EINVAL, "network", "inet_pton", cfg->address);
-  if (inet_pton(AF_INET, cfg->gateway, &gw) != 1) return fail(e, EINVAL, "network", "inet_pton", cfg->gateway);
+  if (inet_pton(AF_INET, cfg->address, &addr) != 1) return fail(e, EINVAL, DYNO_STEP_NETWORK, "inet_pton", cfg->address);
+  if (inet_pton(AF_INET, cfg->gateway, &gw) != 1) return fail(e, EINVAL, DYNO_STEP_NETWORK, "inet_pton", cfg->gateway);
   unsigned index = if_nametoindex("eth0");
-  if (!index) return fail(e, errno, "network", "if_nametoindex", "eth0");
+  if (!index) return fail(e, errno, DYNO_STEP_NETWORK, "if_nametoindex", "eth0");
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return fail(e, errno, "network", "socket", "netlink");
+  if (fd < 0) return fail(e, errno, DYNO_STEP_NETWORK, "socket", "netlink");
 
   struct nl_request r;
   struct ifaddrmsg *ifa = nl_begin(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifa);
@@ -160,7 +160,7 @@ int setup_network(const struct dyno_config *cfg, struct init_error *e) {
     return 0;
   }
   int own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (own_netns < 0) return fail(e, errno, "network", "open", "/proc/self/ns/net");
+  if (own_netns < 0) return fail(e, errno, DYNO_STEP_NETWORK, "open", "/proc/self/ns/net");
   /* a random high ifindex; if it is taken (EBUSY), let the kernel choose and look it up */
   int index = cfg->veth_ifindex;
   int rc = create_veth(cfg, own_netns, index, e);

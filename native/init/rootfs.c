@@ -22,13 +22,13 @@
 
 #define PATH_BUF 4096
 
-static int do_mount(struct init_error *e, const char *step, const char *src, const char *target,
+static int do_mount(struct init_error *e, enum dyno_step step, const char *src, const char *target,
                     const char *type, unsigned long flags, const char *data) {
   if (mount(src, target, type, flags, data) < 0) return fail(e, errno, step, "mount", target);
   return 0;
 }
 
-static int make_dir(struct init_error *e, const char *step, const char *path, mode_t mode) {
+static int make_dir(struct init_error *e, enum dyno_step step, const char *path, mode_t mode) {
   if (mkdir(path, mode) < 0 && errno != EEXIST) return fail(e, errno, step, "mkdir", path);
   return 0;
 }
@@ -38,14 +38,14 @@ static void join(char *out, const char *a, const char *b) {
 }
 
 /* Bind a host path read-only (bind + remount: the kernel ignores MS_RDONLY on the first call). */
-static int bind_read_only(struct init_error *e, const char *step, const char *src, const char *target,
+static int bind_read_only(struct init_error *e, enum dyno_step step, const char *src, const char *target,
                           unsigned long extra) {
   if (do_mount(e, step, src, target, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
   return do_mount(e, step, NULL, target, NULL,
                   MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, NULL);
 }
 
-static int mount_overlay(struct init_error *e, const char *step, const char *lower, const char *upper,
+static int mount_overlay(struct init_error *e, enum dyno_step step, const char *lower, const char *upper,
                          const char *work, const char *target) {
   char opts[PATH_BUF * 3];
   int n = snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
@@ -56,16 +56,16 @@ static int mount_overlay(struct init_error *e, const char *step, const char *low
 static int make_device(struct init_error *e, const char *root, const char *name, unsigned maj, unsigned min) {
   char path[PATH_BUF];
   snprintf(path, sizeof path, "%s/dev/%s", root, name);
-  if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0) return fail(e, errno, "mount-dev", "mknod", path);
+  if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "mknod", path);
   /* mknod honours the umask; devices must be usable by the dyno user */
-  if (chmod(path, 0666) < 0) return fail(e, errno, "mount-dev", "chmod", path);
+  if (chmod(path, 0666) < 0) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "chmod", path);
   return 0;
 }
 
 static int make_symlink(struct init_error *e, const char *target, const char *root, const char *name) {
   char path[PATH_BUF];
   join(path, root, name);
-  if (symlink(target, path) < 0 && errno != EEXIST) return fail(e, errno, "mount-dev", "symlink", path);
+  if (symlink(target, path) < 0 && errno != EEXIST) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "symlink", path);
   return 0;
 }
 
@@ -83,21 +83,21 @@ static int bind_console(const char *root, struct init_error *e) {
   char link[PATH_BUF], name[PATH_BUF], path[PATH_BUF];
   struct stat tty, found;
   if (!isatty(0)) return 0;
-  if (fstat(0, &tty) < 0) return fail(e, errno, "mount-dev", "fstat", "stdin");
+  if (fstat(0, &tty) < 0) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "fstat", "stdin");
   join(link, root, "/proc/self/fd/0");
   ssize_t n = readlink(link, name, sizeof name - 1);
-  if (n < 0) return fail(e, errno, "mount-dev", "readlink", link);
+  if (n < 0) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "readlink", link);
   name[n] = '\0';
   /* A terminal opened in another mount namespace may have no name here (or another file under it): the dyno
    * still gets it as stdio and controlling terminal, only without a name, as before. */
   if (name[0] != '/') return 0;
   int fd = open(name, O_PATH | O_CLOEXEC);
   if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) return 0;
-  if (fd < 0) return fail(e, errno, "mount-dev", "open", name);
+  if (fd < 0) return fail(e, errno, DYNO_STEP_MOUNT_DEV, "open", name);
   if (fstat(fd, &found) < 0) {
     int saved = errno;
     close(fd);
-    return fail(e, saved, "mount-dev", "fstat", name);
+    return fail(e, saved, DYNO_STEP_MOUNT_DEV, "fstat", name);
   }
   if (found.st_dev != tty.st_dev || found.st_ino != tty.st_ino || !S_ISCHR(found.st_mode)) {
     close(fd);
@@ -110,11 +110,11 @@ static int bind_console(const char *root, struct init_error *e) {
   if (target < 0) {
     int saved = errno;
     close(fd);
-    return fail(e, saved, "mount-dev", "open", path);
+    return fail(e, saved, DYNO_STEP_MOUNT_DEV, "open", path);
   }
   close(target);
   snprintf(link, sizeof link, "%s/proc/self/fd/%d", root, fd);
-  int rc = do_mount(e, "mount-dev", link, path, NULL, MS_BIND, NULL);
+  int rc = do_mount(e, DYNO_STEP_MOUNT_DEV, link, path, NULL, MS_BIND, NULL);
   close(fd);
   return rc;
 }
@@ -122,9 +122,9 @@ static int bind_console(const char *root, struct init_error *e) {
 static int setup_dev(const char *root, struct init_error *e) {
   char path[PATH_BUF];
   join(path, root, "/dev");
-  if (make_dir(e, "mount-dev", path, 0755) < 0) return -1;
+  if (make_dir(e, DYNO_STEP_MOUNT_DEV, path, 0755) < 0) return -1;
   /* no MS_NODEV: the nodes below must work; MS_NOEXEC: nothing runs from /dev */
-  if (do_mount(e, "mount-dev", "tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k") < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_DEV, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k") < 0) return -1;
   static const struct { const char *name; unsigned maj, min; } devices[] = {
       {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
   };
@@ -133,13 +133,13 @@ static int setup_dev(const char *root, struct init_error *e) {
   if (bind_console(root, e) < 0) return -1;
 
   join(path, root, "/dev/pts");
-  if (make_dir(e, "mount-dev", path, 0755) < 0) return -1;
-  if (do_mount(e, "mount-dev", "devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
+  if (make_dir(e, DYNO_STEP_MOUNT_DEV, path, 0755) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_DEV, "devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
                "newinstance,ptmxmode=0666,mode=0620") < 0)
     return -1;
   join(path, root, "/dev/shm");
-  if (make_dir(e, "mount-dev", path, 01777) < 0) return -1;
-  if (do_mount(e, "mount-dev", "shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m") < 0)
+  if (make_dir(e, DYNO_STEP_MOUNT_DEV, path, 01777) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_DEV, "shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m") < 0)
     return -1;
   if (make_symlink(e, "pts/ptmx", root, "/dev/ptmx") < 0 || make_symlink(e, "/proc/self/fd", root, "/dev/fd") < 0 ||
       make_symlink(e, "/proc/self/fd/0", root, "/dev/stdin") < 0 ||
@@ -150,11 +150,11 @@ static int setup_dev(const char *root, struct init_error *e) {
 }
 
 static int pivot_into(const char *root, struct init_error *e) {
-  if (chdir(root) < 0) return fail(e, errno, "pivot-root", "chdir", root);
+  if (chdir(root) < 0) return fail(e, errno, DYNO_STEP_PIVOT_ROOT, "chdir", root);
   /* pivot_root(".", ".") stacks the old root under the new one; detach it right away (crun, bwrap) */
-  if (syscall(SYS_pivot_root, ".", ".") < 0) return fail(e, errno, "pivot-root", "pivot_root", root);
-  if (umount2(".", MNT_DETACH) < 0) return fail(e, errno, "pivot-root", "umount2", "old root");
-  if (chdir("/") < 0) return fail(e, errno, "pivot-root", "chdir", "/");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return fail(e, errno, DYNO_STEP_PIVOT_ROOT, "pivot_root", root);
+  if (umount2(".", MNT_DETACH) < 0) return fail(e, errno, DYNO_STEP_PIVOT_ROOT, "umount2", "old root");
+  if (chdir("/") < 0) return fail(e, errno, DYNO_STEP_PIVOT_ROOT, "chdir", "/");
   return 0;
 }
 
@@ -169,17 +169,17 @@ static int mask_paths(struct init_error *e) {
   struct stat st;
   for (size_t i = 0; i < sizeof masked_files / sizeof masked_files[0]; i++) {
     if (stat(masked_files[i], &st) < 0) continue; /* absent on this kernel: nothing to hide */
-    if (do_mount(e, "mask-paths", "/dev/null", masked_files[i], NULL, MS_BIND, NULL) < 0) return -1;
+    if (do_mount(e, DYNO_STEP_MASK_PATHS, "/dev/null", masked_files[i], NULL, MS_BIND, NULL) < 0) return -1;
   }
   for (size_t i = 0; i < sizeof masked_dirs / sizeof masked_dirs[0]; i++) {
     if (stat(masked_dirs[i], &st) < 0) continue;
-    if (do_mount(e, "mask-paths", "tmpfs", masked_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+    if (do_mount(e, DYNO_STEP_MASK_PATHS, "tmpfs", masked_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                  "size=0") < 0)
       return -1;
   }
   for (size_t i = 0; i < sizeof read_only_paths / sizeof read_only_paths[0]; i++) {
     if (stat(read_only_paths[i], &st) < 0) continue;
-    if (bind_read_only(e, "mask-paths", read_only_paths[i], read_only_paths[i], MS_NOEXEC) < 0) return -1;
+    if (bind_read_only(e, DYNO_STEP_MASK_PATHS, read_only_paths[i], read_only_paths[i], MS_NOEXEC) < 0) return -1;
   }
   return 0;
 }
@@ -189,50 +189,50 @@ int setup_rootfs(const struct dyno_config *cfg, struct init_error *e) {
   const char *s = cfg->scratch;
 
   /* Nothing we mount may propagate back to the host. */
-  if (do_mount(e, "mount-root", NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_ROOT, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
 
   char tmpfs_opts[64];
   snprintf(tmpfs_opts, sizeof tmpfs_opts, "mode=755,size=%s", cfg->scratch_size);
-  if (do_mount(e, "mount-root", "tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_ROOT, "tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) < 0) return -1;
   static const char *const scratch_dirs[] = {"/upper", "/work", "/root", "/app-upper", "/app-work"};
   for (size_t i = 0; i < sizeof scratch_dirs / sizeof scratch_dirs[0]; i++) {
     join(path, s, scratch_dirs[i]);
-    if (make_dir(e, "mount-root", path, 0755) < 0) return -1;
+    if (make_dir(e, DYNO_STEP_MOUNT_ROOT, path, 0755) < 0) return -1;
   }
 
   join(root, s, "/root");
   join(upper, s, "/upper");
   join(work, s, "/work");
-  if (mount_overlay(e, "mount-root", cfg->stack, upper, work, root) < 0) return -1;
+  if (mount_overlay(e, DYNO_STEP_MOUNT_ROOT, cfg->stack, upper, work, root) < 0) return -1;
 
   for (int i = 0; i < cfg->nbinds; i++) {
     join(path, root, cfg->binds[i].target);
-    if (make_dir(e, "mount-stack", path, 0755) < 0) return -1;
-    if (bind_read_only(e, "mount-stack", cfg->binds[i].source, path, 0) < 0) return -1;
+    if (make_dir(e, DYNO_STEP_MOUNT_STACK, path, 0755) < 0) return -1;
+    if (bind_read_only(e, DYNO_STEP_MOUNT_STACK, cfg->binds[i].source, path, 0) < 0) return -1;
   }
 
   /* /app: writable for the dyno user, changes thrown away with the scratch tmpfs */
   join(upper, s, "/app-upper");
   join(work, s, "/app-work");
-  if (chown(upper, cfg->uid, cfg->gid) < 0) return fail(e, errno, "mount-app", "chown", upper);
+  if (chown(upper, cfg->uid, cfg->gid) < 0) return fail(e, errno, DYNO_STEP_MOUNT_APP, "chown", upper);
   join(path, root, "/app");
-  if (make_dir(e, "mount-app", path, 0755) < 0) return -1;
-  if (mount_overlay(e, "mount-app", cfg->app_dir, upper, work, path) < 0) return -1;
+  if (make_dir(e, DYNO_STEP_MOUNT_APP, path, 0755) < 0) return -1;
+  if (mount_overlay(e, DYNO_STEP_MOUNT_APP, cfg->app_dir, upper, work, path) < 0) return -1;
 
   join(path, root, "/proc");
-  if (make_dir(e, "mount-proc", path, 0555) < 0) return -1;
-  if (do_mount(e, "mount-proc", "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
+  if (make_dir(e, DYNO_STEP_MOUNT_PROC, path, 0555) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_PROC, "proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
 
   join(path, root, "/sys");
-  if (make_dir(e, "mount-sys", path, 0555) < 0) return -1;
-  if (do_mount(e, "mount-sys", "sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+  if (make_dir(e, DYNO_STEP_MOUNT_SYS, path, 0555) < 0) return -1;
+  if (do_mount(e, DYNO_STEP_MOUNT_SYS, "sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return -1;
 
   if (setup_dev(root, e) < 0) return -1;
 
   join(path, root, "/tmp");
-  if (make_dir(e, "mount-root", path, 01777) < 0) return -1;
-  if (chmod(path, 01777) < 0) return fail(e, errno, "mount-root", "chmod", path);
+  if (make_dir(e, DYNO_STEP_MOUNT_ROOT, path, 01777) < 0) return -1;
+  if (chmod(path, 01777) < 0) return fail(e, errno, DYNO_STEP_MOUNT_ROOT, "chmod", path);
 
   if (pivot_into(root, e) < 0) return -1;
   return mask_paths(e);

@@ -76,6 +76,6 @@ int install_seccomp(struct init_error *e) {
 
   struct sock_fprog fprog = {(unsigned short)n, prog};
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0)
-    return fail(e, errno, "seccomp", "prctl", "PR_SET_SECCOMP");
+    return fail(e, errno, DYNO_STEP_SECCOMP, "prctl", "PR_SET_SECCOMP");
   return 0;
 }

@@ -10,9 +10,9 @@ static void copy_field(char *dst, size_t size, const char *src) {
   dst[size - 1] = '\0';
 }
 
-int fail(struct init_error *e, int err, const char *step, const char *syscall, const char *detail) {
+int fail(struct init_error *e, int err, enum dyno_step step, const char *syscall, const char *detail) {
   e->err = err;
-  copy_field(e->step, sizeof e->step, step);
+  e->step = step;
   copy_field(e->syscall, sizeof e->syscall, syscall);
   copy_field(e->detail, sizeof e->detail, detail);
   return -1;
@@ -26,7 +26,7 @@ void send_status(int kind, const struct init_error *e, int pid, int wait_status)
   s.wait_status = wait_status;
   if (e) {
     s.err = e->err;
-    copy_field(s.step, sizeof s.step, e->step);
+    copy_field(s.step, sizeof s.step, dyno_step_name(e->step));
     copy_field(s.syscall, sizeof s.syscall, e->syscall);
     copy_field(s.detail, sizeof s.detail, e->detail);
   }

@@ -14,6 +14,7 @@ import { applyScale, parseScaleArgs, ScaleSyntaxError, type FormationEntry } fro
 import { DEFAULT_SIZE, sizeOf } from './sizes';
 import type { AppSettings, Release, Store } from './store/store';
 import type { OneOff, OneOffOptions, Supervisor } from './supervisor/supervisor';
+import { isStopSignal, STOP_SIGNALS } from '../runtime/native-table';
 import { checkAppName, checkConfigKey, checkConfigValue, configBytes, MAX_CONFIG_BYTES } from './validate';
 
 export interface ManifoldOptions {
@@ -25,8 +26,6 @@ export interface ManifoldOptions {
   /** Port of the router, for URLs (80 is left out). */
   routerPort: number | null;
 }
-
-const SIGNALS = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH']);
 
 export class Manifold {
   private readonly store: Store;
@@ -273,7 +272,7 @@ export class Manifold {
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600_000) throw new ManifoldError('EINVAL', `${k} must be a whole number of ms between 0 and 3600000`);
         cur[k] = v;
       } else if (k === 'stopSignal') {
-        if (typeof v !== 'string' || !SIGNALS.has(v)) throw new ManifoldError('EINVAL', `stop signal must be one of ${[...SIGNALS].join(', ')}`);
+        if (typeof v !== 'string' || !isStopSignal(v)) throw new ManifoldError('EINVAL', `stop signal must be one of ${STOP_SIGNALS.join(', ')}`);
         cur.stopSignal = v as NodeJS.Signals;
       } else if (k === 'memoryQuota') {
         if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 4 * 1024 * 1024) throw new ManifoldError('EINVAL', 'memoryQuota must be a whole number of bytes, at least 4 MB');

@@ -13,9 +13,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CgroupTree } from './cgroup';
-import { DynoError, fromNativeError } from './errors';
+import { DynoError, fromNativeError, nativeStep } from './errors';
 import { diffMemoryEvents, type MemoryCounters, type MemoryUsage, parseMemoryEvents, readMemoryUsage } from './memory';
 import { native, type NativeExit, type NativeFileWatch, type NativeStatus } from './native';
+import { isStopSignal } from './native-table';
 import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease } from './network';
 import { applyResources } from './resources';
 import { type DynoSpec, encodeConfig, validateSpec } from './spec';
@@ -319,16 +320,24 @@ export class Dyno extends EventEmitter {
     this.onExit({ code: null, signal: null });
   }
 
-  /** Sends a signal to dyno-init, which forwards TERM/INT/HUP/QUIT/USR1/USR2 to every process of the dyno. */
+  /**
+   * Sends a signal to dyno-init. It forwards the stop signals (STOP_SIGNALS) to every process of
+   * the dyno; SIGKILL ends dyno-init and with it the whole dyno; anything else stops at dyno-init.
+   */
   signal(sig: NodeJS.Signals | number): boolean {
     return this.process?.kill(signalNumber(sig)) ?? false;
   }
 
-  /** Heroku's stop: SIGTERM to every process, then SIGKILL after the grace period. */
+  /**
+   * Heroku's stop: SIGTERM (or another of STOP_SIGNALS) to every process, then SIGKILL after the
+   * grace period. A signal dyno-init would not relay (one stored before the list was enforced)
+   * becomes SIGTERM with a warning: sent as is, the app would never see it and only SIGKILL would end it.
+   */
   stop(graceMs = DEFAULT_STOP_GRACE_MS, sig: NodeJS.Signals = 'SIGTERM'): Promise<ExitStatus> {
     if (!this.stopRequested) {
       this.stopRequested = true;
-      this.signal(sig);
+      if (!isStopSignal(sig)) this.emit('warning', `${sig} is not a stop signal dyno-init forwards; sending SIGTERM`);
+      this.signal(isStopSignal(sig) ? sig : 'SIGTERM');
       this.killTimer = setTimeout(() => this.kill(), graceMs);
     }
     return this.exited;
@@ -350,7 +359,7 @@ export class Dyno extends EventEmitter {
         this.resolveStarted(this);
         break;
       case 'error':
-        this.setupError = new DynoError({ errno: s.errno ?? 5, syscall: s.syscall || 'unknown', step: s.step || 'init', path: s.detail || undefined });
+        this.setupError = new DynoError({ errno: s.errno ?? 5, syscall: s.syscall || 'unknown', step: nativeStep(s.step, 'init'), path: s.detail || undefined });
         break;
       case 'exited':
         this.appExit = { code: s.code ?? null, signal: s.signal !== undefined ? signalName(s.signal) : null };

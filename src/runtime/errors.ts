@@ -1,11 +1,8 @@
 import { getSystemErrorName } from 'node:util';
+import { NATIVE_STEPS, type NativeStep } from './native-table';
 
-/** Where in a dyno's life a runtime error happened. */
-export type DynoStep =
-  | 'config' | 'spec' | 'load-helper' | 'spawn' | 'exec-init' | 'init' | 'cgroup' | 'cgroup-namespace'
-  | 'mount-root' | 'mount-stack' | 'mount-app' | 'mount-proc' | 'mount-sys' | 'mount-dev' | 'mask-paths'
-  | 'pivot-root' | 'hostname' | 'network' | 'rlimits' | 'identity' | 'seccomp' | 'exec' | 'signal'
-  | 'stack' | 'teardown' | 'status';
+/** Where in a dyno's life a runtime error happened: a native step, or the host cgroup work done here. */
+export type DynoStep = NativeStep | 'cgroup';
 
 /**
  * A failure of the runtime, shaped like Node's SystemError: `code` is the errno name (ENOENT...),
@@ -15,10 +12,10 @@ export class DynoError extends Error {
   readonly code: string;
   readonly errno: number;
   readonly syscall: string;
-  readonly step: string;
+  readonly step: DynoStep;
   readonly path: string | undefined;
 
-  constructor(opts: { errno: number; syscall: string; step: string; path?: string; message?: string }) {
+  constructor(opts: { errno: number; syscall: string; step: DynoStep; path?: string; message?: string }) {
     const code = errnoName(opts.errno);
     const where = opts.path ? ` '${opts.path}'` : '';
     super(opts.message ?? `${opts.step}: ${opts.syscall}${where} failed: ${code}`);
@@ -40,12 +37,17 @@ export function errnoName(errno: number): string {
   }
 }
 
+/** A step name from the native side; the tables are checked at load, so only a garbled one falls back. */
+export function nativeStep(name: unknown, fallback: DynoStep): DynoStep {
+  return typeof name === 'string' && (NATIVE_STEPS as readonly string[]).includes(name) ? (name as NativeStep) : fallback;
+}
+
 /** Native errors carry errno/syscall/step as properties; lift them into a DynoError. */
-export function fromNativeError(err: unknown, fallbackStep: string): Error {
+export function fromNativeError(err: unknown, fallbackStep: DynoStep): Error {
   if (err instanceof Error) {
     const e = err as Error & { errno?: unknown; syscall?: unknown; step?: unknown };
     if (typeof e.errno === 'number' && typeof e.syscall === 'string') {
-      return new DynoError({ errno: e.errno, syscall: e.syscall, step: typeof e.step === 'string' ? e.step : fallbackStep });
+      return new DynoError({ errno: e.errno, syscall: e.syscall, step: nativeStep(e.step, fallbackStep) });
     }
     return err;
   }

@@ -1,5 +1,6 @@
 /** Typed view of the N-API addon (native/addon) and the path of the dyno-init helper it executes. */
 import path from 'node:path';
+import { checkNativeTables, type NativeTables } from './native-table';
 
 const BUILD_DIR = path.resolve(__dirname, '../../../build/Release');
 
@@ -53,6 +54,8 @@ interface NativeAddon {
   resizePty(masterFd: number, cols: number, rows: number): void;
   /** Watches a kernfs event file (memory.events, cgroup.events); onChange gets its new contents. */
   watchFile(path: string, onChange: (contents: string) => void): NativeFileWatch;
+  /** native/common/dyno_table.h as built into this addon. */
+  readonly tables: NativeTables;
 }
 
 let addon: NativeAddon | undefined;
@@ -62,6 +65,7 @@ export function native(): NativeAddon {
   if (!addon) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const loaded = require(path.join(BUILD_DIR, 'manifold_native.node')) as NativeAddon;
+    checkNativeTables(loaded.tables);
     loaded.loadHelper(HELPER_PATH);
     addon = loaded;
   }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { DynoError } from '../../src/runtime';
+import { STOP_SIGNALS } from '../../src/runtime/native-table';
 import { checked, leakWatch, leftoverProcesses, hostProcesses } from './helpers/leaks';
 import { makeAppDir, openTestRuntime, REPO_ROOT, requireRoot, runDyno, sh, startCaptured, testSpec } from './helpers/run';
 
@@ -132,6 +133,27 @@ if (requireRoot(t)) {
     t.match(status, { signal: 'SIGKILL', stopped: true });
     t.ok(Date.now() - t0 < 1000, 'immediate');
     t.notOk(dyno.signal('SIGTERM'), 'signal() after exit returns false');
+  }));
+
+  t.test('every stop signal reaches the app; one dyno-init does not forward becomes SIGTERM', checked(leaks, async (t) => {
+    const appDir = makeAppDir(t);
+    const traps = ['TERM', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2', 'WINCH'].map((s) => `trap 'echo got-${s}' ${s}`).join('; ');
+    const c = startCaptured(runtime, testSpec({ appDir, command: sh(`${traps}; echo ready; while :; do sleep 1 & wait $!; done`) }));
+    const dyno = await c.started;
+    await c.waitFor(/^ready$/m);
+    for (const sig of STOP_SIGNALS) {
+      dyno.signal(sig);
+      await c.waitFor(new RegExp(`^got-${sig.slice(3)}$`, 'm'));
+    }
+    t.pass(`${STOP_SIGNALS.join(', ')} reached the app`);
+    const warnings: string[] = [];
+    dyno.on('warning', (w: string) => warnings.push(w));
+    const stopped = dyno.stop(500, 'SIGWINCH');
+    await c.waitFor(/^got-TERM$[\s\S]*^got-TERM$/m);
+    t.pass('SIGTERM was sent instead');
+    t.match(warnings, [/SIGWINCH is not a stop signal/], 'a warning names the signal');
+    t.match(await stopped, { signal: 'SIGKILL', stopped: true }, 'the app trapped TERM, so the grace ran out');
+    t.notMatch(c.stdout(), /got-WINCH/, 'SIGWINCH never reached the app');
   }));
 
   t.test('orphans are reaped: no zombies after double forks', checked(leaks, async (t) => {
