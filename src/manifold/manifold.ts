@@ -9,6 +9,8 @@ import path from 'node:path';
 import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from './api/protocol';
 import { ManifoldError } from './errors';
 import type { LogHub } from './logs/hub';
+import { buildSlug, SlugBuildError, type Requester } from './deploy/build-slug';
+import type { SlugWriteResult } from './deploy/write-slug';
 import { parseProcfile, ProcfileError } from './procfile';
 import { applyScale, parseScaleArgs, ScaleSyntaxError, type FormationEntry } from './scale-syntax';
 import { DEFAULT_SIZE, sizeOf } from './sizes';
@@ -25,6 +27,8 @@ export interface ManifoldOptions {
   domain: string;
   /** Port of the router, for URLs (80 is left out). */
   routerPort: number | null;
+  /** Bound on one deploy's copy (default build-slug.ts's DEFAULT_DEPLOY_TIMEOUT_MS). */
+  deployTimeoutMs?: number;
 }
 
 export class Manifold {
@@ -105,49 +109,49 @@ export class Manifold {
       slug: rel?.slug ?? null,
       formation: [...types].sort().map((type) => {
         const f = formation.find((x) => x.type === type);
-        return { type, quantity: f?.quantity ?? 0, size: sizeOf(f?.size ?? DEFAULT_SIZE).name, command: rel?.procfile[type] ?? null };
+        return { type, quantity: f?.quantity ?? 0, size: sizeOf(f?.size ?? DEFAULT_SIZE).label, command: rel?.procfile[type] ?? null };
       }),
       settings: row.settings,
       dynos: this.supervisor.status(name).length,
     };
   }
 
-  /** Copies DIR into an immutable slug, reads its Procfile and creates a release. */
-  deploy(nameIn: unknown, dirIn: unknown): ReleaseInfo {
+  /**
+   * Copies DIR into an immutable slug, reads its Procfile and creates a release. The copy is made by
+   * child processes (build-slug.ts): the source is read as `requester` (the API client's uid/gid),
+   * never by root on its behalf, and the daemon's event loop only waits.
+   */
+  async deploy(nameIn: unknown, dirIn: unknown, requester: Requester = { uid: 0, gid: 0 }): Promise<ReleaseInfo> {
     const name = this.app(nameIn);
     if (typeof dirIn !== 'string' || !path.isAbsolute(dirIn)) throw new ManifoldError('EINVAL', 'deploy needs an absolute directory path');
-    let st: fs.Stats;
+    const id = randomBytes(4).toString('hex');
+    const slugDir = path.join(this.o.stateDir, 'slugs', name, id);
+    if (/[,:\n]/.test(slugDir)) throw new ManifoldError('EINVAL', `state directory path unusable for overlays: ${slugDir}`);
+    fs.mkdirSync(path.dirname(slugDir), { recursive: true, mode: 0o755 });
+    let built: SlugWriteResult;
     try {
-      st = fs.statSync(dirIn);
-    } catch {
-      throw new ManifoldError('EDEPLOY', `no such directory: ${dirIn}`);
+      built = await buildSlug({ source: dirIn, slugDir, requester, timeoutMs: this.o.deployTimeoutMs });
+    } catch (err) {
+      if (err instanceof SlugBuildError) throw new ManifoldError('EDEPLOY', err.message);
+      throw err;
     }
-    if (!st.isDirectory()) throw new ManifoldError('EDEPLOY', `not a directory: ${dirIn}`);
-    const procfilePath = path.join(dirIn, 'Procfile');
-    if (!fs.existsSync(procfilePath)) throw new ManifoldError('EDEPLOY', `no Procfile in ${dirIn}`);
+    const discard = (): void => void fs.promises.rm(slugDir, { recursive: true, force: true });
     let procfile: Record<string, string>;
     try {
-      procfile = parseProcfile(fs.readFileSync(procfilePath, 'utf8'));
+      procfile = parseProcfile(built.procfile);
+      if (Object.keys(procfile).length === 0) throw new ManifoldError('EPROCFILE', 'Procfile defines no process types');
+      this.app(name); // destroyed while the slug was built?
     } catch (err) {
+      discard();
       if (err instanceof ProcfileError) throw new ManifoldError('EPROCFILE', err.message);
       throw err;
     }
-    if (Object.keys(procfile).length === 0) throw new ManifoldError('EPROCFILE', 'Procfile defines no process types');
-    const id = randomBytes(4).toString('hex');
-    const slugDir = path.join(this.o.stateDir, 'slugs', name, id);
-    fs.mkdirSync(path.dirname(slugDir), { recursive: true, mode: 0o755 });
-    if (/[,:\n]/.test(slugDir)) throw new ManifoldError('EINVAL', `state directory path unusable for overlays: ${slugDir}`);
-    try {
-      fs.cpSync(dirIn, slugDir, { recursive: true, verbatimSymlinks: true, filter: (src) => path.basename(src) !== '.git' });
-      fs.chmodSync(slugDir, 0o755);
-      makeReadOnly(slugDir);
-    } catch (err) {
-      fs.rmSync(slugDir, { recursive: true, force: true });
-      throw new ManifoldError('EDEPLOY', `copying ${dirIn}: ${(err as Error).message}`);
-    }
     const prev = this.store.currentRelease(name);
     const rel = this.store.insertRelease({ app: name, slug: slugDir, procfile, config: prev?.config ?? {}, description: `Deploy ${id}` });
-    this.api(name, `Deploy ${id}`);
+    this.api(name, `Deploy ${id}: ${built.files} files, ${(built.bytes / 1e6).toFixed(1)} MB`);
+    if (built.skippedCount > 0) {
+      this.api(name, `Deploy ${id}: left out ${built.skippedCount} entries that are not files, directories or links: ${built.skipped.join(', ')}`);
+    }
     this.api(name, `Release v${rel.version} created`);
     this.supervisor.setRelease(name, rel);
     return { version: rel.version, description: rel.description, createdAt: rel.createdAt, current: true };
@@ -225,9 +229,9 @@ export class Manifold {
       for (const [type, f] of Object.entries(changed)) this.store.setFormation(name, type, f.quantity, f.size);
     });
     const formation = this.store.formation(name);
-    this.api(name, `Scaled to ${formation.filter((f) => types.includes(f.type)).map((f) => `${f.type}@${f.quantity}:${sizeOf(f.size).name}`).join(' ')}`);
+    this.api(name, `Scaled to ${formation.filter((f) => types.includes(f.type)).map((f) => `${f.type}@${f.quantity}:${sizeOf(f.size).label}`).join(' ')}`);
     this.supervisor.setFormation(name, formation);
-    return { formation: Object.entries(changed).map(([type, f]) => ({ type, quantity: f.quantity, size: sizeOf(f.size).name })) };
+    return { formation: Object.entries(changed).map(([type, f]) => ({ type, quantity: f.quantity, size: sizeOf(f.size).label })) };
   }
 
   ps(nameIn: unknown): PsResult {
@@ -236,30 +240,23 @@ export class Manifold {
     const types: PsResult['types'] = {};
     for (const f of this.store.formation(name)) {
       const cmd = rel?.procfile[f.type];
-      if (cmd !== undefined) types[f.type] = { command: cmd, size: sizeOf(f.size).name };
+      if (cmd !== undefined) types[f.type] = { command: cmd, size: sizeOf(f.size).label };
     }
-    const dynos = this.supervisor.status(name).map((d) => ({ ...d, size: sizeOf(d.size).name }));
+    const dynos = this.supervisor.status(name).map((d) => ({ ...d, size: sizeOf(d.size).label }));
     return { app: name, now: Date.now(), dynos, types };
   }
 
   restart(nameIn: unknown, target: unknown): string[] {
     const name = this.app(nameIn);
     if (target !== undefined && target !== null && typeof target !== 'string') throw new ManifoldError('EINVAL', 'bad restart target');
-    try {
-      return this.supervisor.restart(name, (target as string | undefined) ?? undefined);
-    } catch (err) {
-      throw new ManifoldError('ENODYNO', (err as Error).message);
-    }
+    // an unknown dyno or type is the supervisor's SupervisorError, mapped for the client in api/errors.ts
+    return this.supervisor.restart(name, (target as string | undefined) ?? undefined);
   }
 
   stop(nameIn: unknown, target: unknown): string[] {
     const name = this.app(nameIn);
     if (typeof target !== 'string' || target === '') throw new ManifoldError('EINVAL', 'ps:stop needs a dyno or process type (e.g. web.1, run.2, worker)');
-    try {
-      return this.supervisor.stop(name, target);
-    } catch (err) {
-      throw new ManifoldError('ENODYNO', (err as Error).message);
-    }
+    return this.supervisor.stop(name, target);
   }
 
   setSettings(nameIn: unknown, patch: unknown): AppSettings {
@@ -305,17 +302,4 @@ export class Manifold {
   checkApp(name: unknown): string {
     return this.app(name);
   }
-}
-
-/** Removes write permission from every file and directory of a slug (root can still delete it). */
-function makeReadOnly(dir: string): void {
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isSymbolicLink()) continue;
-    if (entry.isDirectory()) makeReadOnly(p);
-    const mode = fs.statSync(p).mode & 0o7777;
-    fs.chmodSync(p, mode & ~0o222);
-  }
-  const mode = fs.statSync(dir).mode & 0o7777;
-  fs.chmodSync(dir, mode & ~0o222);
 }
