@@ -40,7 +40,7 @@ export function parseScaleArgs(args: string[]): ScaleChange[] {
     if (sizeArg !== undefined) {
       const s = findSize(sizeArg);
       if (!s) throw new ScaleSyntaxError(`unknown dyno size '${sizeArg}' (sizes: ${sizeNames()})`);
-      size = s.key;
+      size = s.name;
     }
     const quantity = qty === undefined ? null : Number(qty);
     if (quantity !== null && (!Number.isSafeInteger(quantity) || quantity > 10_000)) throw new ScaleSyntaxError(`invalid quantity in '${arg}'`);

@@ -1,42 +1,13 @@
 /**
- * Dyno sizes as the manifold shows and accepts them: the runtime's table (src/runtime/sizes.ts)
- * plus the CLI's short aliases (1X, 2X, PM, PL) and case-insensitive lookup.
+ * Dyno sizes as the manifold uses them: the runtime's table and lookup (src/runtime/sizes.ts, short
+ * forms included), with the default for a formation entry whose size is unknown.
  */
-import { DEFAULT_SIZE as RUNTIME_DEFAULT, DYNO_SIZES, type DynoSize as RuntimeSize } from '../runtime/sizes';
+import { DEFAULT_SIZE, DYNO_SIZES, type DynoSize, findSize } from '../runtime/sizes';
 
-export interface DynoSize {
-  /** Canonical lower-case key stored in the formation. */
-  key: string;
-  /** Display name, as `ps` prints it. */
-  name: string;
-  quotaBytes: number;
-  runtime: RuntimeSize;
-}
+export { DEFAULT_SIZE, type DynoSize, findSize };
 
-const ALIASES: Record<string, string> = {
-  '1x': 'standard-1x',
-  '2x': 'standard-2x',
-  pm: 'performance-m',
-  pl: 'performance-l',
-  standard1x: 'standard-1x',
-  standard2x: 'standard-2x',
-};
-
-export const DEFAULT_SIZE = RUNTIME_DEFAULT;
-
-function wrap(s: RuntimeSize): DynoSize {
-  return { key: s.name, name: s.label, quotaBytes: s.quota, runtime: s };
-}
-
-export function findSize(name: string): DynoSize | undefined {
-  const k = name.trim().toLowerCase();
-  const key = ALIASES[k] ?? k;
-  const s = DYNO_SIZES.find((d) => d.name === key);
-  return s ? wrap(s) : undefined;
-}
-
-export function sizeOf(key: string): DynoSize {
-  return findSize(key) ?? (findSize(DEFAULT_SIZE) as DynoSize);
+export function sizeOf(name: string): DynoSize {
+  return findSize(name) ?? (findSize(DEFAULT_SIZE) as DynoSize);
 }
 
 export function sizeNames(): string {

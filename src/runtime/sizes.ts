@@ -8,10 +8,13 @@ import type { ResourceSpec } from './spec';
 
 const MB = 1024 * 1024;
 
+/** One dyno size; the same type serves the runtime, the manifold and the CLI. */
 export interface DynoSize {
+  /** The key: lower case, as stored in a formation and given to --size: 'standard-1x'. */
   name: string;
-  /** Heroku's display name, as `ps` shows it: Standard-1X. */
+  /** Heroku's display name, as `ps` shows it: 'Standard-1X'. */
   label: string;
+  /** Memory quota in bytes (R14 above it). */
   quota: number;
   killFactor: number;
   pids: number;
@@ -40,9 +43,21 @@ export const DYNO_SIZES: readonly DynoSize[] = [
 
 export const DEFAULT_SIZE = 'standard-1x';
 
+/** Heroku CLI's short forms (`ps:scale web=2:1X`). */
+const ALIASES: Readonly<Record<string, string>> = {
+  '1x': 'standard-1x',
+  '2x': 'standard-2x',
+  pm: 'performance-m',
+  pl: 'performance-l',
+  standard1x: 'standard-1x',
+  standard2x: 'standard-2x',
+};
+
+/** A size by its name, display name or short form, in any case. */
 export function findSize(name: string): DynoSize | undefined {
-  const key = name.toLowerCase();
-  return DYNO_SIZES.find((s) => s.name === key);
+  const key = name.trim().toLowerCase();
+  const canonical = ALIASES[key] ?? key;
+  return DYNO_SIZES.find((s) => s.name === canonical);
 }
 
 export interface SizeOverrides {

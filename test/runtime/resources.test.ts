@@ -24,6 +24,8 @@ t.test('size table: Heroku sizes, kill limit 3× quota by default', async (t) =>
   t.match(resourcesFor('standard-1x', { killFactor: 2 }), { memoryMax: 1024 * MB }, 'kill factor configurable');
   t.match(resourcesFor('standard-1x', { memoryMax: 256 * MB, pids: 64 }), { memoryMax: 256 * MB, pidsMax: 64 }, '--memory-max / --pids overrides');
   t.equal(findSize('Standard-2X')?.label, 'Standard-2X', 'case-insensitive lookup');
+  t.equal(findSize('1X')?.name, 'standard-1x', 'short forms: 1X is standard-1x');
+  t.equal(findSize(' pm ')?.label, 'Performance-M', 'PM is Performance-M');
   t.throws(() => resourcesFor('huge'), /unknown dyno size 'huge'/, 'unknown size named in the error');
   t.ok(DYNO_SIZES.every((s) => s.quota > 0 && s.pids > 0 && s.cpuWeight >= 1 && s.cpuWeight <= 10000), 'every size is a valid cgroup mapping');
 });

@@ -171,7 +171,7 @@ export class Supervisor {
 
   /** R14 quota of a dyno: the app's own setting, else its size's. */
   private quotaOf(app: AppState, inst: Instance): number {
-    return app.settings.memoryQuota ?? sizeOf(inst.size).quotaBytes;
+    return app.settings.memoryQuota ?? sizeOf(inst.size).quota;
   }
 
   private sweepMemory(): void {
@@ -470,7 +470,7 @@ export class Supervisor {
       net: this.net === 'bridge' ? { mode: 'bridge' } : { mode: 'none' },
       stdio: stdio ?? { stdout: writeFd, stderr: writeFd },
       resources: {
-        ...resourcesFor(sizeOf(inst.size).key, {
+        ...resourcesFor(sizeOf(inst.size).name, {
           ...(app.settings.memoryKillFactor !== undefined ? { killFactor: app.settings.memoryKillFactor } : {}),
           ...(app.settings.memoryQuota !== undefined
             ? { memoryMax: Math.round(app.settings.memoryQuota * (app.settings.memoryKillFactor ?? DEFAULT_KILL_FACTOR)) }
