@@ -88,6 +88,9 @@ if (requireRoot(t)) {
     t.equal(killed.code, 137, 'killed by SIGKILL → 137');
     const env = await cli(['dyno', 'run', '--name', name(), '--env', 'A=1', '-e', 'B=x=y', '--port', '5555', '--hostname', 'clihost', '--user', '20000:20001', '--', 'sh', '-c', 'echo $A $B $PORT $DYNO $(hostname) $(id -u):$(id -g)']).result;
     t.equal(env.stdout.trim(), `1 x=y 5555 ${tag}.${n} clihost 20000:20001`, 'flags reach the dyno');
+    // Heroku gives every dyno a PORT, one-off dynos included: without --port, the daemon's 5000
+    const port = await cli(['dyno', 'run', '--name', name(), '--', 'sh', '-c', 'echo "PORT=${PORT-unset}"']).result;
+    t.equal(port.stdout.trim(), 'PORT=5000', 'PORT is set without --port');
     await noLeftovers(t);
   });
 
