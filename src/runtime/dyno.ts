@@ -221,7 +221,7 @@ export interface DynoExtras {
 
 /**
  * Events: 'memory' (MemoryEvent: high, max, oom, oom_kill... as the kernel counts them),
- * 'warning' (string), 'exit' (ExitStatus).
+ * 'warning' (string), 'stop-timeout' (stop()'s grace ran out, SIGKILL follows), 'exit' (ExitStatus).
  */
 export class Dyno extends EventEmitter {
   readonly id: string;
@@ -338,7 +338,11 @@ export class Dyno extends EventEmitter {
       this.stopRequested = true;
       if (!isStopSignal(sig)) this.emit('warning', `${sig} is not a stop signal dyno-init forwards; sending SIGTERM`);
       this.signal(isStopSignal(sig) ? sig : 'SIGTERM');
-      this.killTimer = setTimeout(() => this.kill(), graceMs);
+      this.killTimer = setTimeout(() => {
+        // the dyno manager logs R12 before the SIGKILL
+        this.emit('stop-timeout');
+        void this.kill();
+      }, graceMs);
     }
     return this.exited;
   }

@@ -61,6 +61,8 @@ export function findSize(name: string): DynoSize | undefined {
 }
 
 export interface SizeOverrides {
+  /** Memory quota replacing the size's (an app setting); the kill limit follows it. */
+  quota?: number;
   killFactor?: number;
   memoryMax?: number;
   pids?: number;
@@ -70,9 +72,10 @@ export interface SizeOverrides {
 export function resourcesFor(sizeName: string, overrides: SizeOverrides = {}): ResourceSpec {
   const s = findSize(sizeName);
   if (!s) throw new RangeError(`unknown dyno size '${sizeName}' (known: ${DYNO_SIZES.map((d) => d.name).join(', ')})`);
-  const memoryMax = overrides.memoryMax ?? Math.round(s.quota * (overrides.killFactor ?? s.killFactor));
+  const quota = overrides.quota ?? s.quota;
+  const memoryMax = overrides.memoryMax ?? Math.round(quota * (overrides.killFactor ?? s.killFactor));
   return {
-    memoryQuota: s.quota,
+    memoryQuota: quota,
     memoryMax,
     memorySwapMax: s.swap ? memoryMax : 0,
     pidsMax: overrides.pids ?? s.pids,

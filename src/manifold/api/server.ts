@@ -11,6 +11,7 @@ import { ReadStream as TtyStream } from 'node:tty';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ManifoldError } from '../errors';
+import { apiErrorOf, errorBody } from './errors';
 import type { LogHub } from '../logs/hub';
 import { formatLine, matches, type LogLine } from '../logs/log-buffer';
 import type { Manifold } from '../manifold';
@@ -161,8 +162,8 @@ export class ApiServer {
   }
 
   private sendError(res: http.ServerResponse, err: unknown): void {
-    if (err instanceof ManifoldError) this.send(res, err.status, { error: { code: err.code, message: err.message } });
-    else this.send(res, 500, { error: { code: 'EINTERNAL', message: err instanceof Error ? err.message : String(err) } });
+    const e = apiErrorOf(err);
+    this.send(res, e.status, errorBody(e));
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -200,8 +201,8 @@ export class ApiServer {
   /** Attached one-off dyno: the client's terminal streams go through frames on the upgraded socket. */
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const fail = (err: unknown): void => {
-      const e = err instanceof ManifoldError ? err : new ManifoldError('EINTERNAL', err instanceof Error ? err.message : String(err));
-      const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+      const e = apiErrorOf(err);
+      const body = JSON.stringify(errorBody(e));
       socket.end(`HTTP/1.1 ${e.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     };
     if (req.url !== '/v1/run' || (req.headers.upgrade ?? '').toLowerCase() !== 'manifold-attach') return fail(new ManifoldError('EINVAL', 'bad upgrade'));

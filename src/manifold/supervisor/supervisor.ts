@@ -1,42 +1,26 @@
 /**
- * The dyno manager (spec heroku.md §3): keeps each app's formation running, one Slot per formation
+ * The dyno manager (docs/dyno-lifecycle.md): keeps each app's formation running, one Slot per formation
  * dyno name (web.1, worker.2) and one Instance per process lifetime. It logs Heroku's state lines
- * (`manifold[web.1]: State changed from starting to up`), restarts crashes by policy, enforces
- * boot (R10) and stop (R12) timers, cycles dynos, reacts to memory events (R14/R15), and feeds
- * the router's route table: new web dynos get traffic once up, replaced ones drain first.
+ * (`manifold[web.1]: State changed from starting to up`), restarts crashes by policy, replaces
+ * dynos on release, restart and cycling, and feeds the router's route table: new web dynos get
+ * traffic once up, replaced ones drain first. One instance's life (launch, R10, R12, R14/R15,
+ * exit) is lifecycle.ts; time comes from a Clock and dynos from a Launcher, so tests can fake both.
  */
-import fs from 'node:fs';
-import net from 'node:net';
-import type { DynoSpec, ExitStatus } from '../../runtime';
-import { LineSplitter } from '../logs/log-buffer';
+import type { ExitStatus } from '../../runtime';
 import type { LogHub } from '../logs/hub';
-import { cycleDelay, DEFAULT_POLICY, restartDelay, type SupervisionPolicy } from '../policy';
-import { DEFAULT_KILL_FACTOR, resourcesFor } from '../../runtime/sizes';
-import { sizeOf } from '../sizes';
+import { DEFAULT_POLICY, restartDelay, type SupervisionPolicy } from '../policy';
 import type { AppSettings, FormationRow, Release } from '../store/store';
-import { waitForPort, type PortWait } from './port-check';
-import type { DrainWatcher, LaunchedDyno, Launcher, RouteBackend, RouteSink } from './types';
+import { systemClock, type Clock, type Timer } from './clock';
+import { SupervisorError } from './errors';
+import { exitReason, type DynoStdio } from './launch';
+import { Lifecycle, type InstanceOwner } from './lifecycle';
+import { Instance, type AppState, type DynoState, type DynoStatus, type OneOff, type OneOffOptions, type Slot, type SupervisorEvent } from './model';
+import { routesOf } from './routes';
+import { statusOf } from './status';
+import type { DrainWatcher, LaunchedDyno, Launcher, RouteSink } from './types';
 
-export type DynoState = 'starting' | 'up' | 'crashed' | 'down';
-
-export interface DynoStatus {
-  name: string;
-  type: string;
-  state: DynoState | 'complete';
-  /** ms since epoch of the last state change. */
-  since: number;
-  command: string;
-  size: string;
-  release: number;
-  pid: number | null;
-  address: string | null;
-  crashes: number;
-  /** When crashed: the next restart time (ms since epoch). */
-  restartAt: number | null;
-  /** When crashed: why (exit status, signal, R10, R15). */
-  reason: string | null;
-  oneoff: boolean;
-}
+export type { DynoState, DynoStatus, OneOff, OneOffOptions, SupervisorEvent } from './model';
+export { exitReason } from './launch';
 
 export interface SupervisorOptions {
   launcher: Launcher;
@@ -44,6 +28,8 @@ export interface SupervisorOptions {
   routes?: RouteSink | undefined;
   drain?: DrainWatcher | undefined;
   policy?: Partial<SupervisionPolicy>;
+  /** Time source for every timer; default the system clock (tests pass a fake one). */
+  clock?: Clock;
   /** Network for dynos: 'bridge' gives each its own address the router connects to. */
   net?: 'none' | 'bridge';
   /** Value of $PORT for web dynos. */
@@ -55,134 +41,37 @@ export interface SupervisorOptions {
   onEvent?: (ev: SupervisorEvent) => void;
 }
 
-export type SupervisorEvent =
-  | { kind: 'up'; app: string; dyno: string; at: number }
-  | { kind: 'crashed'; app: string; dyno: string; at: number; delay: number }
-  | { kind: 'r15'; app: string; dyno: string; at: number }
-  | { kind: 'launch'; app: string; dyno: string; at: number };
-
-type Intent = 'run' | 'down' | 'retire' | 'bounce';
-
-class Instance {
-  dyno: LaunchedDyno | undefined;
-  address: string | undefined;
-  state: 'starting' | 'up' | 'draining' | 'exited' = 'starting';
-  intent: Intent = 'run';
-  startedAt = Date.now();
-  upAt: number | undefined;
-  stopSent = false;
-  pendingStop = false;
-  bootTimer: NodeJS.Timeout | undefined;
-  cycleTimer: NodeJS.Timeout | undefined;
-  killTimer: NodeJS.Timeout | undefined;
-  portWait: PortWait | undefined;
-  r10 = false;
-  r15 = false;
-  lastR14 = 0;
-  output: Promise<void> = Promise.resolve();
-  readonly done: Promise<ExitStatus>;
-  resolveDone!: (s: ExitStatus) => void;
-
-  constructor(
-    readonly app: string,
-    readonly name: string,
-    readonly type: string,
-    readonly release: Release,
-    readonly command: string,
-    readonly size: string,
-    readonly oneoff: boolean,
-  ) {
-    this.done = new Promise((r) => (this.resolveDone = r));
-  }
-
-  clearTimers(): void {
-    for (const t of [this.bootTimer, this.cycleTimer, this.killTimer]) if (t) clearTimeout(t);
-    this.portWait?.cancel();
-  }
-}
-
-interface Slot {
-  name: string;
-  type: string;
-  current: Instance | undefined;
-  retiring: Set<Instance>;
-  state: DynoState;
-  since: number;
-  crashes: number;
-  restartAt: number | null;
-  restartTimer: NodeJS.Timeout | undefined;
-  reason: string | null;
-  size: string;
-}
-
-interface AppState {
-  name: string;
-  hosts: string[];
-  release: Release | undefined;
-  formation: Map<string, FormationRow>;
-  settings: AppSettings;
-  slots: Map<string, Slot>;
-  oneoffs: Map<string, Instance>;
-  oneoffSeq: number;
-}
-
-export interface OneOffOptions {
-  attach: boolean;
-  stdio?: { stdin: number; stdout: number; stderr: number };
-  size?: string;
-  env?: Record<string, string>;
-}
-
-export interface OneOff {
-  name: string;
-  started: Promise<void>;
-  exited: Promise<ExitStatus>;
-  stop(): void;
-}
-
-export function exitReason(s: ExitStatus, extra?: 'R10' | 'R15'): string {
-  if (extra === 'R10') return 'R10 boot timeout';
-  if (extra === 'R15' || s.oom) return 'R15 memory quota vastly exceeded';
-  if (s.signal) return `killed by ${s.signal} (status ${s.status})`;
-  return `exited with status ${s.status}`;
-}
-
-function seconds(ms: number): string {
-  return String(Number((ms / 1000).toFixed(3)));
-}
-
 export class Supervisor {
   private readonly apps = new Map<string, AppState>();
   readonly policy: SupervisionPolicy;
-  private readonly net: 'none' | 'bridge';
+  private readonly clock: Clock;
   private readonly webPort: number;
+  private readonly lifecycle: Lifecycle;
   private closing = false;
-  private readonly memorySweep: NodeJS.Timeout;
+  private readonly memorySweep: Timer;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.policy = { ...DEFAULT_POLICY, ...(opts.policy ?? {}), restart: { ...DEFAULT_POLICY.restart, ...(opts.policy?.restart ?? {}) } };
-    this.net = opts.net ?? 'none';
+    this.clock = opts.clock ?? systemClock;
     this.webPort = opts.webPort ?? 5000;
-    // A dyno idling above its quota raises no kernel event, yet Heroku logs R14 about every 20 s
-    // while it stays there: one coarse sweep reads memory.current of every running dyno.
-    this.memorySweep = setInterval(() => this.sweepMemory(), Math.max(250, this.policy.r14IntervalMs / 4));
-    this.memorySweep.unref();
-  }
-
-  /** R14 quota of a dyno: the app's own setting, else its size's. */
-  private quotaOf(app: AppState, inst: Instance): number {
-    return app.settings.memoryQuota ?? sizeOf(inst.size).quota;
-  }
-
-  private sweepMemory(): void {
-    for (const app of this.apps.values()) {
-      const running = [...app.oneoffs.values(), ...[...app.slots.values()].flatMap((s) => [s.current, ...s.retiring])];
-      for (const inst of running) {
-        if (!inst || inst.state === 'exited' || !inst.dyno) continue;
-        const mem = inst.dyno.memoryUsage?.();
-        if (mem && mem.current > this.quotaOf(app, inst)) this.onMemory(app, inst, 'over-quota');
-      }
-    }
+    this.lifecycle = new Lifecycle(
+      {
+        launcher: opts.launcher,
+        clock: this.clock,
+        policy: this.policy,
+        net: opts.net ?? 'none',
+        webPort: this.webPort,
+        drain: opts.drain,
+        log: (app, dyno, message) => this.log(app, dyno, message),
+        output: (app, dyno, line) => opts.logs.push(app, 'app', dyno, line),
+        event: (ev) => opts.onEvent?.(ev),
+        dynoStarted: (app, name, release, dyno) => opts.onDynoStarted?.(app, name, release, dyno),
+        dynoGone: (id) => opts.onDynoGone?.(id),
+      },
+      this.instanceOwner(),
+    );
+    // a quarter of the R14 interval: a dyno over quota is noticed well within one interval
+    this.memorySweep = this.clock.every(Math.max(250, this.policy.r14IntervalMs / 4), () => this.lifecycle.sweepMemory(this.apps.values()));
   }
 
   // ---- desired state in ----
@@ -190,17 +79,12 @@ export class Supervisor {
   addApp(name: string, hosts: string[], release: Release | undefined, formation: FormationRow[], settings: AppSettings): void {
     const app: AppState = { name, hosts, release, formation: new Map(formation.map((f) => [f.type, f])), settings, slots: new Map(), oneoffs: new Map(), oneoffSeq: 0 };
     this.apps.set(name, app);
-    this.pushRoutes(app);
+    this.routesChanged(app);
     this.reconcile(app);
   }
 
-  hasApp(name: string): boolean {
-    return this.apps.has(name);
-  }
-
   setSettings(name: string, settings: AppSettings): void {
-    const app = this.need(name);
-    app.settings = settings;
+    this.need(name).settings = settings;
   }
 
   /** A new release: every formation dyno is replaced (web: new ones first, old ones drain), crash counts reset. */
@@ -233,7 +117,7 @@ export class Supervisor {
     const app = this.need(name);
     const one = app.oneoffs.get(target);
     if (one) {
-      this.stopInstance(app, one);
+      this.lifecycle.stop(app, one);
       return [target];
     }
     const slots = this.select(app, target);
@@ -241,7 +125,7 @@ export class Supervisor {
       const inst = slot.current;
       if (inst && inst.state !== 'exited') {
         inst.intent = 'bounce';
-        this.stopInstance(app, inst);
+        this.lifecycle.stop(app, inst);
       }
     }
     return slots.map((s) => s.name);
@@ -260,7 +144,7 @@ export class Supervisor {
     }
     for (const one of app.oneoffs.values()) {
       waits.push(one.done);
-      this.stopInstance(app, one);
+      this.lifecycle.stop(app, one);
     }
     await Promise.all(waits);
     this.apps.delete(name);
@@ -270,7 +154,7 @@ export class Supervisor {
   /** Daemon shutdown: every dyno gets its stop signal and grace; resolves when all are gone. */
   async shutdown(): Promise<void> {
     this.closing = true;
-    clearInterval(this.memorySweep);
+    this.memorySweep.cancel();
     await Promise.all([...this.apps.keys()].map((n) => this.removeApp(n)));
   }
 
@@ -278,78 +162,85 @@ export class Supervisor {
 
   runOneOff(name: string, command: string, o: OneOffOptions): OneOff {
     const app = this.need(name);
-    if (!app.release || app.release.slug === null) throw new Error(`app ${name} has no deployed release (run: manifold deploy DIR -a ${name})`);
+    if (!app.release || app.release.slug === null) throw new SupervisorError('NOT_DEPLOYED', `app ${name} has no deployed release (run: manifold deploy DIR -a ${name})`);
     let n = ++app.oneoffSeq;
     while (app.oneoffs.has(`run.${n}`)) n = ++app.oneoffSeq;
-    const inst = new Instance(app.name, `run.${n}`, 'run', app.release, command, o.size ?? 'standard-1x', true);
+    const inst = new Instance(app.name, `run.${n}`, 'run', app.release, command, o.size ?? 'standard-1x', true, this.clock.now());
     app.oneoffs.set(inst.name, inst);
-    const started = this.launch(app, inst, o.attach ? o.stdio : undefined, o.env);
-    return {
-      name: inst.name,
-      started,
-      exited: inst.done,
-      stop: () => this.stopInstance(app, inst),
-    };
+    const stdio: DynoStdio | undefined = o.attach ? o.stdio : undefined;
+    const started = this.lifecycle.launch(app, inst, stdio, o.env);
+    return { name: inst.name, started, exited: inst.done, stop: () => this.lifecycle.stop(app, inst) };
   }
 
   // ---- status out ----
 
   status(name: string): DynoStatus[] {
-    const app = this.need(name);
-    const out: DynoStatus[] = [];
-    for (const slot of app.slots.values()) {
-      const inst = slot.current;
-      out.push({
-        name: slot.name,
-        type: slot.type,
-        state: slot.state,
-        since: slot.since,
-        command: inst?.command ?? app.release?.procfile[slot.type] ?? '',
-        size: slot.size,
-        release: inst?.release.version ?? app.release?.version ?? 0,
-        pid: inst?.dyno?.pid ?? null,
-        address: inst?.address ?? null,
-        crashes: slot.crashes,
-        restartAt: slot.state === 'crashed' ? slot.restartAt : null,
-        reason: slot.state === 'crashed' ? slot.reason : null,
-        oneoff: false,
-      });
-    }
-    for (const inst of app.oneoffs.values()) {
-      out.push({
-        name: inst.name,
-        type: 'run',
-        state: inst.state === 'up' ? 'up' : inst.state === 'exited' ? 'complete' : 'starting',
-        since: inst.upAt ?? inst.startedAt,
-        command: inst.command,
-        size: inst.size,
-        release: inst.release.version,
-        pid: inst.dyno?.pid ?? null,
-        address: null,
-        crashes: 0,
-        restartAt: null,
-        reason: null,
-        oneoff: true,
-      });
-    }
-    return out.sort((a, b) => (a.type === b.type ? Number(a.name.split('.')[1]) - Number(b.name.split('.')[1]) : a.type < b.type ? -1 : 1));
+    return statusOf(this.need(name));
   }
 
-  /** Every live instance (for leak checks and the benchmark). */
-  liveCount(): number {
-    let n = 0;
-    for (const app of this.apps.values()) {
-      for (const s of app.slots.values()) n += (s.current ? 1 : 0) + s.retiring.size;
-      n += app.oneoffs.size;
+  // ---- what an instance's life means for its slot ----
+
+  private instanceOwner(): InstanceOwner {
+    return {
+      instanceUp: (app, inst) => this.instanceUp(app, inst),
+      instanceExited: (app, inst, status) => this.instanceExited(app, inst, status),
+      cycleDue: (app, inst) => this.cycleDue(app, inst),
+      routesChanged: (app) => this.routesChanged(app),
+    };
+  }
+
+  private instanceUp(app: AppState, inst: Instance): void {
+    const slot = app.slots.get(inst.name);
+    if (slot && slot.current === inst) {
+      this.setSlotState(app, slot, 'up');
+      // the successor is up: its predecessors drain now, so traffic never has nowhere to go
+      for (const old of slot.retiring) if (old.state === 'up') void this.lifecycle.retire(app, old);
     }
-    return n;
+    this.routesChanged(app);
+  }
+
+  private instanceExited(app: AppState, inst: Instance, status: ExitStatus): void {
+    const slot = app.slots.get(inst.name);
+    if (!slot) return;
+    if (slot.retiring.delete(inst)) {
+      this.forgetIfGone(app, slot);
+      this.routesChanged(app);
+      return;
+    }
+    if (slot.current !== inst) return;
+    slot.current = undefined;
+    if (inst.intent === 'down') {
+      this.forgetIfGone(app, slot);
+    } else if (inst.intent === 'bounce') {
+      this.setSlotState(app, slot, 'down');
+      this.startSlot(app, slot, true);
+    } else {
+      this.crashed(app, slot, inst, status);
+    }
+    this.routesChanged(app);
+  }
+
+  private cycleDue(app: AppState, inst: Instance): void {
+    const slot = app.slots.get(inst.name);
+    if (!slot || slot.current !== inst || inst.state !== 'up') return;
+    this.replace(app, slot, 'Cycling');
+  }
+
+  private routesChanged(app: AppState): void {
+    const routes = this.opts.routes;
+    if (!routes || !this.apps.has(app.name)) return;
+    try {
+      routes.setApp(app.name, routesOf(app, this.webPort));
+    } catch (err) {
+      this.log(app.name, 'router', `route table update failed: ${(err as Error).message}`);
+    }
   }
 
   // ---- internals ----
 
   private need(name: string): AppState {
     const app = this.apps.get(name);
-    if (!app) throw new Error(`no app ${name}`);
+    if (!app) throw new SupervisorError('NO_SUCH_APP', `no such app: ${name}`);
     return app;
   }
 
@@ -357,16 +248,17 @@ export class Supervisor {
     this.opts.logs.push(app, 'manifold', dyno, message);
   }
 
+  /** `web.1` → that dyno; `web` → every web dyno; nothing → all formation dynos. */
   private select(app: AppState, target?: string): Slot[] {
     const all = [...app.slots.values()];
     if (target === undefined || target === '') return all;
     if (target.includes('.')) {
       const s = app.slots.get(target);
-      if (!s) throw new Error(`no dyno ${target} in app ${app.name}`);
+      if (!s) throw new SupervisorError('NO_SUCH_DYNO', `no dyno ${target} in app ${app.name}`);
       return [s];
     }
     const of = all.filter((s) => s.type === target);
-    if (of.length === 0) throw new Error(`no ${target} dynos in app ${app.name}`);
+    if (of.length === 0) throw new SupervisorError('NO_SUCH_TYPE', `no ${target} dynos in app ${app.name}`);
     return of;
   }
 
@@ -374,7 +266,7 @@ export class Supervisor {
     if (slot.state === to) return;
     if (log) this.log(app.name, slot.name, `State changed from ${slot.state} to ${to}`);
     slot.state = to;
-    slot.since = Date.now();
+    slot.since = this.clock.now();
   }
 
   /** Brings slots in line with formation × procfile. `replaceReason` also replaces every kept slot. */
@@ -396,39 +288,39 @@ export class Supervisor {
     }
     for (const [name, w] of wanted) {
       if (app.slots.has(name)) continue;
-      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: Date.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size };
+      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: this.clock.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size };
       app.slots.set(name, slot);
       this.startSlot(app, slot, false);
     }
-    this.pushRoutes(app);
+    this.routesChanged(app);
   }
 
   private startSlot(app: AppState, slot: Slot, logStateChange: boolean): void {
     if (!app.release) return;
     const command = app.release.procfile[slot.type];
     if (command === undefined) return;
-    if (slot.restartTimer) clearTimeout(slot.restartTimer);
+    slot.restartTimer?.cancel();
     slot.restartTimer = undefined;
     slot.restartAt = null;
     this.setSlotState(app, slot, 'starting', logStateChange);
-    const inst = new Instance(app.name, slot.name, slot.type, app.release, command, slot.size, false);
+    const inst = new Instance(app.name, slot.name, slot.type, app.release, command, slot.size, false, this.clock.now());
     slot.current = inst;
-    void this.launch(app, inst).catch(() => undefined);
+    // a start failure is logged and handled as a crash by the lifecycle
+    void this.lifecycle.launch(app, inst).catch(() => undefined);
   }
 
   private scaleDown(app: AppState, slot: Slot): void {
-    if (slot.restartTimer) clearTimeout(slot.restartTimer);
+    slot.restartTimer?.cancel();
     slot.restartTimer = undefined;
     const inst = slot.current;
+    this.setSlotState(app, slot, 'down');
     if (inst && inst.state !== 'exited') {
-      this.setSlotState(app, slot, 'down');
       inst.intent = 'down';
-      this.stopInstance(app, inst);
+      this.lifecycle.stop(app, inst);
     } else {
-      this.setSlotState(app, slot, 'down');
       slot.current = undefined;
     }
-    for (const old of slot.retiring) this.stopInstance(app, old);
+    for (const old of slot.retiring) this.lifecycle.stop(app, old);
     if (!slot.current && slot.retiring.size === 0) app.slots.delete(slot.name);
   }
 
@@ -445,7 +337,7 @@ export class Supervisor {
       slot.retiring.add(old);
       slot.current = undefined;
       const overlap = slot.type === 'web' && old.state === 'up' && old.address !== undefined;
-      if (!overlap) this.stopInstance(app, old);
+      if (!overlap) this.lifecycle.stop(app, old);
       this.setSlotState(app, slot, 'starting');
       this.startSlot(app, slot, false);
     } else {
@@ -453,225 +345,10 @@ export class Supervisor {
     }
   }
 
-  /** Starts an instance; resolves once exec'd (rejects if the runtime could not start it). */
-  private launch(app: AppState, inst: Instance, stdio?: { stdin: number; stdout: number; stderr: number }, extraEnv?: Record<string, string>): Promise<void> {
-    const release = inst.release;
-    this.log(app.name, inst.name, `Starting process with command \`${inst.command}\``);
-    this.opts.onEvent?.({ kind: 'launch', app: app.name, dyno: inst.name, at: Date.now() });
-    const isWeb = inst.type === 'web';
-    let readFd = -1;
-    let writeFd = -1;
-    if (!stdio) [readFd, writeFd] = this.opts.launcher.pipe();
-    const spec: DynoSpec = {
-      name: inst.name,
-      command: { shell: inst.command },
-      appDir: release.slug as string,
-      env: { ...release.config, ...(extraEnv ?? {}) },
-      net: this.net === 'bridge' ? { mode: 'bridge' } : { mode: 'none' },
-      stdio: stdio ?? { stdout: writeFd, stderr: writeFd },
-      resources: {
-        ...resourcesFor(sizeOf(inst.size).name, {
-          ...(app.settings.memoryKillFactor !== undefined ? { killFactor: app.settings.memoryKillFactor } : {}),
-          ...(app.settings.memoryQuota !== undefined
-            ? { memoryMax: Math.round(app.settings.memoryQuota * (app.settings.memoryKillFactor ?? DEFAULT_KILL_FACTOR)) }
-            : {}),
-        }),
-        memoryQuota: this.quotaOf(app, inst),
-      },
-      ...(isWeb ? { port: this.webPort } : {}),
-    };
-    let started: Promise<LaunchedDyno>;
-    try {
-      started = this.opts.launcher.start(spec);
-    } catch (err) {
-      started = Promise.reject(err);
-    }
-    if (writeFd >= 0) fs.closeSync(writeFd);
-    if (readFd >= 0) inst.output = this.readOutput(app.name, inst.name, readFd);
-    return started.then(
-      (dyno) => {
-        inst.dyno = dyno;
-        inst.address = (dyno as { address?: string }).address;
-        this.opts.onDynoStarted?.(app.name, inst.name, release.version, dyno);
-        // react as soon as the processes are gone (an R15 restart must not wait for teardown);
-        // inst.done still waits for the teardown, so a shutdown leaves nothing behind
-        void (dyno.ended ?? dyno.exited).then((s) => this.onExit(app, inst, s));
-        dyno.on('memory', (ev) => this.onMemory(app, inst, ev.kind));
-        if (inst.pendingStop) {
-          inst.stopSent = false;
-          this.stopInstance(app, inst);
-          return;
-        }
-        if (isWeb && !inst.oneoff) {
-          const boot = app.settings.bootTimeoutMs ?? this.policy.bootTimeoutMs;
-          inst.bootTimer = setTimeout(() => this.onBootTimeout(app, inst, boot), boot);
-          inst.portWait = waitForPort({ pid: dyno.pid, address: inst.address }, this.webPort);
-          void inst.portWait.promise.then((bound) => {
-            if (bound && inst.state === 'starting') this.markUp(app, inst);
-          });
-        } else {
-          this.markUp(app, inst);
-        }
-        if (!inst.oneoff) {
-          const c = cycleDelay(this.policy);
-          if (c !== null) inst.cycleTimer = setTimeout(() => this.onCycle(app, inst), c);
-        }
-      },
-      (err: unknown) => {
-        const msg = err instanceof Error ? err.message : String(err);
-        this.log(app.name, inst.name, `Error starting process: ${msg}`);
-        this.onExit(app, inst, { code: 127, signal: null, status: 127, oom: false, stopped: false });
-        throw err;
-      },
-    );
-  }
-
-  private readOutput(app: string, dyno: string, fd: number): Promise<void> {
-    return new Promise((resolve) => {
-      const sock = new net.Socket({ fd, readable: true, writable: false });
-      const split = new LineSplitter((line) => this.opts.logs.push(app, 'app', dyno, line));
-      sock.on('data', (d: Buffer) => split.write(d));
-      sock.on('error', () => undefined);
-      sock.on('close', () => {
-        split.end();
-        resolve();
-      });
-    });
-  }
-
-  private markUp(app: AppState, inst: Instance): void {
-    if (inst.state !== 'starting') return;
-    inst.state = 'up';
-    inst.upAt = Date.now();
-    if (inst.bootTimer) clearTimeout(inst.bootTimer);
-    this.opts.onEvent?.({ kind: 'up', app: app.name, dyno: inst.name, at: inst.upAt });
-    if (inst.oneoff) {
-      this.log(app.name, inst.name, 'State changed from starting to up');
-      return;
-    }
-    const slot = app.slots.get(inst.name);
-    if (slot && slot.current === inst) {
-      this.setSlotState(app, slot, 'up');
-      for (const old of slot.retiring) if (old.state === 'up') void this.retire(app, old);
-    }
-    this.pushRoutes(app);
-  }
-
-  /** A replaced web dyno: no new requests, wait for in-flight ones (router) or the drain time, then stop. */
-  private async retire(app: AppState, inst: Instance): Promise<void> {
-    inst.state = 'draining';
-    this.pushRoutes(app);
-    if (inst.address !== undefined) {
-      const max = this.policy.drainMs;
-      if (this.opts.drain) await this.opts.drain.waitIdle(app.name, `${inst.address}:${this.webPort}`, max).catch(() => undefined);
-      else await new Promise((r) => setTimeout(r, Math.min(max, 250)));
-    }
-    this.stopInstance(app, inst);
-  }
-
-  private stopInstance(app: AppState, inst: Instance): void {
-    if (inst.stopSent || inst.state === 'exited') return;
-    inst.stopSent = true;
-    inst.portWait?.cancel();
-    if (inst.bootTimer) clearTimeout(inst.bootTimer);
-    if (inst.cycleTimer) clearTimeout(inst.cycleTimer);
-    if (!inst.dyno) {
-      inst.pendingStop = true;
-      return;
-    }
-    const sig = app.settings.stopSignal ?? this.policy.stopSignal;
-    const grace = app.settings.stopGraceMs ?? this.policy.stopGraceMs;
-    this.log(app.name, inst.name, `Stopping all processes with ${sig}`);
-    const dyno = inst.dyno;
-    dyno.signal(sig);
-    inst.killTimer = setTimeout(() => {
-      if (inst.state === 'exited') return;
-      this.log(app.name, inst.name, `Error R12 (Exit timeout) -> Process failed to exit within ${seconds(grace)} seconds of ${sig}`);
-      this.log(app.name, inst.name, 'Stopping all processes with SIGKILL');
-      void dyno.kill();
-    }, grace);
-  }
-
-  private onBootTimeout(app: AppState, inst: Instance, ms: number): void {
-    if (inst.state !== 'starting' || inst.stopSent || !inst.dyno) return;
-    inst.r10 = true;
-    inst.portWait?.cancel();
-    this.log(app.name, inst.name, `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${seconds(ms)} seconds of launch`);
-    this.log(app.name, inst.name, 'Stopping process with SIGKILL');
-    inst.stopSent = true;
-    void inst.dyno.kill();
-  }
-
-  private onCycle(app: AppState, inst: Instance): void {
-    const slot = app.slots.get(inst.name);
-    if (!slot || slot.current !== inst || inst.state !== 'up') return;
-    this.replace(app, slot, 'Cycling');
-  }
-
-  private onMemory(app: AppState, inst: Instance, kind: string): void {
-    if (inst.state === 'exited') return;
-    const quota = this.quotaOf(app, inst);
-    const mem = inst.dyno?.memoryUsage?.();
-    // R14 counts RSS + swap + cache (memory.current); R15 RSS + swap (heroku.md §3.7)
-    const bytes = mem === undefined ? undefined : kind === 'oom_kill' ? mem.rss + mem.swap : mem.current;
-    const usage = bytes !== undefined ? `Process running mem=${Math.round(bytes / (1024 * 1024))}MB(${((bytes / quota) * 100).toFixed(1)}%)` : null;
-    if (kind === 'oom_kill' || kind === 'oom_group_kill') {
-      if (inst.r15) return;
-      inst.r15 = true;
-      if (usage) this.log(app.name, inst.name, usage);
-      this.log(app.name, inst.name, 'Error R15 (Memory quota vastly exceeded)');
-      this.log(app.name, inst.name, 'Stopping process with SIGKILL');
-      this.opts.onEvent?.({ kind: 'r15', app: app.name, dyno: inst.name, at: Date.now() });
-      inst.stopSent = true;
-      void inst.dyno?.kill();
-      return;
-    }
-    if (kind !== 'high' && kind !== 'max' && kind !== 'over-quota') return;
-    const now = Date.now();
-    if (now - inst.lastR14 < this.policy.r14IntervalMs) return;
-    inst.lastR14 = now;
-    if (usage) this.log(app.name, inst.name, usage);
-    this.log(app.name, inst.name, 'Error R14 (Memory quota exceeded)');
-  }
-
-  private async onExit(app: AppState, inst: Instance, status: ExitStatus): Promise<void> {
-    if (inst.state === 'exited') return;
-    const wasUp = inst.state === 'up' || inst.state === 'draining';
-    inst.state = 'exited';
-    inst.clearTimers();
-    if (inst.dyno) this.opts.onDynoGone?.(inst.dyno.id);
-    // app output written just before the exit comes first in the log
-    await Promise.race([inst.output, new Promise((r) => setTimeout(r, 200))]);
-    if (inst.dyno) this.log(app.name, inst.name, `Process exited with status ${status.status}`);
-    const torn = inst.dyno ? inst.dyno.exited : Promise.resolve(status);
-    void torn.then(() => inst.resolveDone(status));
-    if (inst.oneoff) {
-      this.log(app.name, inst.name, `State changed from ${wasUp ? 'up' : 'starting'} to complete`);
-      app.oneoffs.delete(inst.name);
-      return;
-    }
-    const slot = app.slots.get(inst.name);
-    if (!slot) return;
-    if (slot.retiring.delete(inst)) {
-      this.finishSlot(app, slot);
-      this.pushRoutes(app);
-      return;
-    }
-    if (slot.current !== inst) return;
-    slot.current = undefined;
-    if (inst.intent === 'down') {
-      this.finishSlot(app, slot);
-      this.pushRoutes(app);
-      return;
-    }
-    if (inst.intent === 'bounce') {
-      this.setSlotState(app, slot, 'down');
-      this.startSlot(app, slot, true);
-      this.pushRoutes(app);
-      return;
-    }
-    // a crash: any exit of a formation dyno we did not ask for
-    const now = Date.now();
+  /** Any exit of a formation dyno we did not ask for, code 0 included: restart by the cool-off schedule. */
+  private crashed(app: AppState, slot: Slot, inst: Instance, status: ExitStatus): void {
+    const now = this.clock.now();
+    // an instance that stayed up long enough proves the app healthy again: the schedule starts over
     if (inst.upAt !== undefined && now - inst.upAt >= this.policy.restart.stableMs) slot.crashes = 0;
     slot.crashes++;
     slot.reason = exitReason(status, inst.r10 ? 'R10' : inst.r15 ? 'R15' : undefined);
@@ -679,45 +356,16 @@ export class Supervisor {
     const delay = restartDelay(slot.crashes, this.policy.restart);
     slot.restartAt = now + delay;
     this.opts.onEvent?.({ kind: 'crashed', app: app.name, dyno: slot.name, at: now, delay });
-    if (!this.closing) {
-      slot.restartTimer = setTimeout(() => {
-        slot.restartTimer = undefined;
-        if (app.slots.get(slot.name) === slot && slot.state === 'crashed') this.startSlot(app, slot, true);
-        this.pushRoutes(app);
-      }, delay);
-    }
-    this.pushRoutes(app);
+    if (this.closing) return;
+    slot.restartTimer = this.clock.after(delay, () => {
+      slot.restartTimer = undefined;
+      if (app.slots.get(slot.name) === slot && slot.state === 'crashed') this.startSlot(app, slot, true);
+      this.routesChanged(app);
+    });
   }
 
-  private finishSlot(app: AppState, slot: Slot): void {
+  /** A scaled-away slot is forgotten once its last instance is gone. */
+  private forgetIfGone(app: AppState, slot: Slot): void {
     if (!slot.current && slot.retiring.size === 0 && slot.state === 'down') app.slots.delete(slot.name);
-  }
-
-  private pushRoutes(app: AppState): void {
-    const routes = this.opts.routes;
-    if (!routes || !this.apps.has(app.name)) return;
-    const backends: RouteBackend[] = [];
-    const crashedWeb: Slot[] = [];
-    let webSlots = 0;
-    for (const slot of app.slots.values()) {
-      if (slot.type !== 'web') continue;
-      webSlots++;
-      if (slot.state === 'crashed') crashedWeb.push(slot);
-      for (const inst of [slot.current, ...slot.retiring]) {
-        if (!inst || inst.address === undefined || inst.state === 'exited') continue;
-        backends.push({ dyno: inst.name, address: `${inst.address}:${this.webPort}`, state: inst.state === 'up' ? 'up' : inst.state === 'draining' ? 'draining' : 'starting' });
-      }
-    }
-    const allCrashed = webSlots > 0 && crashedWeb.length === webSlots;
-    const message = allCrashed
-      ? crashedWeb
-          .map((s) => `${s.name} ${s.reason ?? 'crashed'}${s.restartAt !== null ? `, restart at ${new Date(s.restartAt).toISOString()}` : ''}`)
-          .join('; ')
-      : undefined;
-    try {
-      routes.setApp(app.name, { hosts: app.hosts, backends, crashed: allCrashed ? { message: message ?? 'crashed' } : false });
-    } catch (err) {
-      this.log(app.name, 'router', `route table update failed: ${(err as Error).message}`);
-    }
   }
 }

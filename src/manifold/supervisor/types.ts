@@ -1,21 +1,31 @@
 /** What the supervisor needs from the runtime and the router, as narrow interfaces (tests can fake them). */
-import type { DynoSpec, ExitStatus } from '../../runtime';
+import type { Dyno, DynoSpec, ExitStatus } from '../../runtime';
+import type { PortWait } from './port-check';
 
 export interface MemoryEvent {
   kind: 'oom_kill' | 'high' | 'max' | string;
   count?: number;
 }
 
+/** A signal the runtime's stop sequence accepts: its dyno init forwards it to every process. */
+export type StopSignal = NonNullable<Parameters<Dyno['stop']>[1]>;
+
 /** The part of runtime's Dyno the supervisor uses. `address` arrives with bridge networking. */
 export interface LaunchedDyno {
   readonly id: string;
   readonly pid: number;
+  /** Bridge networking: the dyno's own address, where the router reaches $PORT. */
+  readonly address?: string | undefined;
   readonly exited: Promise<ExitStatus>;
   /** Resolves as soon as the dyno's processes are gone, before its teardown (cgroup, address). */
   readonly ended?: Promise<ExitStatus>;
   signal(sig: NodeJS.Signals | number): boolean;
+  /** Heroku's stop: `sig` to every process, SIGKILL after `graceMs` ('stop-timeout' just before it). */
+  stop(graceMs: number, sig: StopSignal): Promise<ExitStatus>;
   kill(): Promise<ExitStatus>;
   on(event: 'memory', listener: (ev: MemoryEvent) => void): unknown;
+  /** The grace of stop() ran out and SIGKILL follows (R12). */
+  on(event: 'stop-timeout', listener: () => void): unknown;
   on(event: 'warning', listener: (msg: string) => void): unknown;
   /** memory.current / memory.stat now; undefined without a memory controller. */
   memoryUsage?(): { current: number; rss: number; cache: number; swap: number } | undefined;
@@ -28,6 +38,11 @@ export interface Launcher {
   /** Pseudo-terminal for an attached one-off dyno: [master, slave]; optional. */
   openPty?(cols: number, rows: number): [number, number];
   resizePty?(masterFd: number, cols: number, rows: number): void;
+  /**
+   * Resolves true once the web dyno listens on `port` (R10 measures this); default: probe its
+   * address, or its network namespace's sockets (port-check.ts).
+   */
+  waitForPort?(dyno: LaunchedDyno, port: number): PortWait;
 }
 
 export type BackendState = 'starting' | 'up' | 'crashed' | 'draining';

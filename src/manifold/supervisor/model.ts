@@ -1,0 +1,140 @@
+/**
+ * The supervisor's state: one AppState per app, one Slot per formation dyno name (web.1,
+ * worker.2) that outlives restarts, and one Instance per process lifetime. Slots carry what
+ * `ps` shows (state, crashes, next restart); instances carry timers and the runtime handle.
+ */
+import type { ExitStatus } from '../../runtime';
+import type { AppSettings, FormationRow, Release } from '../store/store';
+import type { Timer } from './clock';
+import type { PortWait } from './port-check';
+import type { LaunchedDyno } from './types';
+
+/** Heroku's dyno states as `ps` and the state-change log lines name them. */
+export type DynoState = 'starting' | 'up' | 'crashed' | 'down';
+
+export interface DynoStatus {
+  name: string;
+  type: string;
+  state: DynoState | 'complete';
+  /** ms since epoch of the last state change. */
+  since: number;
+  command: string;
+  size: string;
+  release: number;
+  pid: number | null;
+  address: string | null;
+  crashes: number;
+  /** When crashed: the next restart time (ms since epoch). */
+  restartAt: number | null;
+  /** When crashed: why (exit status, signal, R10, R15). */
+  reason: string | null;
+  oneoff: boolean;
+}
+
+export type SupervisorEvent =
+  | { kind: 'up'; app: string; dyno: string; at: number }
+  | { kind: 'crashed'; app: string; dyno: string; at: number; delay: number }
+  | { kind: 'r15'; app: string; dyno: string; at: number }
+  | { kind: 'launch'; app: string; dyno: string; at: number };
+
+export interface OneOffOptions {
+  attach: boolean;
+  stdio?: { stdin: number; stdout: number; stderr: number };
+  size?: string;
+  env?: Record<string, string>;
+}
+
+export interface OneOff {
+  name: string;
+  started: Promise<void>;
+  exited: Promise<ExitStatus>;
+  stop(): void;
+}
+
+/**
+ * Why an instance is (or will be) stopped, which decides what its exit means: `run` = any exit is
+ * a crash; `down` = scaled away; `retire` = replaced by a successor; `bounce` = ps:stop, start again.
+ */
+export type Intent = 'run' | 'down' | 'retire' | 'bounce';
+
+export type InstanceState = 'starting' | 'up' | 'draining' | 'exited';
+
+/** One process lifetime of a dyno. */
+export class Instance {
+  dyno: LaunchedDyno | undefined;
+  address: string | undefined;
+  state: InstanceState = 'starting';
+  intent: Intent = 'run';
+  upAt: number | undefined;
+  /** The stop signal (or a SIGKILL) went out: never send another. */
+  stopSent = false;
+  /** Asked to stop before the runtime handed us the dyno: stop it once it does. */
+  pendingStop = false;
+  bootTimer: Timer | undefined;
+  cycleTimer: Timer | undefined;
+  portWait: PortWait | undefined;
+  /** Killed for R10 / R15: the crash reason says so instead of "killed by SIGKILL". */
+  r10 = false;
+  r15 = false;
+  lastR14 = Number.NEGATIVE_INFINITY;
+  /** Resolves when the dyno's stdout/stderr pipe is closed and read to the end. */
+  output: Promise<void> = Promise.resolve();
+  /** Resolves after the runtime's teardown: nothing of this instance is left on the host. */
+  readonly done: Promise<ExitStatus>;
+  resolveDone!: (s: ExitStatus) => void;
+
+  constructor(
+    readonly app: string,
+    readonly name: string,
+    readonly type: string,
+    readonly release: Release,
+    readonly command: string,
+    readonly size: string,
+    readonly oneoff: boolean,
+    readonly startedAt: number,
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  clearTimers(): void {
+    this.bootTimer?.cancel();
+    this.cycleTimer?.cancel();
+    this.portWait?.cancel();
+  }
+}
+
+/** A formation dyno name: its current instance and the replaced ones still stopping. */
+export interface Slot {
+  name: string;
+  type: string;
+  current: Instance | undefined;
+  retiring: Set<Instance>;
+  state: DynoState;
+  since: number;
+  crashes: number;
+  restartAt: number | null;
+  restartTimer: Timer | undefined;
+  reason: string | null;
+  size: string;
+}
+
+export interface AppState {
+  name: string;
+  hosts: string[];
+  release: Release | undefined;
+  formation: Map<string, FormationRow>;
+  settings: AppSettings;
+  slots: Map<string, Slot>;
+  oneoffs: Map<string, Instance>;
+  oneoffSeq: number;
+}
+
+/** Every instance of an app whose process may still run. */
+export function instancesOf(app: AppState): Instance[] {
+  const out = [...app.oneoffs.values()];
+  for (const slot of app.slots.values()) {
+    if (slot.current) out.push(slot.current);
+    out.push(...slot.retiring);
+  }
+  return out;
+}
