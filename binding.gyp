@@ -7,6 +7,7 @@
         "native/addon/clone_vm.cc",
         "native/addon/dyno_process.cc",
         "native/addon/errors.cc",
+        "native/addon/file_lock.cc",
         "native/addon/file_watch.cc",
         "native/addon/helper_memfd.cc",
         "native/addon/link_delete.cc",

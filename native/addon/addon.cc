@@ -17,9 +17,11 @@
 #include "../common/protocol.h"
 #include "dyno_process.h"
 #include "errors.h"
+#include "file_lock.h"
 #include "file_watch.h"
 #include "helper_memfd.h"
 #include "link_delete.h"
+#include "peer_cred.h"
 #include "spawn.h"
 #include "tables.h"
 
@@ -283,6 +285,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("deleteLink", Napi::Function::New(env, DeleteLink));
   exports.Set("openPty", Napi::Function::New(env, OpenPty));
   exports.Set("resizePty", Napi::Function::New(env, ResizePty));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
+  exports.Set("lockExclusive", Napi::Function::New(env, LockExclusive));
   watch_constructor = new Napi::FunctionReference(Napi::Persistent(FileWatch::Init(env)));
   exports.Set("watchFile", Napi::Function::New(env, WatchFile));
   exports.Set("tables", MakeTables(env));

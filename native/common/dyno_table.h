@@ -38,7 +38,8 @@
   X(PIPE, "pipe")                       \
   X(PTY, "pty")                         \
   X(WATCH, "watch")                     \
-  X(PEER_CREDENTIALS, "peer-credentials")
+  X(PEER_CREDENTIALS, "peer-credentials") \
+  X(LOCK, "lock")
 
 enum dyno_step {
 #define DYNO_STEP_ENUM(id, name) DYNO_STEP_##id,

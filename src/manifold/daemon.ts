@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { CgroupTree } from '../runtime/cgroup';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
 import { createRouter, parseListen, type Router } from '../router';
@@ -54,11 +55,16 @@ export class Daemon {
   async start(): Promise<void> {
     const o = this.o;
     if (process.getuid?.() !== 0) throw new Error('manifold daemon must run as root');
-    if (fs.existsSync(o.socket)) {
+    fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+    // before anything is read, killed or replaced: one daemon per state directory and per cgroup subtree
+    lockOrExplain(path.join(o.stateDir, 'daemon.lock'), false, `state directory ${o.stateDir}`);
+    lockOrExplain(CgroupTree.open(o.cgroupName).root, true, `cgroup ${o.cgroupName}`);
+    const existing = fs.lstatSync(o.socket, { throwIfNoEntry: false });
+    if (existing && !existing.isSocket()) throw new Error(`--socket ${o.socket} exists and is not a socket; refusing to replace it`);
+    if (existing) {
       if (await socketAlive(o.socket)) throw new Error(`a daemon is already running on ${o.socket}`);
       fs.unlinkSync(o.socket);
     }
-    fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
     this.store = new Store(path.join(o.stateDir, 'manifold.db'));
     this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(o.bridge ? { bridge: o.bridge } : {}) });
     const warning = this.runtime.warning();
@@ -144,15 +150,31 @@ export class Daemon {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.log('stopping: all dynos get their stop signal');
+      // a start that failed before opening anything (a lock held by another daemon) has nothing to say
+      const opened = (this.store as Store | undefined) !== undefined;
+      if (opened) this.log('stopping: all dynos get their stop signal');
       await this.api?.close();
       await this.supervisor?.shutdown();
       await this.router?.close();
       await this.runtime?.close();
       this.store?.close();
-      this.log('stopped');
+      if (opened) this.log('stopped');
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * Holds an exclusive lock for the daemon's life; a second daemon on the same state directory or
+ * cgroup subtree would run duplicate dynos or kill the first one's, so it stops here with one line.
+ */
+function lockOrExplain(target: string, directory: boolean, what: string): void {
+  try {
+    native().lockExclusive(target, directory);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { errno?: number };
+    if (e.errno === 11 || e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN') throw new Error(`another manifold daemon is using the ${what}`);
+    throw new Error(`cannot lock the ${what}: ${e.code ?? e.message}`);
   }
 }
 

@@ -9,7 +9,7 @@
 export const NATIVE_STEPS = [
   'init', 'config', 'cgroup-namespace', 'mount-root', 'mount-stack', 'mount-app', 'mount-proc', 'mount-sys',
   'mount-dev', 'mask-paths', 'pivot-root', 'hostname', 'network', 'rlimits', 'identity', 'seccomp', 'exec',
-  'load-helper', 'spawn', 'exec-init', 'status', 'signal', 'pipe', 'pty', 'watch', 'peer-credentials',
+  'load-helper', 'spawn', 'exec-init', 'status', 'signal', 'pipe', 'pty', 'watch', 'peer-credentials', 'lock',
 ] as const;
 
 export type NativeStep = (typeof NATIVE_STEPS)[number];

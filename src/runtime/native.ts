@@ -52,6 +52,10 @@ interface NativeAddon {
   /** A pseudo-terminal pair [master, slave] (close-on-exec) of the given size. */
   openPty(cols: number, rows: number): [number, number];
   resizePty(masterFd: number, cols: number, rows: number): void;
+  /** SO_PEERCRED of a connected unix socket: who connected (as the kernel saw it at connect). */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /** flock(LOCK_EX|LOCK_NB) on a directory or a lock file; the fd is held for the process's life. */
+  lockExclusive(path: string, directory: boolean): number;
   /** Watches a kernfs event file (memory.events, cgroup.events); onChange gets its new contents. */
   watchFile(path: string, onChange: (contents: string) => void): NativeFileWatch;
   /** native/common/dyno_table.h as built into this addon. */

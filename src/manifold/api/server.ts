@@ -10,6 +10,8 @@ import net from 'node:net';
 import { ReadStream as TtyStream } from 'node:tty';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import { native } from '../../runtime/native';
+import type { Requester } from '../deploy/build-slug';
 import { ManifoldError } from '../errors';
 import { apiErrorOf, errorBody } from './errors';
 import type { LogHub } from '../logs/hub';
@@ -28,7 +30,7 @@ function ttyParams(v: unknown): { cols: number; rows: number; term: string } | u
   const term = typeof t.term === 'string' && /^[A-Za-z0-9._+-]{1,64}$/.test(t.term) ? t.term : 'xterm';
   return { cols: dim(t.cols, 80), rows: dim(t.rows, 24), term };
 }
-type Handler = (p: Params) => unknown;
+type Handler = (p: Params, req: http.IncomingMessage) => unknown;
 
 export interface ApiOptions {
   manifold: Manifold;
@@ -41,6 +43,17 @@ export interface ApiOptions {
 }
 
 const MAX_BODY = 1024 * 1024;
+
+/**
+ * Who is on the other end of an API connection (SO_PEERCRED): a deploy reads the source as that
+ * user. Node keeps a unix socket's fd on its handle; without one (never on a unix socket) we refuse.
+ */
+function requesterOf(socket: net.Socket): Requester {
+  const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new ManifoldError('EINTERNAL', 'cannot tell which user is connected');
+  const c = native().peerCredentials(fd);
+  return { uid: c.uid, gid: c.gid };
+}
 
 function str(p: Params, k: string): string | undefined {
   const v = p[k];
@@ -68,7 +81,7 @@ export class ApiServer {
       'apps:destroy': (p) => m.destroyApp(p.app, p.confirm),
       'apps:info': (p) => m.info(p.app),
       'apps:settings': (p) => m.setSettings(p.app, p.settings ?? {}),
-      deploy: (p) => m.deploy(p.app, p.dir),
+      deploy: (p, req) => m.deploy(p.app, p.dir, requesterOf(req.socket)),
       releases: (p) => m.releases(p.app),
       rollback: (p) => m.rollback(p.app, p.version),
       config: (p) => m.config(p.app),
@@ -175,7 +188,7 @@ export class ApiServer {
       if (method === 'logs' && params.tail === true) return this.tailLogs(params, res);
       const h = this.handlers[method];
       if (!h) throw new ManifoldError('EINVAL', `unknown method ${method}`);
-      const result = await h(params);
+      const result = await h(params, req);
       this.send(res, 200, { result: result ?? null });
     } catch (err) {
       this.sendError(res, err);
