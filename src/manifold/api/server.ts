@@ -15,7 +15,8 @@ import type { Requester } from '../deploy/build-slug';
 import { ManifoldError } from '../errors';
 import { apiErrorOf, errorBody } from './errors';
 import type { LogHub } from '../logs/hub';
-import { formatLine, matches, type LogLine } from '../logs/log-buffer';
+import { BoundedTail } from '../logs/bounded-tail';
+import { formatLine, matches } from '../logs/log-buffer';
 import type { Manifold } from '../manifold';
 import type { Launcher } from '../supervisor/types';
 import { FRAME, frame, FrameReader, LOG_LINES_MAX, type DaemonInfo } from './protocol';
@@ -201,12 +202,11 @@ export class ApiServer {
     const filter = { source: str(p, 'source'), dyno: str(p, 'dyno') };
     const buf = this.o.logs.get(app);
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    const write = (l: LogLine): void => {
-      res.write(JSON.stringify(formatLine(l)) + '\n');
-    };
-    for (const l of buf.tail(n, filter)) write(l);
+    // bounded: a reader that stops reading loses lines (and is told, L10), the daemon keeps its memory
+    const tail = new BoundedTail(res, (line) => `${JSON.stringify(line)}\n`);
+    for (const l of buf.tail(n, filter)) tail.offer(formatLine(l));
     const off = buf.subscribe((l) => {
-      if (matches(l, filter)) write(l);
+      if (matches(l, filter)) tail.offer(formatLine(l));
     });
     res.on('close', off);
   }
