@@ -1,6 +1,7 @@
 /** A raw TCP client for tests: write exact bytes, read exact bytes, observe closes. */
 import * as net from 'node:net';
 import { splitMessage, type RawMessage, type SplitOptions } from './raw-http';
+import { Wakeup } from './wakeup';
 
 export class RawClient {
   readonly socket: net.Socket;
@@ -9,21 +10,21 @@ export class RawClient {
   consumed = 0;
   closed = false;
   ended = false;
-  private waiters: Array<() => void> = [];
+  private readonly events = new Wakeup();
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (d: Buffer) => {
       this.received = Buffer.concat([this.received, d]);
-      this.wake();
+      this.events.wake();
     });
     socket.on('end', () => {
       this.ended = true;
-      this.wake();
+      this.events.wake();
     });
     socket.on('close', () => {
       this.closed = true;
-      this.wake();
+      this.events.wake();
     });
     socket.on('error', () => undefined);
   }
@@ -41,24 +42,8 @@ export class RawClient {
     this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
   }
 
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  async waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`client: timed out waiting for ${what}; got ${JSON.stringify(this.received.toString('latin1').slice(0, 400))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 20);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+    return this.events.until(pred, ms, () => `client: timed out waiting for ${what}; got ${JSON.stringify(this.received.toString('latin1').slice(0, 400))}`);
   }
 
   /** The next complete response (or rejects on timeout). */

@@ -4,6 +4,7 @@
  */
 import * as net from 'node:net';
 import { splitMessage, type RawMessage } from './raw-http';
+import { Wakeup } from './wakeup';
 
 export interface DynoConn {
   readonly socket: net.Socket;
@@ -22,7 +23,7 @@ export class FakeDyno {
   readonly conns: DynoConn[] = [];
   readonly requests: RawMessage[] = [];
   port = 0;
-  private waiters: Array<() => void> = [];
+  private readonly events = new Wakeup();
 
   constructor(
     public script: DynoScript = () => okResponse('ok'),
@@ -58,35 +59,19 @@ export class FakeDyno {
         const out = this.script(r.message, conn, this);
         if (out !== null && out !== undefined && !socket.destroyed) socket.write(out);
       }
-      this.wake();
+      this.events.wake();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       conn.closed = true;
-      this.wake();
+      this.events.wake();
     });
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.events.wake();
   }
 
   /** Resolves once `pred` holds (checked on every event), or rejects after `ms`. */
-  async waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`fake dyno ${this.name}: timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 20);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+    return this.events.until(pred, ms, () => `fake dyno ${this.name}: timed out waiting for ${what}`);
   }
 
   async close(): Promise<void> {
