@@ -14,7 +14,7 @@ import { quotaOf, reactToMemory } from './memory';
 import { instancesOf, type AppState, type Instance, type SupervisorEvent } from './model';
 import { waitForPort } from './port-check';
 import { backendAddress } from './routes';
-import type { DrainWatcher, LaunchedDyno, Launcher, StopSignal } from './types';
+import type { DrainWatcher, LaunchedDyno, Launcher } from './types';
 
 export interface LifecycleContext {
   launcher: Launcher;
@@ -140,8 +140,7 @@ export class Lifecycle {
       inst.pendingStop = true;
       return;
     }
-    // the API accepts only signals the runtime forwards (Manifold.setSettings checks them)
-    const sig = (app.settings.stopSignal ?? this.ctx.policy.stopSignal) as StopSignal;
+    const sig = app.settings.stopSignal ?? this.ctx.policy.stopSignal;
     const grace = app.settings.stopGraceMs ?? this.ctx.policy.stopGraceMs;
     this.ctx.log(app.name, inst.name, `Stopping all processes with ${sig}`);
     inst.dyno.on('stop-timeout', () => {

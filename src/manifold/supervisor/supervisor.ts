@@ -20,7 +20,6 @@ import { statusOf } from './status';
 import type { DrainWatcher, LaunchedDyno, Launcher, RouteSink } from './types';
 
 export type { DynoState, DynoStatus, OneOff, OneOffOptions, SupervisorEvent } from './model';
-export { exitReason } from './launch';
 
 export interface SupervisorOptions {
   launcher: Launcher;

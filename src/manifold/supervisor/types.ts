@@ -1,14 +1,11 @@
 /** What the supervisor needs from the runtime and the router, as narrow interfaces (tests can fake them). */
-import type { Dyno, DynoSpec, ExitStatus } from '../../runtime';
+import type { DynoSpec, ExitStatus } from '../../runtime';
 import type { PortWait } from './port-check';
 
 export interface MemoryEvent {
   kind: 'oom_kill' | 'high' | 'max' | string;
   count?: number;
 }
-
-/** A signal the runtime's stop sequence accepts: its dyno init forwards it to every process. */
-export type StopSignal = NonNullable<Parameters<Dyno['stop']>[1]>;
 
 /** The part of runtime's Dyno the supervisor uses. `address` arrives with bridge networking. */
 export interface LaunchedDyno {
@@ -21,7 +18,7 @@ export interface LaunchedDyno {
   readonly ended?: Promise<ExitStatus>;
   signal(sig: NodeJS.Signals | number): boolean;
   /** Heroku's stop: `sig` to every process, SIGKILL after `graceMs` ('stop-timeout' just before it). */
-  stop(graceMs: number, sig: StopSignal): Promise<ExitStatus>;
+  stop(graceMs: number, sig: NodeJS.Signals): Promise<ExitStatus>;
   kill(): Promise<ExitStatus>;
   on(event: 'memory', listener: (ev: MemoryEvent) => void): unknown;
   /** The grace of stop() ran out and SIGKILL follows (R12). */

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { DynoSpec, ExitStatus } from '../../../src/runtime';
 import type { MemoryUsage } from '../../../src/runtime/memory';
 import type { PortWait } from '../../../src/manifold/supervisor/port-check';
-import type { LaunchedDyno, Launcher, StopSignal } from '../../../src/manifold/supervisor/types';
+import type { LaunchedDyno, Launcher } from '../../../src/manifold/supervisor/types';
 import type { FakeClock } from './fake-clock';
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
@@ -53,7 +53,7 @@ export class FakeDyno extends EventEmitter implements LaunchedDyno {
   }
 
   /** The runtime's stop sequence on the fake clock: the signal, then SIGKILL after the grace unless it exited. */
-  stop(graceMs: number, sig: StopSignal): Promise<ExitStatus> {
+  stop(graceMs: number, sig: NodeJS.Signals): Promise<ExitStatus> {
     if (this.stopRequested) return this.exited;
     this.stopRequested = true;
     this.stops.push({ graceMs, signal: sig });
