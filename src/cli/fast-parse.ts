@@ -1,11 +1,11 @@
 /**
  * The fast path of the CLI: the plain forms of the client commands (`ps -a APP`, `logs -n 10`,
- * `config:set K=V`) parsed with node:util's parseArgs from the same table yargs is built from.
- * Anything else (help, an unknown or repeated option, a missing or extra argument, a form the
- * two parsers might read differently) returns undefined and goes to yargs, so every message and
- * exit code stays yargs'. Loading yargs takes about as long as starting Node; this takes ~0.
+ * `config:set K=V`) parsed here from the same table yargs is built from. Anything else (help, an
+ * unknown or repeated option, a missing or extra argument, a form the two parsers might read
+ * differently) returns undefined and goes to yargs, so every message and exit code stays yargs'.
+ * Loading yargs takes about as long as starting Node; this takes ~0. (node:util's parseArgs would
+ * do, but loading it costs ~1 ms, more than this whole parser.)
  */
-import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { positionalsOf, SOCKET_OPTION, verbOf, type Args, type ClientCommand, type OptionSpec } from './client-command';
 
 export interface FastParse {
@@ -15,20 +15,66 @@ export interface FastParse {
 
 // A plain decimal: yargs' Number() and ours agree on it (hex, exponents, NaN go to yargs).
 const PLAIN_NUMBER = /^[0-9]+(\.[0-9]+)?$/;
-// -tn 5, -aAPP: yargs splits short groups by its own rules; not worth copying.
-const SHORT_GROUP = /^-[^-]{2,}/;
+// --name or --name=value; a long option yargs would also read as camelCase or dotted is not here
+const LONG = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/s;
+// -a: one letter (-tn 5, -aAPP: yargs splits short groups by rules not worth copying)
+const SHORT = /^-([A-Za-z])$/;
 
 function findCommand(verb: string, commands: readonly ClientCommand[]): ClientCommand | undefined {
   return commands.find((c) => verbOf(c.usage) === verb || (c.aliases ?? []).some((a) => verbOf(a) === verb));
 }
 
-/** undefined for an unknown option, a missing value, ...: yargs says what is wrong, its way. */
-function strictParse(words: string[], options: ParseArgsOptionsConfig) {
-  try {
-    return parseArgs({ args: words, options, allowPositionals: true, allowNegative: true, strict: true, tokens: true });
-  } catch {
-    return undefined;
+interface Scanned {
+  values: Map<string, string | boolean>;
+  positionals: string[];
+}
+
+/** Options and positionals of words (before any `--`), or undefined for a form left to yargs. */
+function scan(words: readonly string[], specs: Record<string, OptionSpec>): Scanned | undefined {
+  const byAlias = new Map(Object.entries(specs).flatMap(([name, o]) => (o.alias !== undefined ? [[o.alias, name] as const] : [])));
+  const values = new Map<string, string | boolean>();
+  const positionals: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (!w.startsWith('-')) {
+      positionals.push(w);
+      continue;
+    }
+    let name: string | undefined;
+    let inline: string | undefined;
+    let negated = false;
+    const long = LONG.exec(w);
+    const short = SHORT.exec(w);
+    if (long) {
+      name = long[1]!;
+      inline = long[2];
+      if (!(name in specs) && name.startsWith('no-') && specs[name.slice(3)]?.type === 'boolean') {
+        name = name.slice(3);
+        negated = true;
+      }
+    } else if (short) {
+      name = byAlias.get(short[1]!);
+    }
+    const spec = name !== undefined ? specs[name] : undefined;
+    if (name === undefined || !spec || values.has(name)) return undefined; // unknown, or repeated (yargs: an array)
+    if (spec.type === 'boolean') {
+      const next = words[i + 1];
+      // `--json=false`, and `--json true` (yargs: the flag's value) are left to yargs
+      if (inline !== undefined || next === 'true' || next === 'false') return undefined;
+      values.set(name, !negated);
+      continue;
+    }
+    if (negated) return undefined;
+    let value = inline;
+    if (value === undefined) {
+      const next = words[i + 1];
+      if (next === undefined || next.startsWith('-')) return undefined; // missing, or ambiguous (-n -5)
+      value = next;
+      i++;
+    }
+    values.set(name, value);
   }
+  return { values, positionals };
 }
 
 export function fastParse(argv: readonly string[], commands: readonly ClientCommand[]): FastParse | undefined {
@@ -42,31 +88,14 @@ export function fastParse(argv: readonly string[], commands: readonly ClientComm
     afterDashDash = words.slice(dd + 1);
     words = words.slice(0, dd);
   }
-  if (words.some((w) => SHORT_GROUP.test(w))) return undefined;
 
   const specs: Record<string, OptionSpec> = { ...command.options, socket: SOCKET_OPTION };
-  const config: ParseArgsOptionsConfig = {};
-  for (const [name, o] of Object.entries(specs)) {
-    config[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.alias !== undefined && o.alias.length === 1 ? { short: o.alias } : {}) };
-  }
-  const parsed = strictParse(words, config);
-  if (!parsed) return undefined;
-
-  const seen = new Set<string>();
-  const tokens = parsed.tokens;
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.kind !== 'option') continue;
-    if (seen.has(t.name)) return undefined; // yargs makes a repeated option an array
-    seen.add(t.name);
-    const next = tokens[i + 1];
-    // yargs reads `--json true` as the flag's value; parseArgs as a positional
-    if (specs[t.name]?.type === 'boolean' && next?.kind === 'positional' && (next.value === 'true' || next.value === 'false')) return undefined;
-  }
+  const scanned = scan(words, specs);
+  if (!scanned) return undefined;
 
   const args: Args = {};
   for (const [name, o] of Object.entries(specs)) {
-    const v = parsed.values[name];
+    const v = scanned.values.get(name);
     if (v === undefined) {
       if (o.default !== undefined) args[name] = o.default;
     } else if (o.type === 'number') {
@@ -77,7 +106,7 @@ export function fastParse(argv: readonly string[], commands: readonly ClientComm
     }
   }
 
-  const given = parsed.positionals;
+  const given = scanned.positionals;
   const wanted = positionalsOf(command.usage);
   const required = wanted.filter((p) => p.required).length;
   const variadic = wanted.some((p) => p.variadic);
