@@ -58,7 +58,8 @@ function describe(err: unknown, p: string): ReadError {
   return new ReadError(`cannot read ${p}: ${e.code ?? e.message}`);
 }
 
-const DATA_CHUNK = MAX_FRAME_BYTES;
+/** Data frames of 256 KiB: a few pipe buffers each, well under the writer's frame limit. */
+const DATA_CHUNK = Math.min(MAX_FRAME_BYTES, 256 * 1024);
 
 async function sendFile(abs: string, rel: string, expectedMode: number): Promise<number> {
   let fd: number;
@@ -85,7 +86,7 @@ async function sendFile(abs: string, rel: string, expectedMode: number): Promise
         throw describe(err, rel);
       }
       if (n === 0) throw new ReadError(`${rel} shrank while it was read`);
-      await out(slugFrame(SLUG_FRAME.DATA, Buffer.from(buf.subarray(0, n))));
+      await out(slugFrame(SLUG_FRAME.DATA, buf.subarray(0, n))); // slugFrame copies
       sent += n;
     }
     return size;

@@ -151,19 +151,49 @@ async function main(): Promise<void> {
   // the slug's parent belongs to the daemon; the slug itself must be new
   fs.mkdirSync(args.slugDir, { mode: 0o700 });
   const writer = new SlugWriter(args.slugDir, limits);
-  let buf: Buffer = Buffer.alloc(0);
+  // chunks are kept in a list until a whole frame is there: concatenating each 64 KiB pipe read onto
+  // the rest would copy every megabyte-sized frame a dozen times
+  const chunks: Buffer[] = [];
+  let have = 0;
+  const take = (n: number): Buffer => {
+    const first = chunks[0]!;
+    if (first.length >= n) {
+      chunks[0] = first.subarray(n);
+      if (chunks[0].length === 0) chunks.shift();
+      have -= n;
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) chunks.shift();
+      else chunks[0] = c.subarray(k);
+    }
+    have -= n;
+    return out;
+  };
   try {
     for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      while (buf.length >= 5) {
-        const len = buf.readUInt32BE(1);
+      chunks.push(chunk);
+      have += chunk.length;
+      while (have >= 5) {
+        const head = take(5);
+        const kind = head.readUInt8(0);
+        const len = head.readUInt32BE(1);
         if (len > MAX_FRAME_BYTES) throw new SlugArchiveError(`frame of ${len} bytes`);
-        if (buf.length < 5 + len) break;
-        writer.onFrame(buf.readUInt8(0), buf.subarray(5, 5 + len));
-        buf = buf.subarray(5 + len);
+        if (have < len) {
+          chunks.unshift(Buffer.from(head)); // not all there yet: put the header back
+          have += 5;
+          break;
+        }
+        writer.onFrame(kind, take(len));
       }
     }
-    if (buf.length) throw new SlugArchiveError('the source stream ended inside a frame');
+    if (have) throw new SlugArchiveError('the source stream ended inside a frame');
     const done = writer.finish();
     process.stdout.write(`${JSON.stringify({ done })}\n`);
   } catch (err) {
