@@ -1,8 +1,15 @@
-/** The CLI side of the control API: JSON calls, log tails and attached one-off sessions over the unix socket. */
-import http from 'node:http';
+/**
+ * The CLI side of the control API: JSON calls, log tails and attached one-off sessions over the
+ * unix socket. A call is one hand-written request (http-call.ts); node:http, which tails and
+ * attached sessions use, is loaded only for them.
+ */
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FRAME, frame, FrameReader } from '../manifold/api/protocol';
 import { ApiError, DaemonUnavailableError, NotPermittedError } from './errors';
+import { postJson } from './http-call';
+
+const httpModule = (): typeof import('node:http') => require('node:http') as typeof import('node:http');
 
 function connError(err: NodeJS.ErrnoException, socketPath: string): Error {
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
@@ -13,7 +20,7 @@ function connError(err: NodeJS.ErrnoException, socketPath: string): Error {
 }
 
 /** A non-200 answer carries {error: {code, message}}: reject with it (or with EPROTO if it does not). */
-function rejectWithApiError(res: http.IncomingMessage, reject: (err: Error) => void): void {
+function rejectWithApiError(res: IncomingMessage, reject: (err: Error) => void): void {
   const chunks: Buffer[] = [];
   res.on('data', (c: Buffer) => chunks.push(c));
   res.on('end', () => {
@@ -29,38 +36,30 @@ function rejectWithApiError(res: http.IncomingMessage, reject: (err: Error) => v
 export class ApiClient {
   constructor(readonly socketPath: string) {}
 
-  call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
-    const body = JSON.stringify(params);
-    return new Promise<T>((resolve, reject) => {
-      const req = http.request(
-        { socketPath: this.socketPath, method: 'POST', path: `/v1/${method}`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            let parsed: { result?: T; error?: { code: string; message: string } };
-            try {
-              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof parsed;
-            } catch {
-              reject(new ApiError('EPROTO', `bad answer from the daemon (HTTP ${res.statusCode})`));
-              return;
-            }
-            if (parsed.error) reject(new ApiError(parsed.error.code, parsed.error.message));
-            else resolve(parsed.result as T);
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
-      req.end(body);
-    });
+  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    let answer;
+    try {
+      answer = await postJson(this.socketPath, `/v1/${method}`, JSON.stringify(params));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EPROTO') throw new ApiError('EPROTO', e.message);
+      throw connError(e, this.socketPath);
+    }
+    let parsed: { result?: T; error?: { code: string; message: string } };
+    try {
+      parsed = JSON.parse(answer.body.toString('utf8')) as typeof parsed;
+    } catch {
+      throw new ApiError('EPROTO', `bad answer from the daemon (HTTP ${answer.status})`);
+    }
+    if (parsed.error) throw new ApiError(parsed.error.code, parsed.error.message);
+    return parsed.result as T;
   }
 
   /** Streams log lines (already formatted) until the connection ends; returns a stop function via onStart. */
   tail(params: Record<string, unknown>, onLine: (line: string) => void): Promise<void> {
     const body = JSON.stringify({ ...params, tail: true });
     return new Promise<void>((resolve, reject) => {
-      const req = http.request(
+      const req = httpModule().request(
         { socketPath: this.socketPath, method: 'POST', path: '/v1/logs', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
         (res) => {
           if (res.statusCode !== 200) {
@@ -99,7 +98,7 @@ export class ApiClient {
     },
   ): Promise<{ status: number; signal: string | null }> {
     return new Promise((resolve, reject) => {
-      const req = http.request({
+      const req = httpModule().request({
         socketPath: this.socketPath,
         method: 'POST',
         path: '/v1/run',
@@ -107,7 +106,7 @@ export class ApiClient {
       });
       req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
       req.on('response', (res) => rejectWithApiError(res, reject));
-      req.on('upgrade', (_res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      req.on('upgrade', (_res: IncomingMessage, socket: Duplex, head: Buffer) => {
         let done = false;
         const onData = (d: Buffer | string): void => {
           socket.write(frame(FRAME.STDIN, typeof d === 'string' ? Buffer.from(d) : d));

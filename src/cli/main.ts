@@ -3,18 +3,18 @@
  * are parsed here from the command table and run at once; everything else (help, errors, the
  * daemon, dyno and router commands) goes through yargs, loaded only then.
  */
-import { appCommands } from './app-commands';
-import { report } from './errors';
-import { fastParse } from './fast-parse';
-
+// Each path loads only what it uses (requires inside main): a CLI run's cost is mostly loading.
 export async function main(argv: string[]): Promise<void> {
   if (argv.length === 1 && argv[0] === '--version') {
     const { VERSION } = require('../shared/version') as typeof import('../shared/version');
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  const { appCommands } = require('./app-commands') as typeof import('./app-commands');
+  const { fastParse } = require('./fast-parse') as typeof import('./fast-parse');
   const fast = fastParse(argv, appCommands);
   if (fast) {
+    const { report } = require('./errors') as typeof import('./errors');
     await fast.command.run(fast.args).catch(report);
     return;
   }
