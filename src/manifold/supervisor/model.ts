@@ -116,6 +116,12 @@ export interface Slot {
   restartTimer: Timer | undefined;
   reason: string | null;
   size: string;
+  /**
+   * Scaled away: its instances are stopping and the slot is forgotten once they are gone. Wanted
+   * again before that, it starts a new instance beside the stopping ones (it must not wait for
+   * them, nor be forgotten at their exit); restart and ps:stop leave it alone.
+   */
+  leaving: boolean;
 }
 
 export interface AppState {

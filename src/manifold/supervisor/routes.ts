@@ -29,6 +29,9 @@ export function backendAddress(address: string, webPort: number): string {
 }
 
 function backendState(inst: Instance): BackendState {
+  // a dyno told to stop (scaled away, ps:stop, replaced without overlap) takes no new requests
+  // during its grace; the ones in flight may still finish
+  if (inst.stopSent && inst.state === 'up') return 'draining';
   return inst.state === 'up' ? 'up' : inst.state === 'draining' ? 'draining' : 'starting';
 }
 

@@ -193,7 +193,8 @@ export class Supervisor {
     if (slot && slot.current === inst) {
       this.setSlotState(app, slot, 'up');
       // the successor is up: its predecessors drain now, so traffic never has nowhere to go
-      for (const old of slot.retiring) if (old.state === 'up') void this.lifecycle.retire(app, old);
+      // (one already stopping, e.g. scaled away before the slot was wanted again, just goes on stopping)
+      for (const old of slot.retiring) if (old.state === 'up' && !old.stopSent) void this.lifecycle.retire(app, old);
     }
     this.routesChanged(app);
   }
@@ -247,18 +248,24 @@ export class Supervisor {
     this.opts.logs.push(app, 'manifold', dyno, message);
   }
 
-  /** `web.1` → that dyno; `web` → every web dyno; nothing → all formation dynos. */
+  /**
+   * `web.1` → that dyno; `web` → every web dyno; nothing → all formation dynos. A dyno being
+   * scaled away is named without error (ps still lists it) but never selected: restarting or
+   * bouncing it would start a dyno the formation no longer has.
+   */
   private select(app: AppState, target?: string): Slot[] {
     const all = [...app.slots.values()];
-    if (target === undefined || target === '') return all;
-    if (target.includes('.')) {
+    let of: Slot[];
+    if (target === undefined || target === '') of = all;
+    else if (target.includes('.')) {
       const s = app.slots.get(target);
       if (!s) throw new SupervisorError('NO_SUCH_DYNO', `no dyno ${target} in app ${app.name}`);
-      return [s];
+      of = [s];
+    } else {
+      of = all.filter((s) => s.type === target);
+      if (of.length === 0) throw new SupervisorError('NO_SUCH_TYPE', `no ${target} dynos in app ${app.name}`);
     }
-    const of = all.filter((s) => s.type === target);
-    if (of.length === 0) throw new SupervisorError('NO_SUCH_TYPE', `no ${target} dynos in app ${app.name}`);
-    return of;
+    return of.filter((s) => !s.leaving);
   }
 
   private setSlotState(app: AppState, slot: Slot, to: DynoState, log = true): void {
@@ -280,6 +287,7 @@ export class Supervisor {
     for (const slot of [...app.slots.values()]) {
       const w = wanted.get(slot.name);
       if (!w) this.scaleDown(app, slot);
+      else if (slot.leaving) this.revive(app, slot, w.size);
       else if (replaceReason !== undefined || w.size !== slot.size) {
         slot.size = w.size;
         this.replace(app, slot, replaceReason ?? 'Restarting');
@@ -287,7 +295,7 @@ export class Supervisor {
     }
     for (const [name, w] of wanted) {
       if (app.slots.has(name)) continue;
-      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: this.clock.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size };
+      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: this.clock.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size, leaving: false };
       app.slots.set(name, slot);
       this.startSlot(app, slot, false);
     }
@@ -311,6 +319,7 @@ export class Supervisor {
   private scaleDown(app: AppState, slot: Slot): void {
     slot.restartTimer?.cancel();
     slot.restartTimer = undefined;
+    slot.leaving = true;
     const inst = slot.current;
     this.setSlotState(app, slot, 'down');
     if (inst && inst.state !== 'exited') {
@@ -321,6 +330,24 @@ export class Supervisor {
     }
     for (const old of slot.retiring) this.lifecycle.stop(app, old);
     if (!slot.current && slot.retiring.size === 0) app.slots.delete(slot.name);
+  }
+
+  /**
+   * A slot scaled away and wanted again while its instances still stop (web=3, web=1, web=3 within
+   * the grace): they keep stopping as replaced ones, and a new instance starts now. Waiting for
+   * them instead would leave the formation short for up to the grace, and the exit of an instance
+   * stopped for a scale-down would forget the slot.
+   */
+  private revive(app: AppState, slot: Slot, size: string): void {
+    slot.leaving = false;
+    slot.size = size;
+    const old = slot.current;
+    slot.current = undefined;
+    if (old && old.state !== 'exited') {
+      old.intent = 'retire';
+      slot.retiring.add(old);
+    }
+    this.startSlot(app, slot, true);
   }
 
   /**
@@ -365,6 +392,6 @@ export class Supervisor {
 
   /** A scaled-away slot is forgotten once its last instance is gone. */
   private forgetIfGone(app: AppState, slot: Slot): void {
-    if (!slot.current && slot.retiring.size === 0 && slot.state === 'down') app.slots.delete(slot.name);
+    if (slot.leaving && !slot.current && slot.retiring.size === 0) app.slots.delete(slot.name);
   }
 }

@@ -46,6 +46,11 @@ export class FakeDyno extends EventEmitter implements LaunchedDyno {
     return !this.gone;
   }
 
+  /** Told to stop (stop signal or SIGKILL) and not gone yet. */
+  get stopping(): boolean {
+    return this.stopRequested && !this.gone;
+  }
+
   signal(sig: NodeJS.Signals | number): boolean {
     this.signals.push(String(sig));
     this.launcher.journal.push(`signal ${this.id} ${String(sig)}`);
@@ -58,15 +63,23 @@ export class FakeDyno extends EventEmitter implements LaunchedDyno {
     this.stopRequested = true;
     this.stops.push({ graceMs, signal: sig });
     this.signal(sig);
-    if (this.launcher.stubborn.has(this.name)) {
+    const delay = this.launcher.stubborn.has(this.name) ? null : this.launcher.exitDelay ? this.launcher.exitDelay(this, sig) : 0;
+    // the runtime's SIGKILL at the end of the grace, unless the app has exited by then
+    const killAtGrace = (): void => {
       this.launcher.clock.after(graceMs, () => {
         if (this.gone) return;
         this.emit('stop-timeout');
         void this.kill();
       });
-    } else {
+    };
+    if (delay === null || delay >= graceMs) killAtGrace();
+    else if (delay === 0) {
       // a well-behaved app exits on the stop signal
       queueMicrotask(() => this.exitBySignal(sig));
+    } else {
+      // an app that takes a while to shut down, within the grace
+      killAtGrace();
+      this.launcher.clock.after(delay, () => this.exitBySignal(sig));
     }
     return this.exited;
   }
@@ -123,6 +136,11 @@ export class FakeLauncher implements Launcher {
   readonly journal: string[] = [];
   /** Dyno names whose app ignores the stop signal (R12 after the grace). */
   readonly stubborn = new Set<string>();
+  /**
+   * How long a dyno takes to exit after its stop signal: ms (0 = at once, the default; at or past
+   * the grace = SIGKILL at the grace), or null to ignore the signal like a stubborn one.
+   */
+  exitDelay: ((dyno: FakeDyno, sig: string) => number | null) | undefined;
   /** Dyno names whose start fails like a missing command. */
   readonly failing = new Set<string>();
   private seq = 0;
