@@ -18,6 +18,7 @@ export async function main(argv: string[]): Promise<void> {
     await fast.command.run(fast.args).catch(report);
     return;
   }
+  (require('./compile-cache') as typeof import('./compile-cache')).useCompileCache();
   const { runYargs } = require('./yargs-program') as typeof import('./yargs-program');
   await runYargs(argv);
 }
