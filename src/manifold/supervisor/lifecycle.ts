@@ -87,6 +87,9 @@ export class Lifecycle {
     // inst.done still waits for the teardown, so a shutdown leaves nothing behind
     void (dyno.ended ?? dyno.exited).then((s) => this.exited(app, inst, s));
     dyno.on('memory', (ev) => this.memoryEvent(app, inst, ev.kind));
+    // the runtime's own warnings (a stored stop signal it replaced with SIGTERM, a failed teardown
+    // step) concern this dyno: they belong in the app's log, where whoever runs it looks
+    dyno.on('warning', (msg) => ctx.log(app.name, inst.name, `Warning: ${msg}`));
     if (inst.pendingStop) {
       inst.stopSent = false;
       this.stop(app, inst);
