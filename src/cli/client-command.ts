@@ -5,6 +5,7 @@
  * loading yargs costs more than Node's own start, and most invocations never need it.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { DEFAULT_SOCKET } from '../shared/defaults';
 import { report } from './errors';
 
 export interface OptionSpec {
@@ -37,7 +38,7 @@ export interface PositionalSpec {
 }
 
 /** The global option every command takes. */
-export const SOCKET_OPTION: OptionSpec = { type: 'string', describe: 'control socket of the daemon (default $MANIFOLD_SOCKET or /run/manifold/api.sock)' };
+export const SOCKET_OPTION: OptionSpec = { type: 'string', describe: `control socket of the daemon (default $MANIFOLD_SOCKET or ${DEFAULT_SOCKET})` };
 
 /** 'ps:scale <args..>' → ps:scale. */
 export function verbOf(usage: string): string {
