@@ -3,8 +3,10 @@
  * each dyno leases an address and a host veth name, and dyno-init creates the veth pair itself
  * through rtnetlink (native/init/netdev.c). Leases are files created with O_EXCL under the run
  * directory, so several processes (a daemon, a `dyno run`) never hand out the same address; a
- * lease whose owner process died is reclaimed. Teardown deletes the host veth (and with it the
- * peer) before the address is freed; only the bridge stays, until cleanup().
+ * lease whose maker died (or is a zombie) is reclaimed, and a runtime reclaiming after a crash
+ * frees every lease of its own cgroup subtree that no live dyno of its holds. Teardown deletes
+ * the host veth (and with it the peer) before the address is freed; only the bridge stays, until
+ * cleanup().
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -88,13 +90,58 @@ function refuseOverlap(name: string, subnet: ReturnType<typeof parseSubnet>): vo
   }
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Who made a lease: its process, and for a runtime's dyno the runtime's cgroup subtree. The
+ * process's start time (clock ticks after boot, /proc/PID/stat) tells a reused pid from it.
+ */
+export interface LeaseOwner {
+  pid: number;
+  start?: number;
+  subtree?: string;
+}
+
+/** State letter and start time of a process; undefined when there is no such process. */
+function processStat(pid: number): { state: string; start: number } | undefined {
+  let text: string;
   try {
-    process.kill(pid, 0);
-    return true;
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
+  // comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', start: Number(fields[19]) };
+}
+
+let ownStart: number | undefined;
+function ownOwner(subtree: string | undefined): LeaseOwner {
+  ownStart ??= processStat(process.pid)?.start;
+  return { pid: process.pid, ...(ownStart !== undefined ? { start: ownStart } : {}), ...(subtree !== undefined ? { subtree } : {}) };
+}
+
+/** A lease file's owner: JSON, or a bare pid (leases of earlier versions). */
+function parseOwner(text: string): LeaseOwner | undefined {
+  if (/^\s*\d+\s*$/.test(text)) return { pid: Number(text) };
+  try {
+    const o = JSON.parse(text) as Partial<LeaseOwner>;
+    if (!Number.isInteger(o.pid) || (o.pid ?? 0) <= 0) return undefined;
+    return { pid: o.pid!, ...(typeof o.start === 'number' ? { start: o.start } : {}), ...(typeof o.subtree === 'string' ? { subtree: o.subtree } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the lease's maker still runs. A zombie does not: kill(pid, 0) still succeeds on one, and
+ * a daemon killed with SIGKILL stays one until its parent reaps it (pid 1 of some hosts does so
+ * seconds later), while a new daemon already runs. Nor does a process with the pid but another
+ * start time (the pid was reused).
+ */
+function ownerRuns(owner: LeaseOwner): boolean {
+  const stat = processStat(owner.pid);
+  if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return false;
+  return owner.start === undefined || stat.start === owner.start;
 }
 
 export class BridgeNetwork {
@@ -146,15 +193,19 @@ export class BridgeNetwork {
     return net;
   }
 
-  /** Leases a free address (random probing; O_EXCL files make it safe across processes). */
-  lease(): Lease {
+  /**
+   * Leases a free address (random probing; O_EXCL files make it safe across processes). The file
+   * names its maker and `subtree`, the cgroup subtree of the runtime it is for (see reclaimStaleLeases).
+   */
+  lease(subtree?: string): Lease {
+    const owner = JSON.stringify(ownOwner(subtree));
     const first = this.base + 2;
     const count = this.size - 3; // minus network, gateway, broadcast
     for (let attempt = 0; attempt < 64; attempt++) {
       const addr = intToIp(first + randomInt(count));
       const file = path.join(this.leaseDir, addr);
       try {
-        fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+        fs.writeFileSync(file, owner, { flag: 'wx' });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         if (this.reclaimIfStale(file)) attempt--;
@@ -184,21 +235,37 @@ export class BridgeNetwork {
     }
   }
 
-  /** Frees every lease whose owner process is gone (a crashed supervisor's dynos died with it). */
-  reclaimStaleLeases(): void {
-    for (const name of fs.readdirSync(this.leaseDir)) this.reclaimIfStale(path.join(this.leaseDir, name));
+  /**
+   * Frees every lease whose maker no longer runs and, given `mine`, every lease made for the
+   * subtree `mine.subtree` but `mine.live`'s: the caller owns that subtree alone (the daemon locks
+   * it and kills every dyno cgroup there it did not start), so those leases belong to dynos of a
+   * previous owner, whether or not its pid still shows.
+   */
+  reclaimStaleLeases(mine?: { subtree: string; live: ReadonlySet<string> }): void {
+    for (const name of fs.readdirSync(this.leaseDir)) this.reclaimIfStale(path.join(this.leaseDir, name), mine);
   }
 
-  private reclaimIfStale(file: string): boolean {
-    let owner: number;
+  private reclaimIfStale(file: string, mine?: { subtree: string; live: ReadonlySet<string> }): boolean {
+    let owner: LeaseOwner | undefined;
     try {
-      owner = Number(fs.readFileSync(file, 'utf8'));
+      owner = parseOwner(fs.readFileSync(file, 'utf8'));
     } catch {
       return true; // released meanwhile
     }
-    if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) return false;
+    // a lease being written reads empty for a moment: only an unreadable, non-empty one is junk
+    if (owner === undefined && this.youngerThan(file, 10_000)) return false;
+    const previousOwners = mine !== undefined && owner?.subtree === mine.subtree && !mine.live.has(path.basename(file));
+    if (owner !== undefined && !previousOwners && ownerRuns(owner)) return false;
     fs.rmSync(file, { force: true });
     return true;
+  }
+
+  private youngerThan(file: string, ms: number): boolean {
+    try {
+      return Date.now() - fs.statSync(file).mtimeMs < ms;
+    } catch {
+      return false;
+    }
   }
 
   private enableNat(): void {
