@@ -21,6 +21,7 @@ import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease } from '.
 import { applyResources } from './resources';
 import { type DynoSpec, encodeConfig, validateSpec } from './spec';
 import { directoryStack, hostStack, type PreparedStack } from './stack';
+import { DEFAULT_RUN_DIR } from '../shared/defaults';
 
 export interface ExitStatus {
   /** Exit code of the app, or null when it was killed by a signal. */
@@ -44,7 +45,8 @@ export interface RuntimeOptions {
   bridge?: BridgeOptions;
 }
 
-export const DEFAULT_RUN_DIR = '/run/manifold';
+// defined with the other host defaults, which the CLI reads without loading the runtime
+export { DEFAULT_RUN_DIR };
 export const DEFAULT_STOP_GRACE_MS = 30_000;
 
 function signalName(n: number): NodeJS.Signals | null {
@@ -130,7 +132,7 @@ export class Runtime {
     try {
       validateSpec(spec);
       const stack = this.stackFor(spec);
-      if (bridged) lease = this.bridge().lease(this.cgroups.root);
+      if (bridged) lease = this.bridge().lease();
       const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, ...(lease ? { lease } : {}) });
       leaf = this.cgroups.create(id);
       const unenforced = applyResources(this.cgroups, id, spec.resources ?? {});
@@ -157,8 +159,7 @@ export class Runtime {
   /**
    * After a crash of the supervising process: kills and removes every dyno cgroup leaf of this
    * subtree that no live Dyno of ours owns (their processes died with their supervisor through
-   * PDEATHSIG, or are killed now with cgroup.kill), and frees the address leases made for this
-   * subtree but not for a live Dyno of ours, and those of dead owners.
+   * PDEATHSIG, or are killed now with cgroup.kill), and frees address leases of dead owners.
    * Returns the ids of the leaves removed.
    */
   async reclaimStale(): Promise<string[]> {
@@ -168,11 +169,7 @@ export class Runtime {
       this.cgroups.kill(id);
       await this.cgroups.remove(id);
     }));
-    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) {
-      // leases of this subtree are ours alike: a killed predecessor's, even while its pid shows
-      const live = new Set([...this.live].flatMap((d) => (d.lease ? [d.lease.address] : [])));
-      this.bridge().reclaimStaleLeases({ subtree: this.cgroups.root, live });
-    }
+    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) this.bridge().reclaimStaleLeases();
     return stale;
   }
 
