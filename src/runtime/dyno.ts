@@ -132,7 +132,7 @@ export class Runtime {
     try {
       validateSpec(spec);
       const stack = this.stackFor(spec);
-      if (bridged) lease = this.bridge().lease();
+      if (bridged) lease = this.bridge().lease(this.cgroups.root);
       const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, ...(lease ? { lease } : {}) });
       leaf = this.cgroups.create(id);
       const unenforced = applyResources(this.cgroups, id, spec.resources ?? {});
@@ -159,7 +159,8 @@ export class Runtime {
   /**
    * After a crash of the supervising process: kills and removes every dyno cgroup leaf of this
    * subtree that no live Dyno of ours owns (their processes died with their supervisor through
-   * PDEATHSIG, or are killed now with cgroup.kill), and frees address leases of dead owners.
+   * PDEATHSIG, or are killed now with cgroup.kill), and frees the address leases made for this
+   * subtree but not for a live Dyno of ours, and those of dead owners.
    * Returns the ids of the leaves removed.
    */
   async reclaimStale(): Promise<string[]> {
@@ -169,7 +170,11 @@ export class Runtime {
       this.cgroups.kill(id);
       await this.cgroups.remove(id);
     }));
-    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) this.bridge().reclaimStaleLeases();
+    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) {
+      // leases of this subtree are ours alike: a killed predecessor's, even while its pid shows
+      const live = new Set([...this.live].flatMap((d) => (d.lease ? [d.lease.address] : [])));
+      this.bridge().reclaimStaleLeases({ subtree: this.cgroups.root, live });
+    }
     return stale;
   }
 
