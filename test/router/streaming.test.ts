@@ -101,7 +101,9 @@ t.test('a slow client slows its dyno: bounded buffering (backpressure)', async (
   c.socket.removeAllListeners('data');
   c.socket.on('data', (d: Buffer) => { got += d.length; });
   c.socket.resume();
-  await sleep(500);
+  // event-driven, not a fixed wait: on a loaded machine 8 MiB can take longer than half a second
+  const resumedBy = Date.now() + 15_000;
+  while (written <= stalled + 8 * 1024 * 1024 && Date.now() < resumedBy) await sleep(50);
   t.ok(written > stalled + 8 * 1024 * 1024, 'reading resumes the dyno');
   t.ok(got > 8 * 1024 * 1024);
   stop = true;
@@ -133,11 +135,18 @@ t.test('1 GiB chunked through the router with bounded router memory', async (t) 
   t.teardown(async () => { await router.close(); await dyno.close(); });
   const baseline = await router.rss();
   let peak = baseline;
+  // RSS once a quarter has gone through (Node's own buffers and GC pace settled) and the peak after it
+  let atQuarter: number | undefined;
+  let peakAfterQuarter = 0;
   const sock = net.connect(router.port, '127.0.0.1');
   let bytes = 0;
   let tail = Buffer.alloc(0);
   const started = Date.now();
-  const sampler = setInterval(() => void router.rss().then((v) => { peak = Math.max(peak, v); }), 200);
+  const sampler = setInterval(() => void router.rss().then((v) => {
+    peak = Math.max(peak, v);
+    if (atQuarter === undefined && bytes >= TOTAL / 4) atQuarter = v;
+    else if (atQuarter !== undefined) peakAfterQuarter = Math.max(peakAfterQuarter, v);
+  }), 200);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out after ${bytes} bytes`)), 60_000);
     sock.on('data', (d: Buffer) => {
@@ -156,6 +165,12 @@ t.test('1 GiB chunked through the router with bounded router memory', async (t) 
   peak = Math.max(peak, await router.rss());
   const growth = peak - baseline;
   t.ok(bytes > TOTAL, `received ${bytes} bytes in ${seconds.toFixed(1)} s (${(TOTAL / 1048576 / seconds).toFixed(0)} MiB/s)`);
-  t.ok(growth < 64 * 1024 * 1024, `router RSS grew by ${(growth / 1048576).toFixed(1)} MiB (baseline ${(baseline / 1048576).toFixed(0)} MiB)`);
+  // Bounded means not growing with the stream: after the first quarter the router may not grow by more
+  // than a fraction of what is still to come. The absolute growth is mostly Node's own: a blind net
+  // pipe in one Node 24 process grows ~90 MiB over 1 GiB (Node 20: ~50 MiB), as its read buffers
+  // wait for the GC; a router holding the stream would grow by hundreds of MiB.
+  t.ok(growth < 160 * 1024 * 1024, `router RSS grew by ${(growth / 1048576).toFixed(1)} MiB (baseline ${(baseline / 1048576).toFixed(0)} MiB)`);
+  const late = Math.max(0, peakAfterQuarter - (atQuarter ?? peak));
+  t.ok(late < 48 * 1024 * 1024, `after the first 256 MiB the router grew by ${(late / 1048576).toFixed(1)} MiB more over the next 768 MiB`);
   sock.destroy();
 });
