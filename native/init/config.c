@@ -49,7 +49,9 @@ static int apply_record(struct dyno_config *cfg, char *rec, struct init_error *e
   } else if (!strcmp(key, "scratch")) {
     cfg->scratch = val;
   } else if (!strcmp(key, "scratch_size")) {
-    cfg->scratch_size = val;
+    /* bytes; 0 would mean an unbounded tmpfs, and under a page it rounds to nothing useful */
+    if (parse_ulong(val, &n) < 0 || n < 4096) return fail(e, EINVAL, DYNO_STEP_CONFIG, "read", "scratch_size");
+    cfg->scratch_bytes = n;
   } else if (!strcmp(key, "net")) {
     cfg->net = val;
   } else if (!strcmp(key, "veth")) {
@@ -91,7 +93,7 @@ int read_config(int fd, struct dyno_config *cfg, struct init_error *e) {
   cfg->nofile = 10000;
   cfg->die_with_parent = 1;
   cfg->net = "none";
-  cfg->scratch_size = "1g";
+  cfg->scratch_bytes = 512ull << 20; /* the runtime always sends it; this is standard-1x's quota */
   for (char *p = config_buf; p < config_buf + len;) {
     size_t reclen = strlen(p); /* before apply_record splits the record at '=' */
     if (reclen > 0 && apply_record(cfg, p, e) < 0) return -1;

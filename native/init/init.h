@@ -33,7 +33,7 @@ struct dyno_config {
   const char *stack;    /* lower layer of the root overlay */
   const char *app_dir;  /* lower layer of the /app overlay */
   const char *scratch;  /* empty host dir; a private tmpfs for the writable layers is mounted on it */
-  const char *scratch_size;
+  unsigned long long scratch_bytes; /* size of that tmpfs; never 0, which tmpfs reads as "no limit" */
   struct bind_mount binds[MAX_BINDS]; /* read-only host directories (the host stack's /usr, ...) */
   int nbinds;
   uid_t uid;

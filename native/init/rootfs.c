@@ -1,6 +1,7 @@
 /*
  * The dyno's filesystem, built inside its own mount namespace:
- *   scratch (private tmpfs, so the writable layers die with the namespace: nothing to clean up)
+ *   scratch (private tmpfs, so the writable layers die with the namespace: nothing to clean up; its
+ *            size is the runtime's, from the dyno's size: src/runtime/sizes.ts scratchBytesFor)
  *   /        overlay: lower = stack (read-only), upper = scratch/upper
  *   /usr ... read-only binds of host directories (the "host" stack)
  *   /app     overlay: lower = the app directory, upper = scratch/app-upper (writes are thrown away)
@@ -191,8 +192,16 @@ int setup_rootfs(const struct dyno_config *cfg, struct init_error *e) {
   /* Nothing we mount may propagate back to the host. */
   if (do_mount(e, DYNO_STEP_MOUNT_ROOT, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
 
-  char tmpfs_opts[64];
-  snprintf(tmpfs_opts, sizeof tmpfs_opts, "mode=755,size=%s", cfg->scratch_size);
+  /*
+   * Mounted by us, from inside the dyno's cgroup, but that is not what charges it: tmpfs pages are
+   * charged to the memory cgroup of the process that writes them, the app's, so memory.max bounds
+   * the layer along with the rest of the dyno's memory. Full, it answers ENOSPC to the writer and
+   * nothing else. nr_inodes: one per page of size, the kernel's own default ratio (half of RAM's
+   * pages for a half-of-RAM tmpfs), so a million empty files cannot pin unbounded inode memory.
+   */
+  char tmpfs_opts[96];
+  snprintf(tmpfs_opts, sizeof tmpfs_opts, "mode=755,size=%llu,nr_inodes=%llu", cfg->scratch_bytes,
+           cfg->scratch_bytes / 4096);
   if (do_mount(e, DYNO_STEP_MOUNT_ROOT, "tmpfs", s, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts) < 0) return -1;
   static const char *const scratch_dirs[] = {"/upper", "/work", "/root", "/app-upper", "/app-work"};
   for (size_t i = 0; i < sizeof scratch_dirs / sizeof scratch_dirs[0]; i++) {

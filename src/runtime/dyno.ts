@@ -19,6 +19,8 @@ import { native, type NativeExit, type NativeFileWatch, type NativeStatus } from
 import { isStopSignal } from './native-table';
 import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease } from './network';
 import { applyResources } from './resources';
+import { defaultScratchBudget, mb, ScratchBudget } from './scratch';
+import { scratchBytesFor } from './sizes';
 import { type DynoSpec, encodeConfig, validateSpec } from './spec';
 import { directoryStack, hostStack, type PreparedStack } from './stack';
 import { DEFAULT_RUN_DIR } from '../shared/defaults';
@@ -43,6 +45,11 @@ export interface RuntimeOptions {
   cgroupName?: string;
   /** Bridge network settings, used by dynos with net.mode 'bridge'. */
   bridge?: BridgeOptions;
+  /**
+   * Bytes all live dynos' writable layers (tmpfs, RAM) may add up to; default half of RAM
+   * (scratch.ts). A dyno that does not fit gets what is left, or is refused below 64 MiB.
+   */
+  scratchBudget?: number;
 }
 
 // defined with the other host defaults, which the CLI reads without loading the runtime
@@ -70,13 +77,15 @@ export class Runtime {
   /** Network releases (veth deletion, then the lease) still under way. */
   private readonly releasing = new Set<Promise<void>>();
   private readonly bridgeOptions: BridgeOptions;
+  readonly scratchBudget: ScratchBudget;
   private bridgeNetwork: BridgeNetwork | undefined;
 
-  private constructor(runDir: string, cgroups: CgroupTree, bridge: BridgeOptions) {
+  private constructor(runDir: string, cgroups: CgroupTree, bridge: BridgeOptions, scratchBudget: number) {
     this.runDir = runDir;
     this.cgroups = cgroups;
     this.scratchDir = path.join(runDir, 'scratch');
     this.bridgeOptions = bridge;
+    this.scratchBudget = new ScratchBudget(scratchBudget);
   }
 
   /** Checks the host (root, cgroup v2, the built addon) and prepares the shared directories. */
@@ -88,7 +97,7 @@ export class Runtime {
     const cgroups = CgroupTree.open(opts.cgroupName ?? 'manifold');
     fs.mkdirSync(path.join(runDir, 'scratch'), { recursive: true, mode: 0o700 });
     native();
-    return new Runtime(runDir, cgroups, opts.bridge ?? {});
+    return new Runtime(runDir, cgroups, opts.bridge ?? {}, opts.scratchBudget ?? defaultScratchBudget());
   }
 
   /** Name of the bridge this runtime's bridged dynos join. */
@@ -129,25 +138,31 @@ export class Runtime {
     let lease: Lease | undefined;
     let leaf: { path: string; fd: number } | undefined;
     let nullFd = -1;
+    let scratchBytes = 0; // reserved in the budget and not yet owned by a Dyno (whose teardown returns it)
     try {
       validateSpec(spec);
       const stack = this.stackFor(spec);
+      const wanted = scratchBytesFor(spec);
+      scratchBytes = this.scratchBudget.reserve(wanted);
+      const shrunk = scratchBytes < wanted ? `writable layer ${mb(scratchBytes)} instead of ${mb(wanted)}: the runtime's budget for all dynos is nearly used` : undefined;
       if (bridged) lease = this.bridge().lease(this.cgroups.root);
-      const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, ...(lease ? { lease } : {}) });
+      const config = encodeConfig(spec, { stackDir: stack.lowerDir, binds: stack.binds, scratchDir: this.scratchDir, scratchBytes, ...(lease ? { lease } : {}) });
       leaf = this.cgroups.create(id);
       const unenforced = applyResources(this.cgroups, id, spec.resources ?? {});
       nullFd = fs.openSync('/dev/null', 'r+');
       const stdio: [number, number, number] = [spec.stdio?.stdin ?? nullFd, spec.stdio?.stdout ?? nullFd, spec.stdio?.stderr ?? nullFd];
-      const dyno = new Dyno(this, id, spec.name, leaf.path, { lease, unenforced, quota: spec.resources?.memoryQuota });
+      const dyno = new Dyno(this, id, spec.name, leaf.path, { lease, unenforced, quota: spec.resources?.memoryQuota, scratchBytes, shrunk });
       dyno.watchMemory(this.cgroups.controllers.includes('memory'));
       this.live.add(dyno);
       native().spawn(config, leaf.fd, stdio, bridged, (s) => dyno.onStatus(s), (e) => dyno.onExit(e), (err, proc) => {
         if (proc) dyno.attach(proc);
         else dyno.onSpawnFailed(fromNativeError(err, 'spawn'));
       });
+      scratchBytes = 0;
       return dyno.started;
     } catch (err) {
       if (lease) this.bridge().release(lease);
+      this.scratchBudget.release(scratchBytes);
       if (leaf) void this.cgroups.remove(id).catch(() => undefined);
       return Promise.reject(fromNativeError(err, 'spawn'));
     } finally {
@@ -199,7 +214,8 @@ export class Runtime {
 
   /** Called by a Dyno when it is gone: removes its cgroup, then releases its network in the background. */
   async teardown(dyno: Dyno): Promise<void> {
-    this.live.delete(dyno);
+    // every process is gone, and with dyno-init its mount namespace and the tmpfs in it
+    if (this.live.delete(dyno)) this.scratchBudget.release(dyno.scratchBytes);
     this.cgroups.kill(dyno.id);
     try {
       await this.cgroups.remove(dyno.id);
@@ -224,6 +240,9 @@ export interface DynoExtras {
   /** cgroup files requested by the spec that this host could not apply. */
   unenforced: string[];
   quota: number | undefined;
+  scratchBytes: number;
+  /** Why the writable layer is smaller than the dyno's size asks, if it is. */
+  shrunk?: string | undefined;
 }
 
 /**
@@ -240,6 +259,8 @@ export class Dyno extends EventEmitter {
   readonly unenforced: readonly string[];
   /** Memory quota (R14 threshold) in bytes, if any. */
   readonly quota: number | undefined;
+  /** Size of the writable layer (tmpfs under / and /app) in bytes: where the app gets ENOSPC. */
+  readonly scratchBytes: number;
   /** Host pid of the dyno's PID 1 (dyno-init). */
   pid = -1;
   /** pid of the app inside the dyno (normally 2). */
@@ -266,6 +287,7 @@ export class Dyno extends EventEmitter {
   private isStarted = false;
   private memoryWatch: NativeFileWatch | undefined;
   private memoryCounters: MemoryCounters | undefined;
+  private readonly shrunk: string | undefined;
 
   constructor(runtime: Runtime, id: string, name: string, cgroupPath: string, extras: DynoExtras) {
     super();
@@ -277,6 +299,8 @@ export class Dyno extends EventEmitter {
     this.address = extras.lease?.address;
     this.unenforced = extras.unenforced;
     this.quota = extras.quota;
+    this.scratchBytes = extras.scratchBytes;
+    this.shrunk = extras.shrunk;
     this.started = new Promise((resolve, reject) => {
       this.resolveStarted = resolve;
       this.rejectStarted = reject;
@@ -368,6 +392,8 @@ export class Dyno extends EventEmitter {
         this.appPid = s.pid ?? -1;
         this.isStarted = true;
         this.resolveStarted(this);
+        // after the starter's continuation has had its turn to listen
+        if (this.shrunk) setImmediate(() => this.emit('warning', this.shrunk));
         break;
       case 'error':
         this.setupError = new DynoError({ errno: s.errno ?? 5, syscall: s.syscall || 'unknown', step: nativeStep(s.step, 'init'), path: s.detail || undefined });

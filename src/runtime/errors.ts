@@ -44,6 +44,7 @@ export function nativeStep(name: unknown, fallback: DynoStep): DynoStep {
 
 /** Native errors carry errno/syscall/step as properties; lift them into a DynoError. */
 export function fromNativeError(err: unknown, fallbackStep: DynoStep): Error {
+  if (err instanceof DynoError) return err; // already lifted: keep its message
   if (err instanceof Error) {
     const e = err as Error & { errno?: unknown; syscall?: unknown; step?: unknown };
     if (typeof e.errno === 'number' && typeof e.syscall === 'string') {

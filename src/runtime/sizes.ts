@@ -4,7 +4,7 @@
  * specifies (1.5 GB for a 512 MB dyno), configurable per size and per app. CPU shares map to
  * cpu.weight (100 = one share); performance dynos get a large weight instead of dedicated cores.
  */
-import type { ResourceSpec } from './spec';
+import type { DynoSpec, ResourceSpec } from './spec';
 
 const MB = 1024 * 1024;
 
@@ -89,4 +89,18 @@ export function parseBytes(text: string): number {
   if (!m) throw new RangeError(`invalid size '${text}' (e.g. 512m, 1.5g)`);
   const unit = { '': 1, k: 1024, m: MB, g: 1024 * MB }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
   return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * The size of a dyno's writable layer (the tmpfs under / and /app, where /tmp lives): an explicit
+ * `scratchSize`, else the dyno's memory quota (its pages are the dyno's memory: a full /tmp costs
+ * the quota, and is reported as such), but at most half of memory.max, so a full layer leaves the
+ * app the other half and filling it ends in ENOSPC for the writer, not an OOM kill of the dyno
+ * (Heroku sizes keep memory.max at 3 × the quota: the quota it is). Without resources: the default size's quota.
+ */
+export function scratchBytesFor(spec: Pick<DynoSpec, 'scratchSize' | 'resources'>): number {
+  if (spec.scratchSize !== undefined) return parseBytes(spec.scratchSize);
+  const r = spec.resources ?? {};
+  const quota = r.memoryQuota ?? findSize(DEFAULT_SIZE)?.quota ?? 512 * MB;
+  return Math.min(quota, r.memoryMax !== undefined ? Math.floor(r.memoryMax / 2) : Infinity);
 }

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { parseBytes } from './sizes';
 
 export type StackSpec = 'host' | string;
 
@@ -56,7 +57,11 @@ export interface DynoSpec {
   net?: NetworkSpec;
   resources?: ResourceSpec;
   stdio?: Partial<StdioSpec>;
-  /** Size of the writable layer (tmpfs, charged to the dyno's memory), e.g. "1g". */
+  /**
+   * Size of the writable layer (tmpfs, charged to the dyno's memory), e.g. "256m"; default: the
+   * memory quota, at most memory.max (sizes.ts scratchBytesFor). The runtime may grant less when
+   * its budget for all dynos is short (scratch.ts).
+   */
   scratchSize?: string;
   /** SIGKILL the dyno when the supervising process dies (default true). */
   dieWithParent?: boolean;
@@ -118,8 +123,9 @@ export function validateSpec(spec: DynoSpec): void {
     throw new DynoSpecError(`unsupported network mode '${(spec.net as { mode: string }).mode}' (none or bridge)`);
   }
   validateResources(spec.resources ?? {});
-  if (spec.scratchSize !== undefined && !/^[0-9]+[kmg]?$/.test(spec.scratchSize)) {
-    throw new DynoSpecError(`invalid scratch size '${spec.scratchSize}'`);
+  // tmpfs reads size=0 as "no limit": anything under a MiB is refused, not passed on
+  if (spec.scratchSize !== undefined && (!/^[0-9]+[kmg]?$/.test(spec.scratchSize) || parseBytes(spec.scratchSize) < 1024 * 1024)) {
+    throw new DynoSpecError(`invalid scratch size '${spec.scratchSize}' (at least 1m)`);
   }
 }
 
@@ -151,6 +157,8 @@ export interface EncodeContext {
   stackDir: string;
   binds: { source: string; target: string }[];
   scratchDir: string;
+  /** Size of the dyno's writable layer in bytes, as granted by the runtime's budget. */
+  scratchBytes: number;
   /** Bridge mode: the leased address and host veth name. */
   lease?: { address: string; prefixLen: number; gateway: string; veth: string; vethIndex: number; bridgeIndex: number };
 }
@@ -164,7 +172,7 @@ export function encodeConfig(spec: DynoSpec, ctx: EncodeContext): Buffer {
     `stack=${ctx.stackDir}`,
     `app=${spec.appDir}`,
     `scratch=${ctx.scratchDir}`,
-    `scratch_size=${spec.scratchSize ?? '1g'}`,
+    `scratch_size=${ctx.scratchBytes}`,
     `uid=${user.uid}`,
     `gid=${user.gid}`,
     `nofile=${DEFAULT_NOFILE}`,
