@@ -294,10 +294,19 @@ export class ApiServer {
     });
     if (head.length) reader.push(head);
     socket.on('data', (d: Buffer) => reader.push(d));
-    socket.on('error', () => undefined);
+    // The client is gone (kill -9, SIGHUP, a dropped ssh session) once its side of the stream ends:
+    // it never half-closes (stdin EOF is a frame), and as the server's sockets allow half-open ones,
+    // 'close' may not come until we end ours. As with `heroku run`, the dyno gets SIGHUP, which an
+    // interactive shell does not ignore (it does SIGTERM), then the grace and SIGKILL; the output
+    // and exit frame still go out, for a client that only half-closed. run:detached outlives clients.
+    const hangUp = (): void => {
+      if (!sentExit) one.stop('SIGHUP');
+    };
+    socket.on('end', hangUp);
+    socket.on('error', hangUp);
     socket.on('close', () => {
       stdin.destroy();
-      if (!sentExit) one.stop();
+      hangUp();
     });
     one.started.then(
       () => socket.write(frame(FRAME.STARTED, JSON.stringify({ name: one.name }))),

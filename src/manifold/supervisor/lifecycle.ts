@@ -92,7 +92,7 @@ export class Lifecycle {
     dyno.on('warning', (msg) => ctx.log(app.name, inst.name, `Warning: ${msg}`));
     if (inst.pendingStop) {
       inst.stopSent = false;
-      this.stop(app, inst);
+      this.stop(app, inst, inst.pendingSignal);
       return;
     }
     if (inst.type === 'web' && !inst.oneoff) {
@@ -132,8 +132,11 @@ export class Lifecycle {
     void inst.dyno.kill();
   }
 
-  /** Heroku's stop: the app's stop signal to every process, SIGKILL and R12 after the grace. */
-  stop(app: AppState, inst: Instance): void {
+  /**
+   * Heroku's stop: the app's stop signal (or `signal`: SIGHUP for a one-off whose client hung up)
+   * to every process, SIGKILL and R12 after the grace.
+   */
+  stop(app: AppState, inst: Instance, signal?: NodeJS.Signals): void {
     if (inst.stopSent || inst.state === 'exited') return;
     inst.stopSent = true;
     inst.portWait?.cancel();
@@ -141,9 +144,10 @@ export class Lifecycle {
     inst.cycleTimer?.cancel();
     if (!inst.dyno) {
       inst.pendingStop = true;
+      inst.pendingSignal = signal;
       return;
     }
-    const sig = app.settings.stopSignal ?? this.ctx.policy.stopSignal;
+    const sig = signal ?? app.settings.stopSignal ?? this.ctx.policy.stopSignal;
     const grace = app.settings.stopGraceMs ?? this.ctx.policy.stopGraceMs;
     this.ctx.log(app.name, inst.name, `Stopping all processes with ${sig}`);
     inst.dyno.on('stop-timeout', () => {

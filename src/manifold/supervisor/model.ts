@@ -48,7 +48,11 @@ export interface OneOff {
   name: string;
   started: Promise<void>;
   exited: Promise<ExitStatus>;
-  stop(): void;
+  /**
+   * Heroku's stop with the app's grace: `signal` (default the app's stop signal) to every process,
+   * SIGKILL once the grace is over. An attached dyno whose client went away gets SIGHUP.
+   */
+  stop(signal?: NodeJS.Signals): void;
 }
 
 /**
@@ -68,8 +72,9 @@ export class Instance {
   upAt: number | undefined;
   /** The stop signal (or a SIGKILL) went out: never send another. */
   stopSent = false;
-  /** Asked to stop before the runtime handed us the dyno: stop it once it does. */
+  /** Asked to stop before the runtime handed us the dyno: stop it once it does, with this signal. */
   pendingStop = false;
+  pendingSignal: NodeJS.Signals | undefined;
   bootTimer: Timer | undefined;
   cycleTimer: Timer | undefined;
   portWait: PortWait | undefined;

@@ -168,7 +168,7 @@ export class Supervisor {
     app.oneoffs.set(inst.name, inst);
     const stdio: DynoStdio | undefined = o.attach ? o.stdio : undefined;
     const started = this.lifecycle.launch(app, inst, stdio, o.env);
-    return { name: inst.name, started, exited: inst.done, stop: () => this.lifecycle.stop(app, inst) };
+    return { name: inst.name, started, exited: inst.done, stop: (signal) => this.lifecycle.stop(app, inst, signal) };
   }
 
   // ---- status out ----
