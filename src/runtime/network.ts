@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { bridgeRuleset, removeBridgeRuleset } from './bridge-firewall';
 import { DynoError } from './errors';
 import { native } from './native';
 
@@ -21,6 +22,11 @@ export interface BridgeOptions {
   subnet?: string;
   /** Outbound NAT (nftables masquerade) for dynos. Off by default. */
   nat?: boolean;
+  /**
+   * The host serves DNS on the bridge's gateway address: dynos may reach its port 53 (UDP, TCP).
+   * Off by default: nothing on the host is open to dynos (bridge-firewall.ts).
+   */
+  hostDns?: boolean;
 }
 
 export interface Lease {
@@ -37,9 +43,10 @@ export const DEFAULT_BRIDGE = 'manifold0';
 export const DEFAULT_SUBNET = '10.200.0.0/16';
 
 /**
- * The nftables table holding one bridge's NAT: `ip manifold` for the default bridge, `ip
- * manifold-NAME` for any other. One table per bridge, so NAT on a second bridge (a daemon's
- * --bridge, a test's) neither replaces the first one's rule nor is deleted by its cleanup.
+ * The name of one bridge's nftables table (family inet: its input filter, its NAT; see
+ * bridge-firewall.ts): `manifold` for the default bridge, `manifold-NAME` for any other. One
+ * table per bridge, so a second bridge (a daemon's --bridge, a test's) neither replaces the first
+ * one's rules nor removes them in its cleanup.
  */
 export function natTable(bridge: string): string {
   return bridge === DEFAULT_BRIDGE ? 'manifold' : `manifold-${bridge}`;
@@ -153,8 +160,9 @@ export class BridgeNetwork {
   private readonly size: number;
   private readonly leaseDir: string;
   private readonly nat: boolean;
+  private readonly hostDns: boolean;
 
-  private constructor(name: string, subnet: ReturnType<typeof parseSubnet>, index: number, leaseDir: string, nat: boolean) {
+  private constructor(name: string, subnet: ReturnType<typeof parseSubnet>, index: number, leaseDir: string, opts: BridgeOptions) {
     this.name = name;
     this.base = subnet.base;
     this.size = subnet.size;
@@ -162,7 +170,8 @@ export class BridgeNetwork {
     this.gateway = intToIp(subnet.base + 1);
     this.index = index;
     this.leaseDir = leaseDir;
-    this.nat = nat;
+    this.nat = opts.nat === true;
+    this.hostDns = opts.hostDns === true;
   }
 
   /** Creates the bridge if it is missing (one `ip` call, once per host boot) and returns it. */
@@ -188,8 +197,9 @@ export class BridgeNetwork {
     const index = Number(fs.readFileSync(indexFile, 'utf8').trim());
     const leaseDir = path.join(runDir, 'net', name);
     fs.mkdirSync(leaseDir, { recursive: true, mode: 0o700 });
-    const net = new BridgeNetwork(name, subnet, index, leaseDir, opts.nat === true);
-    if (net.nat) net.enableNat();
+    const net = new BridgeNetwork(name, subnet, index, leaseDir, opts);
+    // before any dyno joins: a bridge without its input filter would open the host to dynos
+    net.loadRules();
     return net;
   }
 
@@ -268,30 +278,32 @@ export class BridgeNetwork {
     }
   }
 
-  private enableNat(): void {
-    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    const subnet = `${intToIp(this.base)}/${this.prefixLen}`;
-    const table = natTable(this.name);
-    const rules = [
-      `table ip ${table} {`,
-      `  chain postrouting { type nat hook postrouting priority srcnat; ip saddr ${subnet} oifname != "${this.name}" masquerade; }`,
-      `}`,
-    ].join('\n');
+  /** Loads the bridge's nftables table (input filter; NAT if asked): fails closed when nft cannot. */
+  private loadRules(): void {
+    if (this.nat) fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    const script = bridgeRuleset({
+      bridge: this.name,
+      table: natTable(this.name),
+      subnet: `${intToIp(this.base)}/${this.prefixLen}`,
+      gateway: this.gateway,
+      nat: this.nat,
+      hostDns: this.hostDns,
+    });
     try {
-      execFileSync('nft', ['-f', '-'], { input: `table ip ${table}\ndelete table ip ${table}\n${rules}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+      execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
     } catch (err) {
-      throw new DynoError({ errno: 5, syscall: 'nft', step: 'network', message: `enabling NAT failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}` });
+      throw new DynoError({ errno: 5, syscall: 'nft', step: 'network', message: `loading the nftables rules of bridge ${this.name} failed (bridged dynos need nft): ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}` });
     }
   }
 
-  /** Removes the bridge, its leases and its NAT table: `manifold` told to clean up. */
+  /** Removes the bridge, its leases and its nftables table: `manifold` told to clean up. */
   static cleanup(runDir: string, name = DEFAULT_BRIDGE): void {
     if (fs.existsSync(`/sys/class/net/${name}`)) ip(['link', 'del', name]);
     fs.rmSync(path.join(runDir, 'net', name), { recursive: true, force: true });
     try {
-      execFileSync('nft', ['delete', 'table', 'ip', natTable(name)], { stdio: 'ignore' });
+      execFileSync('nft', ['-f', '-'], { input: removeBridgeRuleset(natTable(name)), stdio: ['pipe', 'ignore', 'ignore'] });
     } catch {
-      /* no NAT table */
+      /* no nft: then there is no table either */
     }
   }
 }

@@ -9,9 +9,10 @@
  * running manifold0.
  *
  * Host state it changes and restores: /proc/sys/net/ipv4/ip_forward (NAT turns it on; the value
- * found is written back at the end) and nftables tables of its own bridges (`ip manifold-BRIDGE`;
- * a NAT table is per bridge). The default bridge's table `ip manifold`, a running daemon's NAT,
- * is never touched: the last test checks it is as it was.
+ * found is written back at the end) and nftables tables of its own bridges (`inet
+ * manifold-BRIDGE`: every bridge has one, for its input filter; NAT adds a postrouting chain). The
+ * default bridge's table `inet manifold`, a running daemon's, is never touched: the last test
+ * checks it is as it was.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,12 +51,12 @@ function hasNft(): boolean {
 }
 
 function tableExists(name: string): boolean {
-  return run('nft', ['list', 'tables']).split('\n').includes(`table ip ${name}`);
+  return run('nft', ['list', 'tables']).split('\n').includes(`table inet ${name}`);
 }
 
-/** The default bridge's NAT table as it is now (a running daemon's), or '' when there is none. */
+/** The default bridge's table as it is now (a running daemon's), or '' when there is none. */
 function defaultTable(): string {
-  return tryRun('nft', ['list', 'table', 'ip', natTable('manifold0')]) ?? '';
+  return tryRun('nft', ['list', 'table', 'inet', natTable('manifold0')]) ?? '';
 }
 
 /** Why this host's forward path drops forwarded packets whatever our table says, if it does. */
@@ -86,7 +87,7 @@ function forwardDropReason(): string | undefined {
 function skipReason(): string | undefined {
   if (!hasNft()) return 'needs nft (nftables) for the NAT table; CI has it';
   for (const b of [PLAIN, NATTED, OTHER]) {
-    if (tableExists(natTable(b.name))) return `nftables table ip ${natTable(b.name)} already exists (a crashed run of this file?)`;
+    if (tableExists(natTable(b.name))) return `nftables table inet ${natTable(b.name)} already exists (a crashed run of this file?)`;
     if (fs.existsSync(`/sys/class/net/${b.name}`)) return `bridge ${b.name} already exists (a crashed run of this file?)`;
   }
   const taken = run('ip', ['-4', '-o', 'addr', 'show']).split('\n').filter((l) => / inet 10\.213\./.test(l));
@@ -136,8 +137,8 @@ function networkLeftovers(originalForward: string, originalDefaultTable: string)
   const found: string[] = [];
   if ((tryRun('ip', ['netns', 'list']) ?? '').split('\n').some((l) => l.split(' ')[0] === NS)) found.push(`netns ${NS}`);
   for (const link of [HOST_VETH, PLAIN.name, NATTED.name, OTHER.name]) if (fs.existsSync(`/sys/class/net/${link}`)) found.push(`link ${link}`);
-  for (const b of [PLAIN, NATTED, OTHER]) if (tableExists(natTable(b.name))) found.push(`nft table ip ${natTable(b.name)}`);
-  if (defaultTable() !== originalDefaultTable) found.push(`nft table ip ${natTable('manifold0')} changed`);
+  for (const b of [PLAIN, NATTED, OTHER]) if (tableExists(natTable(b.name))) found.push(`nft table inet ${natTable(b.name)}`);
+  if (defaultTable() !== originalDefaultTable) found.push(`nft table inet ${natTable('manifold0')} changed`);
   const forward = fs.readFileSync(IP_FORWARD, 'utf8').trim();
   if (forward !== originalForward) found.push(`ip_forward is ${forward}, was ${originalForward}`);
   for (const b of [PLAIN.name, NATTED.name, OTHER.name]) if (fs.existsSync(`${TEST_RUN_DIR}/net/${b}`)) found.push(`lease dir of ${b}`);
@@ -193,7 +194,7 @@ function main(): void {
     t.match(r.stdout, /^NO-ANSWER/m, 'no answer from the outside server');
     t.notMatch(r.stdout, /ANSWER SEEN/, 'not reached');
     t.notMatch(server!.log(), /CONN/, 'the outside server saw no connection');
-    t.notOk(tableExists(natTable(PLAIN.name)), 'a bridge without NAT loads no nft table');
+    t.notMatch(run('nft', ['list', 'table', 'inet', natTable(PLAIN.name)]), /masquerade|postrouting/, 'a bridge without NAT has no NAT chain in its table');
   }));
 
   t.test('with NAT the dyno reaches the outside and is seen with the host\'s address', { skip: dropReason ? `${dropReason}: manifold's NAT table cannot open the forward path, the host's policy decides (not changed by this test)` : false }, checked(nattedLeaks, async (t) => {
@@ -201,7 +202,7 @@ function main(): void {
     const dynoAddress = /^eth0@\S+\s+UP\s+(10\.213\.2\.[0-9]+)\/24/m.exec(r.stdout)?.[1];
     t.ok(dynoAddress, `the dyno is on the NAT bridge: ${r.stdout.trim().split('\n').pop()}`);
     t.equal(fs.readFileSync(IP_FORWARD, 'utf8').trim(), '1', 'NAT turned forwarding on');
-    const table = run('nft', ['list', 'table', 'ip', natTable(NATTED.name)]);
+    const table = run('nft', ['list', 'table', 'inet', natTable(NATTED.name)]);
     t.match(table, new RegExp(`ip saddr 10\\.213\\.2\\.0/24 oifname != "${NATTED.name}" masquerade`), 'the bridge\'s own table masquerades its subnet');
     t.match(r.stdout, new RegExp(`^ANSWER SEEN ${OUT_HOST.replace(/\./g, '\\.')}$`, 'm'), `the outside saw the host's ${OUT_HOST}`);
     t.notMatch(r.stdout, new RegExp(`SEEN ${dynoAddress ?? '10.213.2.'}`), 'not the dyno\'s address');
@@ -221,19 +222,19 @@ function main(): void {
     t.ok(natted.bridge().index > 0, `first NAT bridge ${NATTED.name} is up`);
     const other = BridgeNetwork.ensure(TEST_RUN_DIR, OTHER);
     t.ok(other.index > 0, `second NAT bridge ${OTHER.name} is up`);
-    t.match(run('nft', ['list', 'table', 'ip', natTable(OTHER.name)]), /ip saddr 10\.213\.3\.0\/24 .*masquerade/, 'its masquerade rule is loaded, in a table of its own');
-    t.match(run('nft', ['list', 'table', 'ip', natTable(NATTED.name)]), /ip saddr 10\.213\.2\.0\/24 .*masquerade/, 'and the first bridge\'s rule is still there');
+    t.match(run('nft', ['list', 'table', 'inet', natTable(OTHER.name)]), /ip saddr 10\.213\.3\.0\/24 .*masquerade/, 'its masquerade rule is loaded, in a table of its own');
+    t.match(run('nft', ['list', 'table', 'inet', natTable(NATTED.name)]), /ip saddr 10\.213\.2\.0\/24 .*masquerade/, 'and the first bridge\'s rule is still there');
     BridgeNetwork.cleanup(TEST_RUN_DIR, OTHER.name);
     t.notOk(fs.existsSync(`/sys/class/net/${OTHER.name}`), 'second bridge removed');
     t.notOk(tableExists(natTable(OTHER.name)), 'its table is gone');
     t.notMatch(run('nft', ['list', 'ruleset']), /10\.213\.3\.0\/24/, 'and its rule with it');
-    t.match(run('nft', ['list', 'table', 'ip', natTable(NATTED.name)]), /ip saddr 10\.213\.2\.0\/24 .*masquerade/, 'the first bridge\'s rule survived its cleanup');
+    t.match(run('nft', ['list', 'table', 'inet', natTable(NATTED.name)]), /ip saddr 10\.213\.2\.0\/24 .*masquerade/, 'the first bridge\'s rule survived its cleanup');
     if (dropReason) return; // going out needs the forward path the host's policy closes
     const r = await runDyno(natted, testSpec({ name: 'run.4', appDir: makeAppDir(t), net: { mode: 'bridge' }, command: CONNECT }));
     t.match(r.stdout, new RegExp(`^ANSWER SEEN ${OUT_HOST.replace(/\./g, '\\.')}$`, 'm'), 'a dyno of the first bridge still goes out masqueraded');
   }));
 
-  t.test('cleanup leaves nothing: bridges, nft tables, namespace, veth; ip_forward restored; ip manifold untouched', async (t) => {
+  t.test('cleanup leaves nothing: bridges, nft tables, namespace, veth; ip_forward restored; inet manifold untouched', async (t) => {
     t.ok(fs.existsSync(`/run/netns/${NS}`), 'the outside namespace existed until now');
     cleanupAll();
     await new Promise<void>((resolve) => {

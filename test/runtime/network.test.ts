@@ -1,6 +1,7 @@
 /**
  * Bridge networking: each dyno gets its own address on a host bridge, reachable from the host at
- * address:PORT; dynos cannot reach each other (isolated bridge ports) but can reach the host;
+ * address:PORT; dynos cannot reach each other (isolated bridge ports) nor the host (the bridge's
+ * input filter answers them with a refusal: host-firewall.test.ts tests it at length);
  * addresses never collide; the veth pair and the lease vanish with the dyno; cleanup removes the
  * bridge. Uses a bridge and subnet of its own so it never disturbs a running manifold0.
  */
@@ -69,20 +70,22 @@ if (requireRoot(t)) {
     t.match(dyno.address, /^10\.214\.0\.[0-9]+$/, `dyno has an address in the subnet: ${dyno.address}`);
     t.equal(await waitForAnswer(dyno.address!, 5000), 'hello from web.1', 'host → dyno works');
 
-    // The host side answers the second dyno, so a refusal from web.1 cannot be a dead network.
+    // The host answers the second dyno with a refusal (its input filter: no route to host), so a
+    // silence from web.1 cannot be a dead network.
     const hostServer = net.createServer((s) => s.end('host here'));
     await new Promise<void>((r) => hostServer.listen(0, GATEWAY, r));
     const hostPort = (hostServer.address() as net.AddressInfo).port;
     t.teardown(() => hostServer.close());
     const probe = await runDyno(runtime, testSpec({
       name: 'web.2', appDir, net: { mode: 'bridge' },
-      command: sh(`ip -br addr; ip route; (exec 3<>/dev/tcp/${GATEWAY}/${hostPort} && cat <&3 && echo) ; ` +
+      command: sh(`ip -br addr; ip route; (exec 3<>/dev/tcp/${GATEWAY}/${hostPort} && cat <&3 && echo) 2>&1 ; ` +
         `if timeout 3 bash -c 'exec 3<>/dev/tcp/${dyno.address}/5000' 2>/dev/null; then echo PEER-REACHABLE; else echo PEER-BLOCKED; fi`),
     }));
     t.match(probe.stdout, /^lo\s+UNKNOWN\s+127\.0\.0\.1\/8/m, 'lo is up');
     t.match(probe.stdout, /^eth0@\S+\s+UP\s+10\.214\.0\.[0-9]+\/24/m, 'eth0 is up with its /24 address');
     t.match(probe.stdout, new RegExp(`^default via ${GATEWAY.replace(/\./g, '\\.')} dev eth0`, 'm'), 'default route via the bridge');
-    t.match(probe.stdout, /host here/, 'dyno → host works');
+    t.notMatch(probe.stdout, /host here/, 'dyno → host service is refused');
+    t.match(probe.stdout, /No route to host/, 'by the host, which answers (the link works)');
     t.match(probe.stdout, /PEER-BLOCKED/, 'dyno → other dyno is blocked');
     t.notMatch(probe.stdout, /PEER-REACHABLE/, 'not reachable');
     await dyno.stop(2000);
