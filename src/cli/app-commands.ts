@@ -10,6 +10,7 @@ import type { Args, ClientCommand, OptionSpec } from './client-command';
 import { ApiClient } from './client';
 import { UsageError } from './errors';
 import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
+import { writeStdout } from './stdout';
 
 export interface CommonArgs {
   app?: string;
@@ -28,7 +29,7 @@ export function appOf(a: CommonArgs): string {
 }
 
 function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  writeStdout(text.endsWith('\n') ? text : `${text}\n`);
 }
 
 function json(v: unknown): void {

@@ -7,7 +7,7 @@
 export async function main(argv: string[]): Promise<void> {
   if (argv.length === 1 && argv[0] === '--version') {
     const { VERSION } = require('../shared/version') as typeof import('../shared/version');
-    process.stdout.write(`${VERSION}\n`);
+    (require('./stdout') as typeof import('./stdout')).writeStdout(`${VERSION}\n`);
     return;
   }
   const { appCommands } = require('./app-commands') as typeof import('./app-commands');
