@@ -52,12 +52,18 @@ if (process.getuid?.() !== 0 || !pureV2WithMemory()) {
       resources: { memoryMax: 64 * MB, memorySwapMax: 0 },
     });
     const dyno = await run.started;
+    // a line of the script, or the reason it will never come
+    const line = (re: RegExp): Promise<unknown> =>
+      Promise.race([
+        run.waitFor(re, 60_000),
+        dyno.ended.then((s) => Promise.reject(new Error(`the dyno ended (${JSON.stringify(s)}) before ${re}; output: ${run.stdout()}`))),
+      ]);
     t.equal(dyno.scratchBytes, 32 * MB, 'the layer is half of memory.max');
-    await run.waitFor(/^ready$/m, 60_000);
+    await line(/^ready$/m);
     const before = memory(dyno.cgroupPath);
 
     dyno.signal('SIGUSR1');
-    await run.waitFor(/^filled$/m, 60_000);
+    await line(/^filled$/m);
     const full = memory(dyno.cgroupPath);
     t.match(run.stdout(), /No space left on device/, 'dd got ENOSPC');
     t.match(run.stdout(), /^dd=1$/m, 'and failed with it');
@@ -66,7 +72,7 @@ if (process.getuid?.() !== 0 || !pureV2WithMemory()) {
     t.ok(full.shmem - before.shmem > 28 * MB, `as shmem: ${(before.shmem / MB).toFixed(1)} → ${(full.shmem / MB).toFixed(1)} MiB`);
 
     dyno.signal('SIGUSR1');
-    await run.waitFor(/^removed$/m, 60_000);
+    await line(/^removed$/m);
     const after = memory(dyno.cgroupPath);
     t.ok(full.shmem - after.shmem > 28 * MB, `removing the file uncharges it: shmem ${(after.shmem / MB).toFixed(1)} MiB`);
 
