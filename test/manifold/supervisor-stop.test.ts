@@ -136,3 +136,11 @@ t.test('shutdown stops every dyno with its stop signal and resolves when all are
   t.same(h.launcher.running(), []);
   t.equal(h.launcher.dynos.length, 2, 'nothing restarted during shutdown');
 });
+
+t.test('every dyno gets $PORT, workers and one-offs too (Heroku sets it in all of them)', async (t) => {
+  const h = harness({ formation: [{ type: 'web', quantity: 1, size: 'standard-1x' }, { type: 'worker', quantity: 1, size: 'standard-1x' }] });
+  await h.clock.advance(0);
+  const one = h.supervisor.runOneOff(APP, 'env', { attach: false });
+  await one.started;
+  for (const name of ['web.1', 'worker.1', one.name]) t.equal(h.launcher.latest(name).spec.port, 5000, `${name} has PORT=5000`);
+});

@@ -37,7 +37,9 @@ export function dynoSpecFor(inst: Instance, o: SpecInputs): DynoSpec {
       ...(o.settings.memoryQuota !== undefined ? { quota: o.settings.memoryQuota } : {}),
       ...(o.settings.memoryKillFactor !== undefined ? { killFactor: o.settings.memoryKillFactor } : {}),
     }),
-    ...(inst.type === 'web' ? { port: o.webPort } : {}),
+    // every dyno gets $PORT, as on Heroku (workers and one-offs too: `run bash` then `echo $PORT`);
+    // only web dynos are routed to and checked for binding it
+    port: o.webPort,
   };
 }
 
