@@ -11,6 +11,7 @@ import { ApiClient } from './client';
 import { UsageError } from './errors';
 import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
 import { writeStdout } from './stdout';
+import { escapeControls, stdoutIsTerminal } from './terminal-safe';
 
 export interface CommonArgs {
   app?: string;
@@ -219,13 +220,15 @@ export const appCommands: ClientCommand[] = [
     async (a) => {
       const params = { app: appOf(a), n: a.num, source: a.source, dyno: a.dyno };
       const client = clientFor(a);
+      // apps write these lines: a terminal gets their control characters shown, not obeyed
+      const show = stdoutIsTerminal() ? escapeControls : (l: string): string => l;
       if (a.tail) {
-        await client.tail(params, (l) => out(l));
+        await client.tail(params, (l) => out(show(l)));
         return;
       }
       const lines = await client.call<string[]>('logs', params);
       if (a.json) json(lines);
-      else if (lines.length) out(lines.join('\n'));
+      else if (lines.length) out(lines.map(show).join('\n'));
     },
   ),
 ];
