@@ -27,6 +27,7 @@ interface DaemonArgs {
   bridge?: string;
   subnet?: string;
   nat: boolean;
+  'host-dns': boolean;
   'boot-timeout'?: string;
   'stop-grace'?: string;
   'restart-delay'?: string;
@@ -87,7 +88,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     net: a.net,
     cgroupName: a.cgroup,
     ...(a['run-dir'] !== undefined ? { runDir: a['run-dir'] } : {}),
-    bridge: { ...(a.bridge !== undefined ? { name: a.bridge } : {}), ...(a.subnet !== undefined ? { subnet: a.subnet } : {}), nat: a.nat },
+    bridge: { ...(a.bridge !== undefined ? { name: a.bridge } : {}), ...(a.subnet !== undefined ? { subnet: a.subnet } : {}), nat: a.nat, hostDns: a['host-dns'] },
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
   });
@@ -122,6 +123,7 @@ export const daemonCommand: CommandModule = {
       .option('bridge', { type: 'string', describe: 'host bridge for dyno networking (default manifold0)' })
       .option('subnet', { type: 'string', describe: 'subnet of the bridge when it is created (default 10.200.0.0/16)' })
       .option('nat', { type: 'boolean', default: false, describe: 'outbound NAT (nftables masquerade) for dynos' })
+      .option('host-dns', { type: 'boolean', default: false, describe: 'the host serves DNS on the bridge gateway: open its port 53 to dynos (nothing else on the host is)' })
       .option('boot-timeout', { type: 'string', describe: 'R10 boot timeout (default 60s)' })
       .option('stop-grace', { type: 'string', describe: 'R12 stop grace (default 30s)' })
       .option('restart-delay', { type: 'string', describe: 'second crash restart delay, doubling (default 20s)' })

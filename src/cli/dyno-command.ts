@@ -168,7 +168,7 @@ export const dynoCommand: CommandModule = {
     })
     .command({
       command: 'cleanup',
-      describe: 'Remove what dynos share on this host: the bridge, its address leases, the NAT table',
+      describe: 'Remove what dynos share on this host: the bridge, its address leases, its nftables table (firewall, NAT)',
       handler: () => {
         try {
           networkModule().BridgeNetwork.cleanup(DEFAULT_RUN_DIR);

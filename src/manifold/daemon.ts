@@ -31,7 +31,7 @@ export interface DaemonOptions {
   cgroupName: string;
   runDir?: string;
   /** Bridge networking: bridge name and subnet (defaults manifold0, 10.200.0.0/16), outbound NAT. */
-  bridge?: { name?: string; subnet?: string; nat?: boolean };
+  bridge?: { name?: string; subnet?: string; nat?: boolean; hostDns?: boolean };
   socketGid?: number;
   policy?: Partial<SupervisionPolicy>;
   log?: (line: string) => void;
