@@ -11,7 +11,7 @@ import { ApiClient } from './client';
 import { UsageError } from './errors';
 import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
 import { writeStdout } from './stdout';
-import { escapeControls, stdoutIsTerminal } from './terminal-safe';
+import { escapeControls, stderrIsTerminal, stdoutIsTerminal } from './terminal-safe';
 
 export interface CommonArgs {
   app?: string;
@@ -102,7 +102,13 @@ export const appCommands: ClientCommand[] = [
   ),
   cmd('deploy <dir>', 'Deploy a directory (with a Procfile) as a new release', {}, async (a) => {
     const app = appOf(a);
-    const r = await clientFor(a).call<ReleaseInfo>('deploy', { app, dir: path.resolve(String(a.dir)) });
+    const params = { app, dir: path.resolve(String(a.dir)) };
+    // on a terminal the copy shows its progress (a large tree takes a while); otherwise one plain call
+    const r = stderrIsTerminal()
+      ? await clientFor(a).callWithProgress<ReleaseInfo, { files: number; bytes: number }>('deploy', params, (p) => {
+          process.stderr.write(`\rCopying ${params.dir}: ${p.files} files, ${(p.bytes / 1e6).toFixed(1)} MB`);
+        }).finally(() => process.stderr.write('\r\x1b[K'))
+      : await clientFor(a).call<ReleaseInfo>('deploy', params);
     if (a.json) json(r);
     else out(`Deploying to ${app}... done, v${r.version}`);
   }),

@@ -85,6 +85,57 @@ export class ApiClient {
     });
   }
 
+  /**
+   * A call whose answer streams: NDJSON `{progress}` lines (to onProgress), then `{result}` or
+   * `{error}`. The deploy uses it to show its copy as it goes.
+   */
+  callWithProgress<T, P>(method: string, params: Record<string, unknown>, onProgress: (p: P) => void): Promise<T> {
+    const body = JSON.stringify({ ...params, progress: true });
+    return new Promise<T>((resolve, reject) => {
+      const req = httpModule().request(
+        { socketPath: this.socketPath, method: 'POST', path: `/v1/${method}`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          if (res.statusCode !== 200) {
+            rejectWithApiError(res, reject);
+            return;
+          }
+          let rest = '';
+          let settled = false;
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            rest += c;
+            let nl: number;
+            while ((nl = rest.indexOf('\n')) >= 0) {
+              const line = rest.slice(0, nl);
+              rest = rest.slice(nl + 1);
+              let msg: { progress?: P; result?: T; error?: { code: string; message: string } };
+              try {
+                msg = JSON.parse(line) as typeof msg;
+              } catch {
+                settled = true;
+                reject(new ApiError('EPROTO', 'bad answer from the daemon'));
+                return;
+              }
+              if (msg.progress !== undefined) onProgress(msg.progress);
+              else if (msg.error) {
+                settled = true;
+                reject(new ApiError(msg.error.code, msg.error.message));
+              } else if ('result' in msg) {
+                settled = true;
+                resolve(msg.result as T);
+              }
+            }
+          });
+          res.on('end', () => {
+            if (!settled) reject(new ApiError('EPROTO', 'the daemon ended the answer early'));
+          });
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connError(err, this.socketPath)));
+      req.end(body);
+    });
+  }
+
   /** Opens an attached one-off session; resolves with the exit status. */
   attach(
     params: { app: string; command: string; tty?: { cols: number; rows: number; term: string } },

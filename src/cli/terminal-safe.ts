@@ -19,9 +19,16 @@ export function escapeControls(line: string): string {
   return line.replace(UNSAFE, shown);
 }
 
+// node:tty is cheap here: the client has loaded node:net, which it builds on, for the socket
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const isatty = (fd: number): boolean => (require('node:tty') as typeof import('node:tty')).isatty(fd);
+
 /** Whether fd 1 is a terminal (then log lines are escaped). */
 export function stdoutIsTerminal(): boolean {
-  // node:tty is cheap here: the client has loaded node:net, which it builds on, for the socket
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('node:tty') as typeof import('node:tty')).isatty(1);
+  return isatty(1);
+}
+
+/** Whether fd 2 is a terminal (then a deploy shows its progress there). */
+export function stderrIsTerminal(): boolean {
+  return isatty(2);
 }

@@ -121,7 +121,12 @@ export class Manifold {
    * child processes (build-slug.ts): the source is read as `requester` (the API client's uid/gid),
    * never by root on its behalf, and the daemon's event loop only waits.
    */
-  async deploy(nameIn: unknown, dirIn: unknown, requester: Requester = { uid: 0, gid: 0 }): Promise<ReleaseInfo> {
+  async deploy(
+    nameIn: unknown,
+    dirIn: unknown,
+    requester: Requester = { uid: 0, gid: 0 },
+    onProgress?: (p: { files: number; bytes: number }) => void,
+  ): Promise<ReleaseInfo> {
     const name = this.app(nameIn);
     if (typeof dirIn !== 'string' || !path.isAbsolute(dirIn)) throw new ManifoldError('EINVAL', 'deploy needs an absolute directory path');
     const id = randomBytes(4).toString('hex');
@@ -130,7 +135,7 @@ export class Manifold {
     fs.mkdirSync(path.dirname(slugDir), { recursive: true, mode: 0o755 });
     let built: SlugWriteResult;
     try {
-      built = await buildSlug({ source: dirIn, slugDir, requester, timeoutMs: this.o.deployTimeoutMs });
+      built = await buildSlug({ source: dirIn, slugDir, requester, timeoutMs: this.o.deployTimeoutMs, ...(onProgress ? { onProgress } : {}) });
     } catch (err) {
       if (err instanceof SlugBuildError) throw new ManifoldError('EDEPLOY', err.message);
       throw err;

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { ApiClient } from '../../src/cli/client';
 import { buildSlug, SlugBuildError } from '../../src/manifold/deploy/build-slug';
 import { checkEntryPath, SLUG_FRAME, slugFrame, SlugArchiveError } from '../../src/manifold/deploy/slug-archive';
 import { runCli, TestDaemon } from './helpers/daemon';
@@ -226,4 +227,12 @@ t.test('through the daemon: the client is the requester (SO_PEERCRED)', async (t
   t.equal(ok.code, 0, ok.stderr);
   const logs = await d.cli('logs', '-a', 'peer', '--source', 'manifold');
   t.match(logs.stdout, /Deploy [0-9a-f]{8}: 1 files, 0\.0 MB/);
+
+  // progress as the copy goes, for the CLI: NDJSON lines, then the result
+  const progress: { files: number; bytes: number }[] = [];
+  const rel = await new ApiClient(d.socket).callWithProgress<{ version: number }, { files: number; bytes: number }>('deploy', { app: 'peer', dir: src }, (p) => progress.push(p));
+  t.equal(rel.version, 3);
+  t.same(progress.at(-1), { files: 1, bytes: 'web: node index.js\n'.length }, 'the last progress line has the totals');
+  const failed = await new ApiClient(d.socket).callWithProgress('deploy', { app: 'peer', dir: '/nonexistent' }, () => undefined).catch((e: unknown) => e);
+  t.match(failed, { code: 'EDEPLOY', message: 'no such directory: /nonexistent' }, 'an error ends the stream');
 });

@@ -187,6 +187,7 @@ export class ApiServer {
       const method = m[1]!;
       const params = await this.readBody(req);
       if (method === 'logs' && params.tail === true) return this.tailLogs(params, res);
+      if (method === 'deploy' && params.progress === true) return await this.deployWithProgress(params, req, res);
       const h = this.handlers[method];
       if (!h) throw new ManifoldError('EINVAL', `unknown method ${method}`);
       const result = await h(params, req);
@@ -194,6 +195,23 @@ export class ApiServer {
     } catch (err) {
       this.sendError(res, err);
     }
+  }
+
+  /**
+   * A deploy that reports its copy as it goes: NDJSON `{progress:{files,bytes}}` lines, then one
+   * `{result}` or `{error}` line (the status is 200 once streaming has begun).
+   */
+  private async deployWithProgress(p: Params, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const requester = requesterOf(req.socket);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const line = (v: unknown): void => void res.write(`${JSON.stringify(v)}\n`);
+    try {
+      const result = await this.o.manifold.deploy(p.app, p.dir, requester, (progress) => line({ progress }));
+      line({ result });
+    } catch (err) {
+      line(errorBody(apiErrorOf(err)));
+    }
+    res.end();
   }
 
   private tailLogs(p: Params, res: http.ServerResponse): void {

@@ -195,7 +195,8 @@ async function main(): Promise<void> {
     }
     if (have) throw new SlugArchiveError('the source stream ended inside a frame');
     const done = writer.finish();
-    process.stdout.write(`${JSON.stringify({ done })}\n`);
+    // a last progress line with the totals: a quick deploy shows one too
+    process.stdout.write(`${JSON.stringify({ progress: { files: done.files, bytes: done.bytes } })}\n${JSON.stringify({ done })}\n`);
   } catch (err) {
     writer.abort();
     throw err;
