@@ -11,6 +11,7 @@
 #     (downloads the Debian kernel once; skip with MANIFOLD_VM_SETUP=0)
 #   - the benchmark peers: crun runc bubblewrap nginx-light haproxy wrk hyperfine (their services are not
 #     started: benchmarks run their own instances)
+#   - etcd-server (3.4.23) for the cluster tests; its service is kept off (the tests start their own members)
 # env: MANIFOLD_REPO  repo path (default: the parent of this script's directory, else /vagrant)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -30,6 +31,7 @@ PACKAGES=(
   ca-certificates g++ make python3 musl-tools iproute2 nftables strace
   qemu-system-x86 busybox-static cpio xz-utils
   crun runc bubblewrap nginx-light haproxy wrk hyperfine
+  etcd-server
 )
 
 updated=
@@ -114,13 +116,16 @@ fi
 # ---- packages -----------------------------------------------------------------------------------
 apt_install "${PACKAGES[@]}"
 
-# benchmark peers are run by the benchmarks themselves; keep their system services off under systemd
+# benchmark peers and etcd are run by the benchmarks and tests themselves; keep their system services off under
+# systemd (an etcd service left running, e.g. from an install without policy-rc.d, would hold 2379/2380)
 if [ -d /run/systemd/system ]; then
-  for svc in nginx haproxy; do
+  for svc in nginx haproxy etcd; do
     if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
       systemctl disable --now --quiet "$svc" || true
     fi
   done
+elif [ -x /etc/init.d/etcd ] && /etc/init.d/etcd status >/dev/null 2>&1; then
+  /etc/init.d/etcd stop >/dev/null 2>&1 || true   # no systemd (a container): stop a running SysV etcd
 fi
 
 # ---- the pure-cgroup-v2 test VM (kernel + initramfs, cached under $REPO/.cache/vm) --------------
