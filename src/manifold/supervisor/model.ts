@@ -8,6 +8,7 @@ import type { AppSettings, FormationRow, Release } from '../store/store';
 import type { Timer } from './clock';
 import type { PortWait } from './port-check';
 import type { LaunchedDyno } from './types';
+import type { WantedSlot } from './wanted';
 
 /** Heroku's dyno states as `ps` and the state-change log lines name them. */
 export type DynoState = 'starting' | 'up' | 'crashed' | 'down';
@@ -29,6 +30,8 @@ export interface DynoStatus {
   /** When crashed: why (exit status, signal, R10, R15). */
   reason: string | null;
   oneoff: boolean;
+  /** Only for slots a cluster agent assigned (setSlots): the generation the running instance belongs to. */
+  gen?: number;
 }
 
 export type SupervisorEvent =
@@ -78,6 +81,8 @@ export class Instance {
   bootTimer: Timer | undefined;
   cycleTimer: Timer | undefined;
   portWait: PortWait | undefined;
+  /** The slot's generation when this instance was launched (0 on a single host). */
+  gen = 0;
   /** Killed for R10 / R15: the crash reason says so instead of "killed by SIGKILL". */
   r10 = false;
   r15 = false;
@@ -121,6 +126,8 @@ export interface Slot {
   restartTimer: Timer | undefined;
   reason: string | null;
   size: string;
+  /** Generation of the wanted slot this slot runs (wanted.ts); a different one replaces the instance. */
+  gen: number;
   /**
    * Scaled away: its instances are stopping and the slot is forgotten once they are gone. Wanted
    * again before that, it starts a new instance beside the stopping ones (it must not wait for
@@ -134,6 +141,8 @@ export interface AppState {
   hosts: string[];
   release: Release | undefined;
   formation: Map<string, FormationRow>;
+  /** Set by setSlots (a cluster agent's assignments): wanted instead of the formation; undefined on a single host. */
+  assigned: Map<string, WantedSlot> | undefined;
   settings: AppSettings;
   slots: Map<string, Slot>;
   oneoffs: Map<string, Instance>;

@@ -20,6 +20,8 @@ export function statusOf(app: AppState): DynoStatus[] {
       restartAt: crashed ? slot.restartAt : null,
       reason: crashed ? slot.reason : null,
       oneoff: false,
+      // single-host output stays as it was: generations exist only for assigned slots
+      ...(app.assigned ? { gen: inst?.gen ?? slot.gen } : {}),
     });
   }
   for (const inst of app.oneoffs.values()) {

@@ -18,8 +18,10 @@ import { Instance, type AppState, type DynoState, type DynoStatus, type OneOff, 
 import { routesOf } from './routes';
 import { statusOf } from './status';
 import type { DrainWatcher, LaunchedDyno, Launcher, RouteSink } from './types';
+import { assignedSlots, formationSlots, runnable, type SlotAssignment, type WantedSlot } from './wanted';
 
 export type { DynoState, DynoStatus, OneOff, OneOffOptions, SupervisorEvent } from './model';
+export type { SlotAssignment } from './wanted';
 
 export interface SupervisorOptions {
   launcher: Launcher;
@@ -76,7 +78,7 @@ export class Supervisor {
   // ---- desired state in ----
 
   addApp(name: string, hosts: string[], release: Release | undefined, formation: FormationRow[], settings: AppSettings): void {
-    const app: AppState = { name, hosts, release, formation: new Map(formation.map((f) => [f.type, f])), settings, slots: new Map(), oneoffs: new Map(), oneoffSeq: 0 };
+    const app: AppState = { name, hosts, release, formation: new Map(formation.map((f) => [f.type, f])), assigned: undefined, settings, slots: new Map(), oneoffs: new Map(), oneoffSeq: 0 };
     this.apps.set(name, app);
     this.routesChanged(app);
     this.reconcile(app);
@@ -94,9 +96,22 @@ export class Supervisor {
     this.reconcile(app, 'Restarting');
   }
 
+  /** Single host: the formation's type.1..N slots are wanted (and a cluster agent's assignments no longer are). */
   setFormation(name: string, formation: FormationRow[]): void {
     const app = this.need(name);
     app.formation = new Map(formation.map((f) => [f.type, f]));
+    app.assigned = undefined;
+    this.reconcile(app);
+  }
+
+  /**
+   * Cluster agent: exactly these slots are wanted, whatever the formation says (the scheduler
+   * already placed them). A slot whose `gen` changed is replaced as a restart replaces it, so
+   * the scheduler can restart or move a single slot. Throws, changing nothing, on a bad name.
+   */
+  setSlots(name: string, slots: readonly SlotAssignment[]): void {
+    const app = this.need(name);
+    app.assigned = assignedSlots(slots);
     this.reconcile(app);
   }
 
@@ -135,6 +150,7 @@ export class Supervisor {
     const app = this.apps.get(name);
     if (!app) return;
     app.formation.clear();
+    app.assigned = undefined;
     app.release = undefined;
     const waits: Promise<unknown>[] = [];
     for (const slot of [...app.slots.values()]) {
@@ -275,27 +291,31 @@ export class Supervisor {
     slot.since = this.clock.now();
   }
 
-  /** Brings slots in line with formation × procfile. `replaceReason` also replaces every kept slot. */
+  /** Brings slots in line with the wanted slots (wanted.ts). `replaceReason` also replaces every kept slot. */
   private reconcile(app: AppState, replaceReason?: string): void {
     if (this.closing) return;
-    const wanted = new Map<string, { type: string; size: string }>();
     const procfile = app.release?.slug ? app.release.procfile : {};
-    for (const [type, f] of app.formation) {
-      if (procfile[type] === undefined) continue;
-      for (let i = 1; i <= f.quantity; i++) wanted.set(`${type}.${i}`, { type, size: f.size });
-    }
+    this.converge(app, runnable(app.assigned ?? formationSlots(app.formation.values()), procfile), replaceReason);
+  }
+
+  private converge(app: AppState, wanted: Map<string, WantedSlot>, replaceReason: string | undefined): void {
     for (const slot of [...app.slots.values()]) {
       const w = wanted.get(slot.name);
       if (!w) this.scaleDown(app, slot);
-      else if (slot.leaving) this.revive(app, slot, w.size);
-      else if (replaceReason !== undefined || w.size !== slot.size) {
+      else if (slot.leaving) this.revive(app, slot, w);
+      // any other generation, lower included: the scheduler deleted and re-created the
+      // assignment, which is a new placement and wants a new instance too
+      else if (replaceReason !== undefined || w.size !== slot.size || w.gen !== slot.gen) {
+        // a new generation is the scheduler's restart of this slot: its crash cool-off starts over, as with `restart`
+        if (w.gen !== slot.gen) slot.crashes = 0;
         slot.size = w.size;
+        slot.gen = w.gen;
         this.replace(app, slot, replaceReason ?? 'Restarting');
       }
     }
     for (const [name, w] of wanted) {
       if (app.slots.has(name)) continue;
-      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: this.clock.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size, leaving: false };
+      const slot: Slot = { name, type: w.type, current: undefined, retiring: new Set(), state: 'down', since: this.clock.now(), crashes: 0, restartAt: null, restartTimer: undefined, reason: null, size: w.size, gen: w.gen, leaving: false };
       app.slots.set(name, slot);
       this.startSlot(app, slot, false);
     }
@@ -311,6 +331,7 @@ export class Supervisor {
     slot.restartAt = null;
     this.setSlotState(app, slot, 'starting', logStateChange);
     const inst = new Instance(app.name, slot.name, slot.type, app.release, command, slot.size, false, this.clock.now());
+    inst.gen = slot.gen;
     slot.current = inst;
     // a start failure is logged and handled as a crash by the lifecycle
     void this.lifecycle.launch(app, inst).catch(() => undefined);
@@ -338,9 +359,10 @@ export class Supervisor {
    * them instead would leave the formation short for up to the grace, and the exit of an instance
    * stopped for a scale-down would forget the slot.
    */
-  private revive(app: AppState, slot: Slot, size: string): void {
+  private revive(app: AppState, slot: Slot, w: WantedSlot): void {
     slot.leaving = false;
-    slot.size = size;
+    slot.size = w.size;
+    slot.gen = w.gen;
     const old = slot.current;
     slot.current = undefined;
     if (old && old.state !== 'exited') {
