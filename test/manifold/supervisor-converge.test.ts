@@ -14,29 +14,13 @@ import t from 'tap';
 import { resourcesFor } from '../../src/runtime/sizes';
 import { SupervisorError } from '../../src/manifold/supervisor/errors';
 import type { FormationRow, Release } from '../../src/manifold/store/store';
-import { prng, type Rng } from './helpers/prng';
-import { APP, harness, releaseOf, type Harness } from './helpers/supervisor-harness';
+import { prng } from './helpers/prng';
+import { APP, harness, listenAll, quiesce, releaseOf, type Harness } from './helpers/supervisor-harness';
 
 const TYPES = ['web', 'worker'] as const;
 const SIZES = ['standard-1x', 'standard-2x'] as const;
 const GRACE = 30_000;
 const web = (quantity: number): FormationRow[] => [{ type: 'web', quantity, size: 'standard-1x' }];
-
-/** Advances until no one-shot timer is pending (web dynos bind $PORT as soon as they start). */
-async function quiesce(h: Harness): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    listenAll(h);
-    await h.clock.advance(0);
-    const next = h.clock.pendingDelays()[0];
-    if (next === undefined) return;
-    await h.clock.advance(Math.max(1, next));
-  }
-  throw new Error('the supervisor never went quiet');
-}
-
-function listenAll(h: Harness, rng?: Rng): void {
-  for (const d of h.launcher.running()) if (d.spec.name.startsWith('web.') && !d.bound && !d.stopping && (!rng || rng.chance(0.6))) d.listen();
-}
 
 /** Everything that is wrong once quiet; [] when the supervisor has converged. */
 function problems(h: Harness, formation: Map<string, FormationRow>, release: Release): string[] {

@@ -9,6 +9,7 @@ import { Supervisor, type SupervisorEvent } from '../../../src/manifold/supervis
 import type { RouteAppInput } from '../../../src/manifold/supervisor/types';
 import { FakeClock } from './fake-clock';
 import { FakeLauncher } from './fake-launcher';
+import type { Rng } from './prng';
 
 export const APP = 'app';
 
@@ -55,3 +56,20 @@ export function harness(o: HarnessOptions = {}) {
 }
 
 export type Harness = ReturnType<typeof harness>;
+
+/** Web dynos that have not bound $PORT yet do now (each with probability 0.6 when an rng is given). */
+export function listenAll(h: Harness, rng?: Rng): void {
+  for (const d of h.launcher.running()) if (d.spec.name.startsWith('web.') && !d.bound && !d.stopping && (!rng || rng.chance(0.6))) d.listen();
+}
+
+/** Advances until no one-shot timer is pending (web dynos bind $PORT as soon as they start). */
+export async function quiesce(h: Harness): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    listenAll(h);
+    await h.clock.advance(0);
+    const next = h.clock.pendingDelays()[0];
+    if (next === undefined) return;
+    await h.clock.advance(Math.max(1, next));
+  }
+  throw new Error('the supervisor never went quiet');
+}
