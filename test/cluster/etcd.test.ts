@@ -3,7 +3,7 @@
  * fixture itself, the etcd properties cluster mode builds on (ordered watches, Txn CAS, lease expiry)
  * and the fenced leader: a leader frozen past its lease writes nothing when it wakes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -11,6 +11,7 @@ import t from 'tap';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, ensureLayout, LayoutVersionError } from '../../src/cluster/etcd-client';
 import { keys, PREFIX } from '../../src/cluster/keys';
+import { spawnTied } from './helpers/tied';
 import { etcdMissing, processesMentioning, startEtcdCluster, type EtcdCluster } from './helpers/etcd-cluster';
 
 const missing = etcdMissing();
@@ -178,6 +179,12 @@ function main(): void {
     const late = await a.command({ cmd: 'txn', key: fenced, value: 'A-after-thaw' }, 'txn');
     t.equal(late.succeeded, false, `A's fenced Txn after the thaw fails (A thought it was ${String(late.state)})`);
     t.equal(await client.get(fenced).string(), 'A-before', 'A wrote nothing');
+    // Whatever A's client believed at that moment, the server is what refuses: a Txn fenced on A's
+    // revision fails from any client.
+    const stale = await client.if(String(aElected.key), 'Create', '==', String(aElected.rev)).then(client.put(fenced).value('stale')).commit();
+    t.equal(stale.succeeded, false, "a Txn fenced on A's revision fails from any client");
+    // etcd3 learns of the expiry from its next keepalive answer (TTL 0), at once after the thaw.
+    t.match(await a.next('lost', 3000), { event: 'lost' }, 'A reports lost');
     t.same(await b.command({ cmd: 'txn', key: fenced, value: 'B' }, 'txn'), { event: 'txn', succeeded: true, state: 'leader' });
     t.equal(await client.get(fenced).string(), 'B');
     await Promise.all([a.stop(), b.stop()]);
@@ -194,7 +201,7 @@ function main(): void {
   });
 }
 
-type Message = Record<string, unknown> & { event?: string; rev?: string; succeeded?: boolean; state?: string };
+type Message = Record<string, unknown> & { event?: string; rev?: string; key?: string; succeeded?: boolean; state?: string };
 
 interface Candidate {
   pid: number;
@@ -206,7 +213,7 @@ interface Candidate {
 /** Runs test/cluster/helpers/candidate.js as a child; killed at teardown whatever happens. */
 function startCandidate(t: { teardown(fn: () => unknown): void }, id: string, ttl: number, endpoints: string[]): Candidate {
   const script = path.join(__dirname, 'helpers/candidate.js');
-  const child: ChildProcess = spawn(process.execPath, [script, id, String(ttl), endpoints.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawnTied(process.execPath, [script, id, String(ttl), endpoints.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
   const queue: Message[] = [];
   const waiters: { event: string; resolve: (m: Message) => void }[] = [];
   if (!child.stdout || !child.stdin || child.pid === undefined) throw new Error('candidate did not start');

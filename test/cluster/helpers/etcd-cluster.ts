@@ -4,12 +4,13 @@
  * Flags as in spec §5/§7: keepalive floor 1 s (else the client's 2 s pings get GOAWAY), revision
  * compaction (3.4 compacts nothing by default), heartbeat/election timeouts left at their defaults.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createEtcdClient } from '../../../src/cluster/etcd-client';
+import { spawnTied } from './tied';
 
 export const ETCD_BIN = 'etcd';
 
@@ -44,6 +45,36 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+const SHM = '/dev/shm';
+
+/**
+ * Removes the data of clusters whose test process is gone. Its members died with it (spawnTied), but
+ * a test killed by a signal never ran stop(), so its tmpfs data would stay until reboot.
+ */
+function sweepOrphans(): void {
+  for (const name of fs.readdirSync(SHM)) {
+    if (!name.startsWith('mf-etcd-')) continue;
+    const dir = path.join(SHM, name);
+    let owner: number;
+    try {
+      owner = Number(fs.readFileSync(path.join(dir, 'owner'), 'utf8'));
+    } catch {
+      continue; // being created right now, or not ours
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || isAlive(owner)) continue;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -66,7 +97,9 @@ async function freePorts(n: number): Promise<number[]> {
 /** Starts the cluster and waits until every member serves a linearizable read. */
 export async function startEtcdCluster(t?: Teardown, opts: { size?: number; timeoutMs?: number } = {}): Promise<EtcdCluster> {
   const size = opts.size ?? 3;
-  const dir = fs.mkdtempSync('/dev/shm/mf-etcd-');
+  sweepOrphans();
+  const dir = fs.mkdtempSync(`${SHM}/mf-etcd-`);
+  fs.writeFileSync(path.join(dir, 'owner'), String(process.pid));
   const ports = await freePorts(size * 2);
   const token = `mf-${crypto.randomBytes(6).toString('hex')}`;
   const specs = Array.from({ length: size }, (_, i) => ({
@@ -122,7 +155,7 @@ export async function startEtcdCluster(t?: Teardown, opts: { size?: number; time
       '--log-outputs=stderr',
       '--log-level=warn',
     ];
-    const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnTied(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const log: string[] = [];
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       log.push(...chunk.split('\n').filter(Boolean));
