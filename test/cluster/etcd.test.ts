@@ -135,7 +135,7 @@ function main(): void {
     await client.delete().prefix(`${PREFIX}test/cas/`);
   });
 
-  t.test('a lease that is not kept alive deletes its key within [TTL, TTL + 1 s]', async (t) => {
+  t.test('a lease that is not kept alive deletes its key after TTL, and soon (within TTL + 3 s)', async (t) => {
     const ttl = 2;
     const key = `${PREFIX}test/lease/h1`;
     const watcher = await client.watch().key(key).create();
@@ -148,7 +148,9 @@ function main(): void {
     const elapsed = (await deleted) - t0;
     await watcher.cancel();
     t.ok(elapsed >= ttl * 1000, `not before TTL (${elapsed.toFixed(0)} ms)`);
-    t.ok(elapsed <= ttl * 1000 + 1000, `within TTL + 1 s (${elapsed.toFixed(0)} ms)`);
+    // the lessor sweeps every 500 ms; the rest of the margin is for a loaded 2-core CI machine (2.55 s seen
+    // for TTL 2 s with both cores busy): the figure itself belongs in a benchmark, the property here
+    t.ok(elapsed <= ttl * 1000 + 3000, `within TTL + 3 s (${elapsed.toFixed(0)} ms)`);
     t.equal(await client.get(key).string(), null, 'key gone');
     lease.release();
   });
