@@ -15,6 +15,9 @@ import { ApiServer } from './api/server';
 import { LogHub } from './logs/hub';
 import { Manifold } from './manifold';
 import type { SupervisionPolicy } from './policy';
+import { collectSlugs } from './deploy/slug-store';
+import { SqliteStateStore } from './state/sqlite-state-store';
+import type { StateStore } from './state/state-store';
 import { Store } from './store/store';
 import { Supervisor } from './supervisor/supervisor';
 import type { Launcher } from './supervisor/types';
@@ -38,7 +41,7 @@ export interface DaemonOptions {
 }
 
 export class Daemon {
-  store!: Store;
+  store!: StateStore;
   runtime!: Runtime;
   supervisor!: Supervisor;
   manifold!: Manifold;
@@ -65,7 +68,7 @@ export class Daemon {
       if (await socketAlive(o.socket)) throw new Error(`a daemon is already running on ${o.socket}`);
       fs.unlinkSync(o.socket);
     }
-    this.store = new Store(path.join(o.stateDir, 'manifold.db'));
+    this.store = new SqliteStateStore(new Store(path.join(o.stateDir, 'manifold.db')));
     this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(o.bridge ? { bridge: o.bridge } : {}) });
     const warning = this.runtime.warning();
     if (warning) this.log(warning);
@@ -99,17 +102,18 @@ export class Daemon {
       net: o.net,
       webPort: DEFAULT_PORT,
       policy: o.policy ?? {},
-      onDynoStarted: (app, name, release, dyno) => this.store.recordDyno({ id: dyno.id, app, name, release, pid: dyno.pid, startedAt: Date.now() }),
+      // the store applies these in call order (StateStore), so a forget never overtakes its record
+      onDynoStarted: (app, name, release, dyno) => {
+        this.store.recordDyno({ id: dyno.id, app, name, release, pid: dyno.pid, startedAt: Date.now() }).catch((err: unknown) => this.log(`recording dyno ${dyno.id}: ${String(err)}`));
+      },
       onDynoGone: (id) => {
-        try {
-          this.store.forgetDyno(id);
-        } catch {
+        this.store.forgetDyno(id).catch(() => {
           /* store closed during shutdown */
-        }
+        });
       },
     });
     this.manifold = new Manifold({ store: this.store, supervisor: this.supervisor, logs: this.logs, stateDir: o.stateDir, domain: o.domain, routerPort });
-    this.manifold.restore();
+    await this.manifold.restore();
     this.api = new ApiServer({
       manifold: this.manifold,
       logs: this.logs,
@@ -127,37 +131,34 @@ export class Daemon {
       }),
     });
     await this.api.listen();
-    this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${this.store.listApps().length} app(s) restored`);
+    this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);
   }
 
-  /** Dyno cgroups and bridge leases left by a daemon that died without teardown: kill and remove them; drop unreferenced slugs. */
+  /**
+   * Dyno cgroups and bridge leases left by a daemon that died without teardown: kill and remove them;
+   * drop slugs no release of any app refers to (shared slugs stay while one does) and unfinished builds.
+   */
   private async cleanupLeftovers(): Promise<void> {
-    const recorded = new Map(this.store.liveDynos().map((d) => [d.id, d]));
+    const recorded = new Map((await this.store.liveDynos()).map((d) => [d.id, d]));
     const stale = await this.runtime.reclaimStale();
     for (const id of new Set([...stale, ...recorded.keys()])) {
       const d = recorded.get(id);
       this.log(`cleaning up dyno ${d ? `${d.app} ${d.name} ` : ''}(${id}) left by a previous daemon`);
-      this.store.forgetDyno(id);
+      await this.store.forgetDyno(id);
     }
-    const slugRoot = path.join(this.o.stateDir, 'slugs');
-    for (const app of safeReaddir(slugRoot)) {
-      for (const slug of safeReaddir(path.join(slugRoot, app))) {
-        const p = path.join(slugRoot, app, slug);
-        if (!this.store.slugInUse(p)) fs.rmSync(p, { recursive: true, force: true });
-      }
-    }
+    await collectSlugs(path.join(this.o.stateDir, 'slugs'), (p) => this.store.slugInUse(p));
   }
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       // a start that failed before opening anything (a lock held by another daemon) has nothing to say
-      const opened = (this.store as Store | undefined) !== undefined;
+      const opened = (this.store as StateStore | undefined) !== undefined;
       if (opened) this.log('stopping: all dynos get their stop signal');
       await this.api?.close();
       await this.supervisor?.shutdown();
       await this.router?.close();
       await this.runtime?.close();
-      this.store?.close();
+      await this.store?.close();
       if (opened) this.log('stopped');
     })();
     return this.stopping;
@@ -175,13 +176,5 @@ function lockOrExplain(target: string, directory: boolean, what: string): void {
     const e = err as NodeJS.ErrnoException & { errno?: number };
     if (e.errno === 11 || e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN') throw new Error(`another manifold daemon is using the ${what}`);
     throw new Error(`cannot lock the ${what}: ${e.code ?? e.message}`);
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch {
-    return [];
   }
 }

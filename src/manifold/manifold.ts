@@ -3,24 +3,27 @@
  * supervisor told about every change. The API calls these methods; they validate everything
  * before writing, so a bad input leaves the state unchanged.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from './api/protocol';
 import { ManifoldError } from './errors';
 import type { LogHub } from './logs/hub';
 import { buildSlug, SlugBuildError, type Requester } from './deploy/build-slug';
+import { placeSlug, tempSlugDir } from './deploy/slug-store';
 import type { SlugWriteResult } from './deploy/write-slug';
 import { parseProcfile, ProcfileError } from './procfile';
 import { applyScale, parseScaleArgs, ScaleSyntaxError, type FormationEntry } from './scale-syntax';
 import { DEFAULT_SIZE, sizeOf } from './sizes';
-import type { AppSettings, Release, Store } from './store/store';
+import { SqliteStateStore } from './state/sqlite-state-store';
+import type { FormationChanges, StateStore } from './state/state-store';
+import { Store, type AppSettings, type Release } from './store/store';
 import type { OneOff, OneOffOptions, Supervisor } from './supervisor/supervisor';
 import { isStopSignal, STOP_SIGNALS } from '../runtime/native-table';
 import { checkAppName, checkConfigKey, checkConfigValue, configBytes, MAX_CONFIG_BYTES } from './validate';
 
 export interface ManifoldOptions {
-  store: Store;
+  /** The durable state; a bare SQLite `Store` is wrapped in a SqliteStateStore. */
+  store: StateStore | Store;
   supervisor: Supervisor;
   logs: LogHub;
   stateDir: string;
@@ -32,12 +35,17 @@ export interface ManifoldOptions {
 }
 
 export class Manifold {
-  private readonly store: Store;
+  private readonly store: StateStore;
   private readonly supervisor: Supervisor;
   private readonly logs: LogHub;
+  /**
+   * Slugs a deploy in this process has placed but not yet put in a release: garbage collection
+   * (apps:destroy) must not remove them although no release refers to them yet.
+   */
+  private readonly pinned = new Map<string, number>();
 
   constructor(private readonly o: ManifoldOptions) {
-    this.store = o.store;
+    this.store = o.store instanceof Store ? new SqliteStateStore(o.store) : o.store;
     this.supervisor = o.supervisor;
     this.logs = o.logs;
   }
@@ -52,54 +60,70 @@ export class Manifold {
   }
 
   /** Loads every app into the supervisor (daemon start). */
-  restore(): void {
-    for (const app of this.store.listApps()) {
-      this.supervisor.addApp(app.name, this.hostsOf(app.name), this.store.currentRelease(app.name), this.store.formation(app.name), app.settings);
+  async restore(): Promise<void> {
+    for (const app of await this.store.listApps()) {
+      this.supervisor.addApp(app.name, this.hostsOf(app.name), await this.store.currentRelease(app.name), await this.store.formation(app.name), app.settings);
     }
   }
 
-  private app(name: unknown): string {
+  private async app(name: unknown): Promise<string> {
     if (typeof name !== 'string' || name === '') throw new ManifoldError('EINVAL', 'missing app name (use -a APP)');
-    if (!this.store.getApp(name)) throw new ManifoldError('ENOAPP', `no such app: ${name}`);
+    if (!(await this.store.getApp(name))) throw new ManifoldError('ENOAPP', `no such app: ${name}`);
     return name;
+  }
+
+  private pin(slug: string, by: number): void {
+    const n = (this.pinned.get(slug) ?? 0) + by;
+    if (n > 0) this.pinned.set(slug, n);
+    else this.pinned.delete(slug);
+  }
+
+  /** Removes those of `slugs` that no release refers to (a slug may be shared by identical deploys of several apps). */
+  private async collect(slugs: Iterable<string>): Promise<void> {
+    const root = path.join(this.o.stateDir, 'slugs');
+    for (const s of slugs) {
+      // only directories this manifold made: a release row is not a licence to remove any path
+      if (path.dirname(s) !== root && path.dirname(path.dirname(s)) !== root) continue;
+      const used = await this.store.slugInUse(s);
+      // checked after the await, in the same turn as the removal: a deploy pins synchronously
+      if (!used && !this.pinned.has(s)) fs.rmSync(s, { recursive: true, force: true });
+    }
   }
 
   private api(app: string, message: string): void {
     this.logs.push(app, 'manifold', 'api', message);
   }
 
-  listApps(): string[] {
-    return this.store.listApps().map((a) => a.name);
+  async listApps(): Promise<string[]> {
+    return (await this.store.listApps()).map((a) => a.name);
   }
 
-  createApp(nameIn: unknown): AppInfo {
+  async createApp(nameIn: unknown): Promise<AppInfo> {
     const name = checkAppName(nameIn);
-    if (this.store.getApp(name)) throw new ManifoldError('EEXIST', `app ${name} already exists`);
-    const rel = this.store.transaction(() => {
-      this.store.insertApp(name);
-      return this.store.insertRelease({ app: name, slug: null, procfile: {}, config: {}, description: 'Initial release' });
-    });
+    const rel = await this.store.createApp(name, { slug: null, procfile: {}, config: {}, description: 'Initial release' });
+    if (!rel) throw new ManifoldError('EEXIST', `app ${name} already exists`);
     this.api(name, `Release v${rel.version} created (Initial release)`);
     this.supervisor.addApp(name, this.hostsOf(name), rel, [], {});
     return this.info(name);
   }
 
   async destroyApp(nameIn: unknown, confirm: unknown): Promise<void> {
-    const name = this.app(nameIn);
+    const name = await this.app(nameIn);
     if (confirm !== name) throw new ManifoldError('ECONFIRM', `destroying ${name} is permanent: confirm with --confirm ${name}`);
-    const slugs = this.store.listReleases(name).map((r) => r.slug).filter((s): s is string => s !== null);
-    this.store.deleteApp(name);
+    const slugs = await this.store.deleteApp(name);
     await this.supervisor.removeApp(name);
     this.logs.drop(name);
-    for (const s of new Set(slugs)) fs.rmSync(s, { recursive: true, force: true });
+    await this.collect(slugs);
+    // the per-app directory of older daemons' slugs (all of them were this app's)
     fs.rmSync(path.join(this.o.stateDir, 'slugs', name), { recursive: true, force: true });
   }
 
-  info(nameIn: unknown): AppInfo {
-    const name = this.app(nameIn);
-    const row = this.store.getApp(name)!;
-    const rel = this.store.currentRelease(name);
-    const formation = this.store.formation(name);
+  async info(nameIn: unknown): Promise<AppInfo> {
+    const name = await this.app(nameIn);
+    const row = await this.store.getApp(name);
+    if (!row) throw new ManifoldError('ENOAPP', `no such app: ${name}`);
+    const rel = await this.store.currentRelease(name);
+    const formation = await this.store.formation(name);
     const types = new Set([...Object.keys(rel?.procfile ?? {}), ...formation.map((f) => f.type)]);
     return {
       name,
@@ -127,32 +151,45 @@ export class Manifold {
     requester: Requester = { uid: 0, gid: 0 },
     onProgress?: (p: { files: number; bytes: number }) => void,
   ): Promise<ReleaseInfo> {
-    const name = this.app(nameIn);
+    const name = await this.app(nameIn);
     if (typeof dirIn !== 'string' || !path.isAbsolute(dirIn)) throw new ManifoldError('EINVAL', 'deploy needs an absolute directory path');
-    const id = randomBytes(4).toString('hex');
-    const slugDir = path.join(this.o.stateDir, 'slugs', name, id);
-    if (/[,:\n]/.test(slugDir)) throw new ManifoldError('EINVAL', `state directory path unusable for overlays: ${slugDir}`);
-    fs.mkdirSync(path.dirname(slugDir), { recursive: true, mode: 0o755 });
+    const slugRoot = path.join(this.o.stateDir, 'slugs');
+    const tempDir = tempSlugDir(slugRoot);
+    // the slug's final name is slugRoot/<64 hex>: the root is what must suit overlay options
+    if (/[,:\n]/.test(slugRoot)) throw new ManifoldError('EINVAL', `state directory path unusable for overlays: ${slugRoot}`);
+    fs.mkdirSync(slugRoot, { recursive: true, mode: 0o755 });
     let built: SlugWriteResult;
     try {
-      built = await buildSlug({ source: dirIn, slugDir, requester, timeoutMs: this.o.deployTimeoutMs, ...(onProgress ? { onProgress } : {}) });
+      built = await buildSlug({ source: dirIn, slugDir: tempDir, requester, timeoutMs: this.o.deployTimeoutMs, ...(onProgress ? { onProgress } : {}) });
     } catch (err) {
       if (err instanceof SlugBuildError) throw new ManifoldError('EDEPLOY', err.message);
       throw err;
     }
-    const discard = (): void => void fs.promises.rm(slugDir, { recursive: true, force: true });
     let procfile: Record<string, string>;
     try {
       procfile = parseProcfile(built.procfile);
       if (Object.keys(procfile).length === 0) throw new ManifoldError('EPROCFILE', 'Procfile defines no process types');
-      this.app(name); // destroyed while the slug was built?
     } catch (err) {
-      discard();
+      void fs.promises.rm(tempDir, { recursive: true, force: true });
       if (err instanceof ProcfileError) throw new ManifoldError('EPROCFILE', err.message);
       throw err;
     }
-    const prev = this.store.currentRelease(name);
-    const rel = this.store.insertRelease({ app: name, slug: slugDir, procfile, config: prev?.config ?? {}, description: `Deploy ${id}` });
+    // placed and pinned in one synchronous step (see collect)
+    const slug = placeSlug(tempDir, slugRoot, built.sha256).dir;
+    this.pin(slug, 1);
+    const id = built.sha256.slice(0, 8);
+    let rel: Release;
+    try {
+      // one atomic step: the config is the current release's at the moment the version is taken
+      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile, config: cur.config, description: `Deploy ${id}` }));
+      rel = created!;
+    } catch (err) {
+      // destroyed while the slug was built: the slug goes too unless another release shares it
+      this.pin(slug, -1);
+      await this.collect([slug]);
+      throw err;
+    }
+    this.pin(slug, -1);
     this.api(name, `Deploy ${id}: ${built.files} files, ${(built.bytes / 1e6).toFixed(1)} MB`);
     if (built.skippedCount > 0) {
       this.api(name, `Deploy ${id}: left out ${built.skippedCount} entries that are not files, directories or links: ${built.skipped.join(', ')}`);
@@ -162,88 +199,94 @@ export class Manifold {
     return { version: rel.version, description: rel.description, createdAt: rel.createdAt, current: true };
   }
 
-  releases(nameIn: unknown): ReleaseInfo[] {
-    const name = this.app(nameIn);
-    return this.store.listReleases(name).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0 }));
+  async releases(nameIn: unknown): Promise<ReleaseInfo[]> {
+    const name = await this.app(nameIn);
+    return (await this.store.listReleases(name)).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0 }));
   }
 
-  rollback(nameIn: unknown, versionIn: unknown): ReleaseInfo {
-    const name = this.app(nameIn);
+  async rollback(nameIn: unknown, versionIn: unknown): Promise<ReleaseInfo> {
+    const name = await this.app(nameIn);
     const m = typeof versionIn === 'string' ? /^v?([0-9]+)$/.exec(versionIn) : null;
     if (!m) throw new ManifoldError('EINVAL', `invalid release '${String(versionIn)}' (expected vN)`);
-    const target = this.store.getRelease(name, Number(m[1]));
+    const target = await this.store.getRelease(name, Number(m[1]));
     if (!target) throw new ManifoldError('ENORELEASE', `no release v${m[1]} in app ${name}`);
     if (target.slug === null) throw new ManifoldError('ENORELEASE', `release v${target.version} has no code to roll back to`);
-    const rel = this.store.insertRelease({ app: name, slug: target.slug, procfile: target.procfile, config: target.config, description: `Rollback to v${target.version}` });
+    // releases are immutable: the target read above is still what it was when the new version is taken
+    const slug = target.slug;
+    const rel = (await this.store.createRelease(name, () => ({ slug, procfile: target.procfile, config: target.config, description: `Rollback to v${target.version}` })))!;
     this.api(name, `Release v${rel.version} created (Rollback to v${target.version})`);
     this.supervisor.setRelease(name, rel);
     return { version: rel.version, description: rel.description, createdAt: rel.createdAt, current: true };
   }
 
-  config(nameIn: unknown): Record<string, string> {
-    const name = this.app(nameIn);
-    return this.store.currentRelease(name)?.config ?? {};
+  async config(nameIn: unknown): Promise<Record<string, string>> {
+    const name = await this.app(nameIn);
+    return (await this.store.currentRelease(name))?.config ?? {};
   }
 
   /** Sets and/or unsets config vars as one new release (and a restart), unless nothing changes. */
-  updateConfig(nameIn: unknown, setIn: unknown, unsetIn: unknown): { release: number | null; config: Record<string, string> } {
-    const name = this.app(nameIn);
+  async updateConfig(nameIn: unknown, setIn: unknown, unsetIn: unknown): Promise<{ release: number | null; config: Record<string, string> }> {
+    const name = await this.app(nameIn);
     const set = (setIn ?? {}) as Record<string, unknown>;
     const unset = (unsetIn ?? []) as unknown[];
     if (typeof set !== 'object' || Array.isArray(set) || !Array.isArray(unset)) throw new ManifoldError('EINVAL', 'bad config request');
     const keys = Object.keys(set);
     if (keys.length === 0 && unset.length === 0) throw new ManifoldError('EINVAL', 'no config vars given');
-    const cur = this.store.currentRelease(name)!;
-    const next = { ...cur.config };
-    for (const k of keys) {
-      checkConfigKey(k);
-      next[k] = checkConfigValue(k, set[k]);
-    }
+    for (const k of keys) checkConfigKey(k);
     for (const k of unset) {
       if (typeof k !== 'string') throw new ManifoldError('EINVAL', 'config var names must be strings');
       checkConfigKey(k);
-      delete next[k];
     }
-    if (configBytes(next) > MAX_CONFIG_BYTES) throw new ManifoldError('EINVAL', `config vars would exceed ${MAX_CONFIG_BYTES} bytes`);
-    if (JSON.stringify(next) === JSON.stringify(cur.config)) return { release: null, config: next };
     const parts: string[] = [];
     if (keys.length) parts.push(`Set ${keys.join(', ')} config vars`);
     if (unset.length) parts.push(`Remove ${(unset as string[]).join(', ')} config vars`);
-    const rel = this.store.insertRelease({ app: name, slug: cur.slug, procfile: cur.procfile, config: next, description: parts.join('; ') });
+    // the change is applied to the config current when the version is taken (a store may re-run
+    // this on a conflict), so concurrent config:set calls never lose one another's vars
+    let next: Record<string, string> = {};
+    const rel = await this.store.createRelease(name, (cur) => {
+      next = { ...cur.config };
+      for (const k of keys) next[k] = checkConfigValue(k, set[k]);
+      for (const k of unset as string[]) delete next[k];
+      if (configBytes(next) > MAX_CONFIG_BYTES) throw new ManifoldError('EINVAL', `config vars would exceed ${MAX_CONFIG_BYTES} bytes`);
+      if (JSON.stringify(next) === JSON.stringify(cur.config)) return null;
+      return { slug: cur.slug, procfile: cur.procfile, config: next, description: parts.join('; ') };
+    });
+    if (!rel) return { release: null, config: next };
     this.api(name, `Release v${rel.version} created (${rel.description})`);
     this.supervisor.setRelease(name, rel);
     return { release: rel.version, config: next };
   }
 
-  scale(nameIn: unknown, argsIn: unknown): ScaleResult {
-    const name = this.app(nameIn);
+  async scale(nameIn: unknown, argsIn: unknown): Promise<ScaleResult> {
+    const name = await this.app(nameIn);
     if (!Array.isArray(argsIn) || argsIn.some((a) => typeof a !== 'string')) throw new ManifoldError('EINVAL', 'scale arguments must be strings');
-    const rel = this.store.currentRelease(name);
+    const rel = await this.store.currentRelease(name);
     const types = rel?.slug ? Object.keys(rel.procfile) : [];
     if (types.length === 0) throw new ManifoldError('ENORELEASE', `app ${name} has nothing deployed (run: manifold deploy DIR -a ${name})`);
-    const current: Record<string, FormationEntry> = {};
-    for (const f of this.store.formation(name)) current[f.type] = { quantity: f.quantity, size: f.size };
-    let changed: Record<string, FormationEntry>;
-    try {
-      changed = applyScale(current, parseScaleArgs(argsIn as string[]), types);
-    } catch (err) {
-      if (err instanceof ScaleSyntaxError) throw new ManifoldError('ESCALE', err.message);
-      throw err;
-    }
-    this.store.transaction(() => {
-      for (const [type, f] of Object.entries(changed)) this.store.setFormation(name, type, f.quantity, f.size);
+    const args = parseArgs(argsIn as string[]);
+    let changed: FormationChanges = {};
+    // applied to the formation as stored at the moment of writing: a concurrent scale of another type is kept
+    const formation = await this.store.updateFormation(name, (rows) => {
+      const current: Record<string, FormationEntry> = {};
+      for (const f of rows) current[f.type] = { quantity: f.quantity, size: f.size };
+      try {
+        changed = applyScale(current, args, types);
+      } catch (err) {
+        if (err instanceof ScaleSyntaxError) throw new ManifoldError('ESCALE', err.message);
+        throw err;
+      }
+      return changed;
     });
-    const formation = this.store.formation(name);
     this.api(name, `Scaled to ${formation.filter((f) => types.includes(f.type)).map((f) => `${f.type}@${f.quantity}:${sizeOf(f.size).label}`).join(' ')}`);
     this.supervisor.setFormation(name, formation);
     return { formation: Object.entries(changed).map(([type, f]) => ({ type, quantity: f.quantity, size: sizeOf(f.size).label })) };
   }
 
-  ps(nameIn: unknown): PsResult {
-    const name = this.app(nameIn);
-    const rel = this.store.currentRelease(name);
+  async ps(nameIn: unknown): Promise<PsResult> {
+    const name = await this.app(nameIn);
+    const rel = await this.store.currentRelease(name);
     const types: PsResult['types'] = {};
-    for (const f of this.store.formation(name)) {
+    for (const f of await this.store.formation(name)) {
       const cmd = rel?.procfile[f.type];
       if (cmd !== undefined) types[f.type] = { command: cmd, size: sizeOf(f.size).label };
     }
@@ -251,24 +294,25 @@ export class Manifold {
     return { app: name, now: Date.now(), dynos, types };
   }
 
-  restart(nameIn: unknown, target: unknown): string[] {
-    const name = this.app(nameIn);
+  async restart(nameIn: unknown, target: unknown): Promise<string[]> {
+    const name = await this.app(nameIn);
     if (target !== undefined && target !== null && typeof target !== 'string') throw new ManifoldError('EINVAL', 'bad restart target');
     // an unknown dyno or type is the supervisor's SupervisorError, mapped for the client in api/errors.ts
     return this.supervisor.restart(name, (target as string | undefined) ?? undefined);
   }
 
-  stop(nameIn: unknown, target: unknown): string[] {
-    const name = this.app(nameIn);
+  async stop(nameIn: unknown, target: unknown): Promise<string[]> {
+    const name = await this.app(nameIn);
     if (typeof target !== 'string' || target === '') throw new ManifoldError('EINVAL', 'ps:stop needs a dyno or process type (e.g. web.1, run.2, worker)');
     return this.supervisor.stop(name, target);
   }
 
-  setSettings(nameIn: unknown, patch: unknown): AppSettings {
-    const name = this.app(nameIn);
+  async setSettings(nameIn: unknown, patch: unknown): Promise<AppSettings> {
+    const name = await this.app(nameIn);
     if (!patch || typeof patch !== 'object') throw new ManifoldError('EINVAL', 'bad settings');
     const p = patch as Record<string, unknown>;
-    const cur = { ...this.store.getApp(name)!.settings };
+    // only the validated patch is written; the store merges it into what is stored at that moment
+    const cur: AppSettings = {};
     for (const [k, v] of Object.entries(p)) {
       if (k === 'stopGraceMs' || k === 'bootTimeoutMs') {
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600_000) throw new ManifoldError('EINVAL', `${k} must be a whole number of ms between 0 and 3600000`);
@@ -286,25 +330,35 @@ export class Manifold {
         throw new ManifoldError('EINVAL', `unknown setting '${k}' (stopGraceMs, stopSignal, bootTimeoutMs, memoryQuota, memoryKillFactor)`);
       }
     }
-    this.store.updateSettings(name, cur);
-    this.supervisor.setSettings(name, cur);
-    return cur;
+    const merged = await this.store.updateSettings(name, cur);
+    if (!merged) throw new ManifoldError('ENOAPP', `no such app: ${name}`);
+    this.supervisor.setSettings(name, merged);
+    return merged;
   }
 
-  runOneOff(nameIn: unknown, command: unknown, o: OneOffOptions): OneOff {
-    const name = this.app(nameIn);
+  async runOneOff(nameIn: unknown, command: unknown, o: OneOffOptions): Promise<OneOff> {
+    const name = await this.app(nameIn);
     if (typeof command !== 'string' || command.trim() === '') throw new ManifoldError('EINVAL', 'no command given (usage: manifold run -a APP -- CMD ...)');
     if (command.includes('\0')) throw new ManifoldError('EINVAL', 'command contains a NUL byte');
-    const rel = this.store.currentRelease(name);
+    const rel = await this.store.currentRelease(name);
     if (!rel?.slug) throw new ManifoldError('ENORELEASE', `app ${name} has nothing deployed (run: manifold deploy DIR -a ${name})`);
     return this.supervisor.runOneOff(name, command, o);
   }
 
-  currentRelease(name: string): Release | undefined {
+  currentRelease(name: string): Promise<Release | undefined> {
     return this.store.currentRelease(name);
   }
 
-  checkApp(name: unknown): string {
+  checkApp(name: unknown): Promise<string> {
     return this.app(name);
+  }
+}
+
+function parseArgs(args: string[]): ReturnType<typeof parseScaleArgs> {
+  try {
+    return parseScaleArgs(args);
+  } catch (err) {
+    if (err instanceof ScaleSyntaxError) throw new ManifoldError('ESCALE', err.message);
+    throw err;
   }
 }

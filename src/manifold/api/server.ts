@@ -91,12 +91,13 @@ export class ApiServer {
       ps: (p) => m.ps(p.app),
       'ps:restart': (p) => m.restart(p.app, p.target),
       'ps:stop': (p) => m.stop(p.app, p.target),
-      'run:detached': (p) => {
-        const one = m.runOneOff(p.app, p.command, { attach: false });
-        return one.started.then(() => ({ name: one.name }));
+      'run:detached': async (p) => {
+        const one = await m.runOneOff(p.app, p.command, { attach: false });
+        await one.started;
+        return { name: one.name };
       },
-      logs: (p) => {
-        const app = m.checkApp(p.app);
+      logs: async (p) => {
+        const app = await m.checkApp(p.app);
         return o.logs.get(app).tail(logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') }).map(formatLine);
       },
     };
@@ -104,7 +105,7 @@ export class ApiServer {
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       // a failing attach must never take the daemon (and every app with it) down
       try {
-        this.onUpgrade(req, socket, head);
+        this.onUpgrade(req, socket, head).catch((err: unknown) => socket.destroy(err instanceof Error ? err : new Error(String(err))));
       } catch (err) {
         socket.destroy(err instanceof Error ? err : new Error(String(err)));
       }
@@ -186,7 +187,7 @@ export class ApiServer {
       if (!m || req.method !== 'POST') throw new ManifoldError('EINVAL', `unknown endpoint ${req.method} ${req.url}`);
       const method = m[1]!;
       const params = await this.readBody(req);
-      if (method === 'logs' && params.tail === true) return this.tailLogs(params, res);
+      if (method === 'logs' && params.tail === true) return await this.tailLogs(params, res);
       if (method === 'deploy' && params.progress === true) return await this.deployWithProgress(params, req, res);
       const h = this.handlers[method];
       if (!h) throw new ManifoldError('EINVAL', `unknown method ${method}`);
@@ -214,8 +215,8 @@ export class ApiServer {
     res.end();
   }
 
-  private tailLogs(p: Params, res: http.ServerResponse): void {
-    const app = this.o.manifold.checkApp(p.app);
+  private async tailLogs(p: Params, res: http.ServerResponse): Promise<void> {
+    const app = await this.o.manifold.checkApp(p.app);
     const n = logLinesOf(p);
     const filter = { source: str(p, 'source'), dyno: str(p, 'dyno') };
     const buf = this.o.logs.get(app);
@@ -230,7 +231,7 @@ export class ApiServer {
   }
 
   /** Attached one-off dyno: the client's terminal streams go through frames on the upgraded socket. */
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const fail = (err: unknown): void => {
       const e = apiErrorOf(err);
       const body = JSON.stringify(errorBody(e));
@@ -265,9 +266,10 @@ export class ApiServer {
       return fail(err);
     }
     const env = tty ? { TERM: tty.term } : undefined;
-    let one: ReturnType<Manifold['runOneOff']>;
+    let one: Awaited<ReturnType<Manifold['runOneOff']>>;
     try {
-      one = this.o.manifold.runOneOff(params.app, params.command, { attach: true, stdio: { stdin: fds.inR, stdout: fds.outW, stderr: fds.errW }, ...(env ? { env } : {}) });
+      // the client sends nothing before our 101, so no frame arrives during this await
+      one = await this.o.manifold.runOneOff(params.app, params.command, { attach: true, stdio: { stdin: fds.inR, stdout: fds.outW, stderr: fds.errW }, ...(env ? { env } : {}) });
     } catch (err) {
       closeFds([...new Set(Object.values(fds))].filter((fd) => fd >= 0).concat(master >= 0 ? [master] : []));
       return fail(err);
@@ -326,6 +328,11 @@ export class ApiServer {
       stdin.destroy();
       hangUp();
     });
+    // gone while the dyno was being set up (its events came before these listeners)
+    if (socket.destroyed || socket.readableEnded) {
+      stdin.destroy();
+      hangUp();
+    }
     one.started.then(
       () => socket.write(frame(FRAME.STARTED, JSON.stringify({ name: one.name }))),
       (err: unknown) => socket.write(frame(FRAME.ERROR, err instanceof Error ? err.message : String(err))),

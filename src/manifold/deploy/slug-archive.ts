@@ -5,6 +5,8 @@
  * what may be created, and the writer keeps the rest (parents exist, sizes add up, limits hold).
  */
 
+import { createHash } from 'node:crypto';
+
 export const SLUG_FRAME = {
   /** JSON {path}: a directory. */
   DIR: 1,
@@ -119,3 +121,60 @@ export function slugFrame(kind: number, payload: Buffer | object): Buffer {
 
 /** Largest frame a writer accepts: a DATA chunk of the reader's size, or one entry's JSON. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/**
+ * A slug's identity: sha256 over a canonical serialization of what the writer creates, entry by
+ * entry in the order received (the reader sends each directory's names sorted, so one tree always
+ * gives one order). Entries left out (SKIPPED) are not part of the slug and not hashed. Numbers are
+ * big-endian; `str` is a u32 byte length then the UTF-8 bytes:
+ *   directory:  'D' str(path)
+ *   file:       'F' str(path) u8(executable 1/0) u64(size), then the file's `size` bytes
+ *   link:       'L' str(path) str(target)
+ * Modes beyond the executable bit, owners and times are normalised by the writer, so they are not
+ * part of a slug and not hashed. Identical trees get one slug directory (`slugs/<sha256>`); any
+ * changed byte, name, link or executable bit gives another. Changing this format changes every
+ * slug's name: old slugs stay valid under their old names, new deploys just stop sharing with them.
+ */
+export class SlugHasher {
+  private readonly h = createHash('sha256');
+
+  private str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(b.length, 0);
+    this.h.update(n);
+    this.h.update(b);
+  }
+
+  dir(p: string): void {
+    this.h.update('D');
+    this.str(p);
+  }
+
+  file(p: string, executable: boolean, size: number): void {
+    this.h.update('F');
+    this.str(p);
+    const tail = Buffer.alloc(9);
+    tail.writeUInt8(executable ? 1 : 0, 0);
+    tail.writeBigUInt64BE(BigInt(size), 1);
+    this.h.update(tail);
+  }
+
+  data(chunk: Buffer): void {
+    this.h.update(chunk);
+  }
+
+  symlink(p: string, target: string): void {
+    this.h.update('L');
+    this.str(p);
+    this.str(target);
+  }
+
+  /** Hex digest; call once, after the last entry. */
+  digest(): string {
+    return this.h.digest('hex');
+  }
+}
+
+/** A slug directory's name: the 64 hex digits of its SlugHasher digest. */
+export const SLUG_NAME = /^[0-9a-f]{64}$/;

@@ -10,12 +10,14 @@
  *     a slug is an immutable copy.
  * The root Procfile must be a regular file of the stream; its text is the result.
  *
- * argv[2]: JSON {slugDir, limits}. stdout: NDJSON {progress:{files,bytes}}… then {done:{…}}.
+ * While writing it hashes what it creates (SlugHasher), so the daemon can name the slug by its content.
+ *
+ * argv[2]: JSON {slugDir, limits}. stdout: NDJSON {progress:{files,bytes}}… then {done:{…, sha256}}.
  * Any failure: one line on stderr, exit 1 (the daemon removes the partial slug).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_SLUG_LIMITS, entryFromFrame, MAX_FRAME_BYTES, SLUG_FRAME, SlugArchiveError, type SlugLimits } from './slug-archive';
+import { DEFAULT_SLUG_LIMITS, entryFromFrame, MAX_FRAME_BYTES, SLUG_FRAME, SlugArchiveError, SlugHasher, type SlugLimits } from './slug-archive';
 
 interface WriterArgs {
   slugDir: string;
@@ -29,6 +31,8 @@ export interface SlugWriteResult {
   skipped: string[];
   skippedCount: number;
   procfile: string;
+  /** The slug's content address (SlugHasher in slug-archive.ts), computed as it was written. */
+  sha256: string;
 }
 
 const MAX_PROCFILE_BYTES = 64 * 1024;
@@ -47,6 +51,7 @@ class SlugWriter {
   private entries = 0;
   private ended = false;
   private lastProgress = Date.now();
+  private readonly hash = new SlugHasher();
 
   constructor(private readonly root: string, private readonly limits: SlugLimits) {}
 
@@ -71,6 +76,7 @@ class SlugWriter {
       case 'dir':
         this.claim(entry.path);
         fs.mkdirSync(this.abs(entry.path), { mode: 0o700 });
+        this.hash.dir(entry.path);
         this.dirs.add(entry.path);
         break;
       case 'file': {
@@ -79,12 +85,14 @@ class SlugWriter {
         const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
         this.file = { fd: fs.openSync(this.abs(entry.path), flags, mode), path: entry.path, left: entry.size };
         this.files++;
+        this.hash.file(entry.path, entry.executable, entry.size);
         if (entry.size === 0) this.closeFile();
         break;
       }
       case 'symlink':
         this.claim(entry.path);
         this.links.push({ path: entry.path, target: entry.target });
+        this.hash.symlink(entry.path, entry.target);
         break;
       case 'skipped':
         if (this.file) throw new SlugArchiveError(`${this.file.path}: entry before the file's last byte`);
@@ -108,6 +116,7 @@ class SlugWriter {
     if (this.bytes > this.limits.maxBytes) throw new SlugArchiveError(`slug larger than ${this.limits.maxBytes} bytes`);
     let off = 0;
     while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off);
+    this.hash.data(chunk);
     f.left -= chunk.length;
     if (f.left === 0) this.closeFile();
     this.progress();
@@ -137,7 +146,7 @@ class SlugWriter {
     if (!st.isFile()) throw new SlugArchiveError('Procfile is not a regular file');
     if (st.size > MAX_PROCFILE_BYTES) throw new SlugArchiveError(`Procfile larger than ${MAX_PROCFILE_BYTES} bytes`);
     const procfile = fs.readFileSync(procfilePath, 'utf8');
-    return { files: this.files, bytes: this.bytes, skipped: this.skipped, skippedCount: this.skippedCount, procfile };
+    return { files: this.files, bytes: this.bytes, skipped: this.skipped, skippedCount: this.skippedCount, procfile, sha256: this.hash.digest() };
   }
 
   abort(): void {
