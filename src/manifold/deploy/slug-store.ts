@@ -31,7 +31,10 @@ export function placeSlug(tempDir: string, slugRoot: string, sha256: string): { 
       return { dir, reused: false };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+        fs.rmSync(tempDir, { recursive: true, force: true });
+        throw err;
+      }
     }
   }
   fs.rmSync(tempDir, { recursive: true, force: true });
