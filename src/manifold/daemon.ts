@@ -58,16 +58,15 @@ export class Daemon {
   async start(): Promise<void> {
     const o = this.o;
     if (process.getuid?.() !== 0) throw new Error('manifold daemon must run as root');
+    // refusals that need nothing created come first: a daemon that won't start leaves nothing behind
+    const existing = fs.lstatSync(o.socket, { throwIfNoEntry: false });
+    if (existing && !existing.isSocket()) throw new Error(`--socket ${o.socket} exists and is not a socket; refusing to replace it`);
+    if (existing && (await socketAlive(o.socket))) throw new Error(`a daemon is already running on ${o.socket}`);
     fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
     // before anything is read, killed or replaced: one daemon per state directory and per cgroup subtree
     lockOrExplain(path.join(o.stateDir, 'daemon.lock'), false, `state directory ${o.stateDir}`);
     lockOrExplain(CgroupTree.open(o.cgroupName).root, true, `cgroup ${o.cgroupName}`);
-    const existing = fs.lstatSync(o.socket, { throwIfNoEntry: false });
-    if (existing && !existing.isSocket()) throw new Error(`--socket ${o.socket} exists and is not a socket; refusing to replace it`);
-    if (existing) {
-      if (await socketAlive(o.socket)) throw new Error(`a daemon is already running on ${o.socket}`);
-      fs.unlinkSync(o.socket);
-    }
+    if (existing) fs.rmSync(o.socket, { force: true }); // stale: its daemon is gone
     this.store = new SqliteStateStore(new Store(path.join(o.stateDir, 'manifold.db')));
     this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(o.bridge ? { bridge: o.bridge } : {}) });
     const warning = this.runtime.warning();

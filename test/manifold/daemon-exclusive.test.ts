@@ -18,6 +18,8 @@ if (process.getuid?.() !== 0) {
 interface Exit {
   code: number | null;
   stderr: string;
+  /** The second daemon made a cgroup of its own and left it (removed here, after noting it). */
+  leftCgroup: boolean;
 }
 
 /** A second daemon: must exit by itself (within 20 s) with an error. */
@@ -35,7 +37,15 @@ function secondDaemon(args: Record<string, string>): Promise<Exit> {
   };
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, 'daemon', ...Object.entries(all).flat()], { timeout: 20_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr });
+      // what a refused daemon was pointed at and is ours (never the first daemon's): removed either way
+      const own = (flag: string): string | undefined => (args[flag] === undefined ? all[flag] : undefined);
+      for (const p of [own('--state-dir'), own('--socket'), own('--run-dir')]) if (p) fs.rmSync(p, { recursive: true, force: true });
+      const cgroupName = own('--cgroup');
+      // beside the first daemon's subtree (d.cgroupRoot only opens what exists already)
+      const cgroupDir = cgroupName ? path.join(path.dirname(d.cgroupRoot), cgroupName) : undefined;
+      const leftCgroup = cgroupDir !== undefined && fs.existsSync(cgroupDir);
+      if (leftCgroup) fs.rmdirSync(cgroupDir!);
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr, leftCgroup });
     });
   });
 }
@@ -73,6 +83,7 @@ t.test('--socket naming a file that is not a socket is refused, the file kept', 
   t.not(r.code, 0);
   t.match(r.stderr, /exists and is not a socket; refusing to replace it/);
   t.equal(fs.readFileSync(file, 'utf8'), 'keep me');
+  t.notOk(r.leftCgroup, 'the refused daemon made no cgroup');
 });
 
 t.test('after kill -9 the locks are gone: a new daemon takes over the same state and cgroup', async (t) => {
