@@ -55,6 +55,13 @@ export const keys = {
   /** Per-host so that each agent watches only its own work (fleet's lesson, spec §3). */
   assignments: (host: string): string => `${PREFIX}assign/${seg('host id', host)}/`,
   assignment: (host: string, app: string, slot: string): string => `${keys.assignments(host)}${seg('app', app)}/${seg('slot', slot)}`,
+  /**
+   * Live dyno records of one host (StateStore.recordDyno): the host's own crash-cleanup list. Not under
+   * `hosts/<id>`, which is the host's leased record and whose prefix is read to list hosts; and on no
+   * lease, since a restarted daemon needs exactly the records its killed predecessor left.
+   */
+  dynos: (host: string): string => `${PREFIX}dynos/${seg('host id', host)}/`,
+  dyno: (host: string, id: string): string => `${keys.dynos(host)}${seg('dyno id', id)}`,
   endpoints: (): string => `${PREFIX}endpoints/`,
   endpoint: (app: string, slot: string, instance: string): string =>
     `${PREFIX}endpoints/${seg('app', app)}/${seg('slot', slot)}/${seg('instance', instance)}`,

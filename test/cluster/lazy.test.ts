@@ -21,7 +21,7 @@ function etcd3Loaded(code: string): boolean {
 }
 
 t.test('importing the cluster modules does not load etcd3', async (t) => {
-  for (const mod of ['keys', 'etcd-client', 'leadership']) {
+  for (const mod of ['keys', 'etcd-client', 'leadership', 'cas', 'etcd-state-store']) {
     t.notOk(etcd3Loaded(`require(${JSON.stringify(path.join(DIST_CLUSTER, `${mod}.js`))})`), `${mod}.js alone`);
   }
   t.ok(
