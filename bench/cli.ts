@@ -10,18 +10,13 @@
  *
  *   BENCH_RUNS=20 (per round)  BENCH_ROUNDS=3  BENCH_WARMUP=5  BENCH_RESULTS_DIR=bench/results
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CgroupTree } from '../src/runtime/cgroup';
-import { BridgeNetwork } from '../src/runtime/network';
+import { BenchDaemon, BIN, cleanEnv, REPO_ROOT, sleep } from './lib/bench-daemon';
 import { runHyperfine, type HyperfineCommand } from './lib/hyperfine';
 import { fmt, fmtRatio, mdTable } from './lib/stats';
 
-const REPO_ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(REPO_ROOT, 'bin/manifold');
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
@@ -51,90 +46,22 @@ function cpuTimes(jsonFile: string): number[] {
   return parsed.results.map((r) => (r.user + r.system) * 1000);
 }
 
-/** The daemon under test and what it leaves on the host. */
-class BenchDaemon {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-bench-cli-'));
-  readonly socket = path.join(this.dir, 'api.sock');
-  readonly cgroup = `manifold-bench-cli-${randomBytes(3).toString('hex')}`;
-  readonly runDir = `/run/${this.cgroup}`;
-  readonly bridge = `mfbc${randomBytes(3).toString('hex')}`;
-  private child: ChildProcess | undefined;
-  private log = '';
-
-  async start(): Promise<void> {
-    const args = [BIN, 'daemon', '--state-dir', path.join(this.dir, 'state'), '--socket', this.socket, '--listen', 'none', '--net', 'none', '--cgroup', this.cgroup, '--run-dir', this.runDir, '--bridge', this.bridge, '--subnet', `10.216.${randomBytes(1)[0]}.0/24`, '--stop-grace', '2s'];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
-    this.child = child;
-    child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
-    const deadline = Date.now() + 20_000;
-    while (!/ready:/.test(this.log)) {
-      if (child.exitCode !== null) throw new Error(`the daemon exited: ${this.log.trim()}`);
-      if (Date.now() > deadline) throw new Error(`the daemon did not start within 20 s: ${this.log.trim()}`);
-      await sleep(50);
-    }
-  }
-
-  async stop(): Promise<void> {
-    const c = this.child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      const timer = setTimeout(() => c.kill('SIGKILL'), 15_000);
-      await gone;
-      clearTimeout(timer);
-    }
-    try {
-      BridgeNetwork.cleanup(this.runDir, this.bridge);
-    } catch {
-      /* never created (--net none) */
-    }
-    fs.rmSync(this.runDir, { recursive: true, force: true });
-    fs.rmSync(this.dir, { recursive: true, force: true });
-    try {
-      fs.rmdirSync(CgroupTree.open(this.cgroup).root);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS') env[k] = v;
-  return env;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** One CLI call; rejects with its stderr when it fails. */
-function cli(socket: string, ...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, '--socket', socket, ...args], { env: cleanEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`manifold ${args.join(' ')}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
-
 /** An app with a release, one running worker dyno, a config var and some log lines. */
-async function prepareApp(socket: string, dir: string): Promise<string> {
+async function prepareApp(daemon: BenchDaemon, dir: string): Promise<string> {
   const src = path.join(dir, 'app');
   fs.mkdirSync(src);
   fs.writeFileSync(path.join(src, 'Procfile'), 'worker: echo worker started; exec sleep 100000\n');
-  await cli(socket, 'apps:create', APP);
-  await cli(socket, 'config:set', 'GREETING=hello', 'LANG=en_US.UTF-8', '-a', APP);
+  await daemon.cli('apps:create', APP);
+  await daemon.cli('config:set', 'GREETING=hello', 'LANG=en_US.UTF-8', '-a', APP);
   try {
-    await cli(socket, 'deploy', src, '-a', APP);
-    await cli(socket, 'ps:scale', 'worker=1', '-a', APP);
+    await daemon.cli('deploy', src, '-a', APP);
+    await daemon.cli('ps:scale', 'worker=1', '-a', APP);
   } catch (err) {
     return `app without dynos (${(err as Error).message})`;
   }
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const ps = JSON.parse(await cli(socket, 'ps', '-a', APP, '--json')) as { dynos: { state: string }[] };
+    const ps = JSON.parse(await daemon.cli('ps', '-a', APP, '--json')) as { dynos: { state: string }[] };
     if (ps.dynos.some((d) => d.state === 'up')) return 'one worker dyno up';
     if (Date.now() > deadline) return 'worker dyno not up after 20 s';
     await sleep(100);
@@ -152,14 +79,14 @@ function stats(times: number[]): { mean: number; sd: number; median: number; min
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:cli starts a real daemon: run it as root');
-  const daemon = new BenchDaemon();
+  const daemon = new BenchDaemon({ tag: 'cli' });
   const deadline = setTimeout(() => {
     process.stderr.write(`bench:cli: not done within ${DEADLINE_MS / 60_000} min, giving up\n`);
     void daemon.stop().finally(() => process.exit(1));
   }, DEADLINE_MS);
   try {
     await daemon.start();
-    const setup = await prepareApp(daemon.socket, daemon.dir);
+    const setup = await prepareApp(daemon, daemon.dir);
     const s = daemon.socket;
     const node = process.execPath;
     const commands: HyperfineCommand[] = [

@@ -12,14 +12,11 @@
  */
 import t from 'tap';
 import { resourcesFor } from '../../src/runtime/sizes';
-import { SupervisorError } from '../../src/manifold/supervisor/errors';
 import type { FormationRow, Release } from '../../src/manifold/store/store';
 import { prng } from './helpers/prng';
-import { APP, harness, listenAll, quiesce, releaseOf, type Harness } from './helpers/supervisor-harness';
+import { Disturbances, GRACE, randomExitDelay, SIZES, TYPES } from './helpers/random-ops';
+import { APP, harness, quiesce, releaseOf, type Harness } from './helpers/supervisor-harness';
 
-const TYPES = ['web', 'worker'] as const;
-const SIZES = ['standard-1x', 'standard-2x'] as const;
-const GRACE = 30_000;
 const web = (quantity: number): FormationRow[] => [{ type: 'web', quantity, size: 'standard-1x' }];
 
 /** Everything that is wrong once quiet; [] when the supervisor has converged. */
@@ -95,19 +92,11 @@ t.test('scaled away while stopping: restart and ps:stop do not bring the dyno ba
 /** One random sequence; returns the problems found once quiet, with the operations that led there. */
 async function sequence(seed: number, steps: number): Promise<{ problems: string[]; ops: string[] }> {
   const rng = prng(seed);
-  const procfileFull = { web: 'node server.js', worker: 'node worker.js' };
   const h = harness({ formation: [] });
-  h.launcher.exitDelay = () => {
-    const r = rng.next();
-    if (r < 0.35) return 0;
-    if (r < 0.7) return rng.int(1, GRACE - 1);
-    if (r < 0.85) return null;
-    return rng.pick([GRACE - 1, GRACE, GRACE + 1]);
-  };
+  h.launcher.exitDelay = randomExitDelay(rng);
   const formation = new Map<string, FormationRow>();
-  let release = releaseOf(1, procfileFull);
-  let version = 1;
   const ops: string[] = [];
+  const others = new Disturbances(h, rng, ops, 5, { restart: 0.43, stop: 0.49, crash: 0.59, deploy: 0.66, listen: 0.72 });
   const scale = (): void => {
     for (const type of TYPES) {
       if (formation.has(type) && rng.chance(0.4)) continue;
@@ -117,60 +106,16 @@ async function sequence(seed: number, steps: number): Promise<{ problems: string
     ops.push(`scale ${[...formation.values()].map((f) => `${f.type}=${f.quantity}:${f.size}`).join(' ')}`);
     h.supervisor.setFormation(APP, [...formation.values()]);
   };
-  // an API error (no such dyno or type) is a fine answer to a random target
-  const tolerant = (fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      if (!(err instanceof SupervisorError)) throw err;
-    }
-  };
-  const target = (): string | undefined => {
-    const r = rng.next();
-    if (r < 0.3) return undefined;
-    if (r < 0.6) return rng.pick(TYPES);
-    return `${rng.pick(TYPES)}.${rng.int(1, 5)}`;
-  };
   for (let i = 0; i < steps; i++) {
     const r = rng.next();
     if (r < 0.3) scale();
     else if (r < 0.35) {
       // ten scale commands back to back, as ten concurrent `ps:scale` calls reach the supervisor
       for (let k = 0; k < 10; k++) scale();
-    } else if (r < 0.43) {
-      const to = target();
-      ops.push(`restart ${to ?? 'all'}`);
-      tolerant(() => h.supervisor.restart(APP, to));
-    } else if (r < 0.49) {
-      const to = target() ?? 'web';
-      ops.push(`ps:stop ${to}`);
-      tolerant(() => h.supervisor.stop(APP, to));
-    } else if (r < 0.59) {
-      const running = h.launcher.running();
-      if (running.length) {
-        const d = rng.pick(running);
-        const code = rng.pick([0, 1, 137]);
-        ops.push(`crash ${d.id} ${code}${d.stopping ? ' (while stopping)' : ''}`);
-        d.exit(code);
-      }
-    } else if (r < 0.66) {
-      version++;
-      // sometimes a release without the worker type: its dynos go, the formation row stays
-      release = releaseOf(version, rng.chance(0.2) ? { web: procfileFull.web } : procfileFull);
-      ops.push(`deploy v${version} (${Object.keys(release.procfile).join(', ')})`);
-      h.supervisor.setRelease(APP, release);
-    } else if (r < 0.72) {
-      ops.push('listen');
-      listenAll(h, rng);
-    } else {
-      const ms = rng.chance(0.5) ? rng.pick([0, 1, 200, 250, GRACE - 1, GRACE, 60_000]) : rng.int(0, 45_000);
-      ops.push(`advance ${ms}`);
-      listenAll(h, rng);
-      await h.clock.advance(ms);
-    }
+    } else await others.step(r);
   }
   await quiesce(h);
-  return { problems: problems(h, formation, release), ops };
+  return { problems: problems(h, formation, others.release), ops };
 }
 
 t.test('property: random changes and stop times converge to the formation', async (t) => {

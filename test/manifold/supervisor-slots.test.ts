@@ -12,15 +12,12 @@
  */
 import t from 'tap';
 import { resourcesFor } from '../../src/runtime/sizes';
-import { SupervisorError } from '../../src/manifold/supervisor/errors';
 import type { Release } from '../../src/manifold/store/store';
 import type { SlotAssignment } from '../../src/manifold/supervisor/supervisor';
 import { prng } from './helpers/prng';
-import { APP, harness, listenAll, quiesce, releaseOf, type Harness } from './helpers/supervisor-harness';
+import { Disturbances, randomExitDelay, SIZES, TYPES } from './helpers/random-ops';
+import { APP, harness, quiesce, releaseOf, type Harness } from './helpers/supervisor-harness';
 
-const TYPES = ['web', 'worker'] as const;
-const SIZES = ['standard-1x', 'standard-2x'] as const;
-const GRACE = 30_000;
 type Wanted = Map<string, SlotAssignment>;
 
 const slot = (name: string, gen: number, size = 'standard-1x'): SlotAssignment => ({ name, type: name.split('.')[0]!, size, gen });
@@ -113,23 +110,15 @@ t.test('setSlots refuses bad assignments whole', async (t) => {
 /** One random sequence; returns the problems found once quiet, with the operations that led there. */
 async function sequence(seed: number, steps: number): Promise<{ problems: string[]; ops: string[] }> {
   const rng = prng(seed);
-  const procfileFull = { web: 'node server.js', worker: 'node worker.js' };
   const h = harness({ formation: [] });
-  h.launcher.exitDelay = () => {
-    const r = rng.next();
-    if (r < 0.35) return 0;
-    if (r < 0.7) return rng.int(1, GRACE - 1);
-    if (r < 0.85) return null;
-    return rng.pick([GRACE - 1, GRACE, GRACE + 1]);
-  };
+  h.launcher.exitDelay = randomExitDelay(rng);
   const wanted: Wanted = new Map();
   const lastGen = new Map<string, number>();
   const removed: SlotAssignment[] = [];
   // ids of instances whose slot was handed a new generation or size while they ran: none may survive
   const stale = new Set<string>();
-  let release = releaseOf(1, procfileFull);
-  let version = 1;
   const ops: string[] = [];
+  const others = new Disturbances(h, rng, ops, 8, { restart: 0.42, stop: 0.47, crash: 0.57, deploy: 0.62, listen: 0.68 });
   const put = (s: SlotAssignment): void => {
     wanted.set(s.name, s);
     lastGen.set(s.name, Math.max(s.gen, lastGen.get(s.name) ?? 0));
@@ -181,58 +170,16 @@ async function sequence(seed: number, steps: number): Promise<{ problems: string
     ops.push(`slots (${done.join(', ')}) = ${[...wanted.values()].map((s) => `${s.name}:${s.size}:${s.gen}`).join(' ')}`);
     h.supervisor.setSlots(APP, [...wanted.values()]);
   };
-  const tolerant = (fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      if (!(err instanceof SupervisorError)) throw err;
-    }
-  };
-  const target = (): string | undefined => {
-    const r = rng.next();
-    if (r < 0.3) return undefined;
-    if (r < 0.6) return rng.pick(TYPES);
-    return `${rng.pick(TYPES)}.${rng.int(1, 8)}`;
-  };
   for (let i = 0; i < steps; i++) {
     const r = rng.next();
     if (r < 0.32) assign();
     else if (r < 0.36) {
       // a burst of watch events, applied one after the other
       for (let k = 0; k < 10; k++) assign();
-    } else if (r < 0.42) {
-      const to = target();
-      ops.push(`restart ${to ?? 'all'}`);
-      tolerant(() => h.supervisor.restart(APP, to));
-    } else if (r < 0.47) {
-      const to = target() ?? 'web';
-      ops.push(`ps:stop ${to}`);
-      tolerant(() => h.supervisor.stop(APP, to));
-    } else if (r < 0.57) {
-      const running = h.launcher.running();
-      if (running.length) {
-        const d = rng.pick(running);
-        const code = rng.pick([0, 1, 137]);
-        ops.push(`crash ${d.id} ${code}${d.stopping ? ' (while stopping)' : ''}`);
-        d.exit(code);
-      }
-    } else if (r < 0.62) {
-      version++;
-      release = releaseOf(version, rng.chance(0.2) ? { web: procfileFull.web } : procfileFull);
-      ops.push(`deploy v${version} (${Object.keys(release.procfile).join(', ')})`);
-      h.supervisor.setRelease(APP, release);
-    } else if (r < 0.68) {
-      ops.push('listen');
-      listenAll(h, rng);
-    } else {
-      const ms = rng.chance(0.5) ? rng.pick([0, 1, 200, 250, GRACE - 1, GRACE, 60_000]) : rng.int(0, 45_000);
-      ops.push(`advance ${ms}`);
-      listenAll(h, rng);
-      await h.clock.advance(ms);
-    }
+    } else await others.step(r);
   }
   await quiesce(h);
-  return { problems: problems(h, wanted, release, stale), ops };
+  return { problems: problems(h, wanted, others.release, stale), ops };
 }
 
 t.test('property: random assignments and stop times converge to the assigned slots', async (t) => {
