@@ -51,6 +51,13 @@ export const keys = {
     return `${PREFIX}subnets/10.200.${n}.0-24`;
   },
   hosts: (): string => `${PREFIX}hosts/`,
+  /** `drain/<id>`: written by `hosts:drain`, removed by `hosts:undrain`; no lease (it outlives restarts). */
+  drains: (): string => `${PREFIX}drain/`,
+  drain: (id: string): string => `${PREFIX}drain/${seg('host id', id)}`,
+  /** Every host's assignments (the scheduler reads them all). */
+  allAssignments: (): string => `${PREFIX}assign/`,
+  /** The bearer token of the cluster HTTP servers (slugs, idle, fan-out), made by the first daemon. */
+  secret: (): string => `${PREFIX}secret`,
   host: (id: string): string => `${PREFIX}hosts/${seg('host id', id)}`,
   /** Per-host so that each agent watches only its own work (fleet's lesson, spec §3). */
   assignments: (host: string): string => `${PREFIX}assign/${seg('host id', host)}/`,
@@ -65,7 +72,12 @@ export const keys = {
   endpoints: (): string => `${PREFIX}endpoints/`,
   endpoint: (app: string, slot: string, instance: string): string =>
     `${PREFIX}endpoints/${seg('app', app)}/${seg('slot', slot)}/${seg('instance', instance)}`,
-  status: (app: string, slot: string): string => `${PREFIX}status/${seg('app', app)}/${seg('slot', slot)}`,
+  statuses: (app?: string): string => (app === undefined ? `${PREFIX}status/` : `${PREFIX}status/${seg('app', app)}/`),
+  /**
+   * Per host as well as per slot: during a move (hosts:drain) the old and the new host each run an
+   * instance of the slot and each reports its own, so neither overwrites the other's.
+   */
+  status: (app: string, slot: string, host: string): string => `${PREFIX}status/${seg('app', app)}/${seg('slot', slot)}/${seg('host id', host)}`,
   routers: (): string => `${PREFIX}routers/`,
   router: (id: string): string => `${PREFIX}routers/${seg('router id', id)}`,
   /** Where etcd3's `election(SCHEDULER_ELECTION)` on a PREFIX namespace keeps its candidates. */

@@ -15,7 +15,9 @@ t.test('keys are the spec §3 paths under /manifold/v1/', async (t) => {
   t.equal(keys.assignments('h1'), '/manifold/v1/assign/h1/');
   t.equal(keys.assignment('h1', 'a', 'web.1'), '/manifold/v1/assign/h1/a/web.1');
   t.equal(keys.endpoint('a', 'web.1', 'i7'), '/manifold/v1/endpoints/a/web.1/i7');
-  t.equal(keys.status('a', 'web.1'), '/manifold/v1/status/a/web.1');
+  t.equal(keys.status('a', 'web.1', 'h1'), '/manifold/v1/status/a/web.1/h1');
+  t.equal(keys.statuses('a'), '/manifold/v1/status/a/');
+  t.equal(keys.drain('h1'), '/manifold/v1/drain/h1');
   t.equal(keys.router('h2'), '/manifold/v1/routers/h2');
   t.equal(keys.election(), '/manifold/v1/election/scheduler/');
   t.equal(keys.tick(), '/manifold/v1/tick');
