@@ -2,12 +2,13 @@
  * Closed-loop HTTP/1.1 load generator (spec §7 Tier 2), run as its own process inside the `cl`
  * namespace: `node load-client.js --target 10.99.0.1:8080 --target 10.99.0.2:8080 --host hello.example
  * --connections 12 --duration-ms 10000 [--max-requests N] [--out FILE] [--timeout-ms 10000]
- * [--dyno-header x-dyno] [--dyno-body-regex 'Hello from (\S+)'] [--body-bytes 200] [--capture-header h]`.
+ * [--dyno-header x-dyno] [--dyno-body-regex 'Hello from (\S+)'] [--body-bytes 200] [--capture-header h]
+ * [--stop-on-stdin-end]`.
  *
  * C workers, each with its own keep-alive agent holding one socket (so C = connections), worker k
  * bound to target k mod T. Each sends the next request when the previous one ends. One JSONL record per
  * request, then `{summary:true,…}`. Bounded by --duration-ms and --max-requests (at least one of them
- * required, so a run can never be endless); SIGTERM or stdin's end stops it early. In-flight requests
+ * required, so a run can never be endless); SIGTERM (or stdin's end, with --stop-on-stdin-end) stops it early. In-flight requests
  * finish (bounded by --timeout-ms) before the summary.
  */
 import crypto from 'node:crypto';
@@ -55,6 +56,7 @@ interface Options {
   dynoBodyRegex: RegExp | undefined;
   bodyBytes: number;
   captureHeaders: string[];
+  stopOnStdinEnd: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -71,9 +73,14 @@ function parseArgs(argv: readonly string[]): Options {
     dynoBodyRegex: undefined,
     bodyBytes: 0,
     captureHeaders: [],
+    stopOnStdinEnd: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '--stop-on-stdin-end') {
+      o.stopOnStdinEnd = true;
+      continue;
+    }
     const v = argv[++i];
     if (v === undefined) throw new Error(`${flag} needs a value`);
     const num = (): number => {
@@ -207,10 +214,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // The driver ends stdin to stop us; a stdin that is not a pipe (a terminal, /dev/null) is ignored.
-  if (!process.stdin.isTTY) {
-    process.stdin.on('end', stop).on('error', stop).resume();
-  }
+  // The driver (helpers/load) ends stdin to stop us. Opt-in: a shell run with stdin on /dev/null would
+  // otherwise stop at once.
+  if (o.stopOnStdinEnd) process.stdin.on('end', stop).on('error', stop).resume();
   const timer = Number.isFinite(deadline) ? setTimeout(stop, o.durationMs) : undefined;
 
   const worker = async (k: number): Promise<void> => {

@@ -107,6 +107,8 @@ function main(): void {
   });
 
   t.test('etcd: one member frozen, the other two still commit', async (t) => {
+    const leader = await fabric.leaderMember();
+    t.ok(leader >= 1 && leader <= 3, `leader is e${leader}`);
     fabric.stopMember(3);
     try {
       const c = createEtcdClient(fabric.etcdLocalEndpoints.slice(0, 2));
@@ -118,6 +120,23 @@ function main(): void {
       }
     } finally {
       fabric.contMember(3);
+    }
+  });
+
+  t.test('etcd: a killed member restarts on its data dir and serves again', async (t) => {
+    await fabric.killMember(2);
+    const c = createEtcdClient([fabric.etcdLocalEndpoints[0] as string]);
+    try {
+      await c.put('/fabric-test/while-e2-dead').value('1');
+    } finally {
+      c.close();
+    }
+    await fabric.startMember(2);
+    const c2 = createEtcdClient([fabric.etcdLocalEndpoints[1] as string]);
+    try {
+      t.equal(await c2.get('/fabric-test/while-e2-dead').string(), '1', 'e2 caught up');
+    } finally {
+      c2.close();
     }
   });
 

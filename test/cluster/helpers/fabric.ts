@@ -310,6 +310,34 @@ export class Fabric {
     return m;
   }
 
+  /**
+   * The member (1-based) the first answering member names as leader, for faults aimed at the leader
+   * (spec §7 #5). Asks the members one by one over their unix sockets; throws if none answers.
+   */
+  async leaderMember(): Promise<number> {
+    for (const m of this.members) {
+      const client = createEtcdClient([m.localUrl]);
+      try {
+        const status = await client.maintenance.status();
+        for (let i = 0; i < this.members.length; i++) {
+          const peer = createEtcdClient([this.members[i]?.localUrl as string]);
+          try {
+            if ((await peer.maintenance.status()).header.member_id === status.leader) return i + 1;
+          } catch {
+            // that member is down: it is not the leader the others see
+          } finally {
+            peer.close();
+          }
+        }
+      } catch {
+        // frozen or dead member: ask the next one
+      } finally {
+        client.close();
+      }
+    }
+    throw new Error('no etcd member names a reachable leader');
+  }
+
   /** Freezes etcd member i (SIGSTOP): its sockets stay open but it answers nothing. */
   stopMember(i: number): void {
     this.memberProcess(i).kill('SIGSTOP');
@@ -479,6 +507,15 @@ export class Fabric {
 
   /** Waits until member m alone answers a linearizable get (so it has joined and sees a leader). */
   private async waitServing(m: EtcdFabricMember, deadline: number): Promise<void> {
+    // Wait for the socket file first: a gRPC client that finds no socket backs off for seconds (1 s,
+    // 1.6 s, 2.6 s…) and would delay a restarted member's readiness far past the moment it listens.
+    const socket = m.localUrl.slice('unix://'.length);
+    while (!fs.existsSync(socket)) {
+      const p = m.process;
+      if (!p || p.exitCode !== null || p.signalCode !== null) throw new Error(`etcd ${m.name} exited: ${m.log.slice(-3).join(' | ')}`);
+      if (Date.now() > deadline) throw new Error(`etcd ${m.name} never listened on ${socket}: ${m.log.slice(-3).join(' | ')}`);
+      await sleep(20);
+    }
     const client = createEtcdClient([m.localUrl]);
     try {
       for (;;) {

@@ -53,7 +53,7 @@ export interface LoadRun {
 }
 
 function clientArgs(o: LoadOptions): string[] {
-  const args = ['--host', o.host, '--connections', String(o.connections ?? 12), '--duration-ms', String(o.durationMs ?? 60_000)];
+  const args = ['--stop-on-stdin-end', '--host', o.host, '--connections', String(o.connections ?? 12), '--duration-ms', String(o.durationMs ?? 60_000)];
   for (const t of o.targets) args.push('--target', t);
   if (o.maxRequests !== undefined) args.push('--max-requests', String(o.maxRequests));
   if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
