@@ -114,7 +114,8 @@ export class Scheduler extends EventEmitter {
   }
 
   private campaign(): void {
-    if (this.stopped) return;
+    // One Leadership at a time: a second would hold a candidate key (and a lease) nobody listens to.
+    if (this.stopped || this.leadership) return;
     const l = new Leadership({ client: this.client, id: this.opts.hostId, ttlSeconds: this.opts.ttlSeconds });
     this.leadership = l;
     l.on('elected', (rev: string) => {
@@ -238,7 +239,7 @@ export class Scheduler extends EventEmitter {
       const l = this.leadership;
       if (this.term !== term || !l) return;
       if (!(await l.fencedTxn(txnOps))) {
-        await this.deposed('a fenced write failed');
+        await this.deposed(term, 'a fenced write failed');
         return;
       }
       written += txnOps.length;
@@ -248,8 +249,12 @@ export class Scheduler extends EventEmitter {
     this.emit('pass', report);
   }
 
-  /** Another candidate leads (our fence failed): stop writing and stand again. */
-  private async deposed(reason: string): Promise<void> {
+  /**
+   * Another candidate leads (our fence failed): stop writing and stand again. Once per term: a tick and
+   * a pass of the same term may both find out.
+   */
+  private async deposed(term: string, reason: string): Promise<void> {
+    if (this.term !== term) return;
     this.log(`scheduler: deposed (${reason}); campaigning again`);
     await this.demote(reason);
     this.later(this.recampaignMs, () => this.campaign());
@@ -262,7 +267,7 @@ export class Scheduler extends EventEmitter {
     try {
       const ok = await l.fencedTxn([this.client.put(keys.tick()).value(String(Date.now()))]);
       this.emit('tick', ok);
-      if (!ok && this.term === term) await this.deposed('the tick write failed');
+      if (!ok) await this.deposed(term, 'the tick write failed');
     } catch (err) {
       this.log(`scheduler: tick failed (${err instanceof Error ? err.message : String(err)})`);
     }

@@ -5,6 +5,9 @@
  * moment (the lowest live candidate key of the election), so neither a standby nor a deposed leader
  * ever wrote.
  */
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
 import t from 'tap';
 import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
@@ -13,6 +16,7 @@ import { keys, PREFIX } from '../../src/cluster/keys';
 import { parseRecord, type AssignmentRecord, type HostRecord } from '../../src/cluster/records';
 import { Scheduler, type PassReport } from '../../src/cluster/scheduler';
 import { etcdMissing, startEtcdCluster, type EtcdCluster } from './helpers/etcd-cluster';
+import { spawnTied } from './helpers/tied';
 
 const GB = 1024 ** 3;
 const TTL = 2;
@@ -154,6 +158,27 @@ function main(): void {
     t.equal(retired.rec.gen, web4.rec.gen, 'scale down retires, gen kept');
     // An agent deletes what it retired.
     await client.delete().key(keys.assignment(retired.host, 'a', 'web.4'));
+    // Probation (3 s here) over: h3, the emptiest host, gets the next slot.
+    await new Promise((r) => setTimeout(r, 3000));
+    await store().updateFormation('a', () => ({ web: { quantity: 4, size: 'standard-1x' } }));
+    const again = await waitFor('web.4 again', async () => (await running()).find((a) => a.slot === 'web.4'));
+    t.equal(again.host, 'h3', 'after probation h3 takes new slots');
+    // Its earlier gen is forgotten once the agent deleted the retired key (no key, no endpoint): gen 1 again.
+    t.equal(again.rec.state, 'run');
+  });
+
+  t.test('a new release: every run assignment gets it, same host and gen', async (t) => {
+    const before = await running();
+    const r2 = await store().createRelease('a', (cur) => ({ ...cur, slug: 'y', description: 'deploy' }));
+    t.equal(r2?.version, 2);
+    const after = await waitFor('release 2 everywhere', async () => {
+      const r = await running();
+      return r.every((a) => a.rec.release === 2) && r;
+    });
+    t.same(
+      after.map((a) => `${a.slot}@${a.host}#${a.rec.gen}`).sort(),
+      before.map((a) => `${a.slot}@${a.host}#${a.rec.gen}`).sort(),
+    );
   });
 
   t.test('drain: every slot moves off with `after`, the new one placed first', async (t) => {
@@ -196,6 +221,43 @@ function main(): void {
     t.equal(s1.isLeader, false, 's1 stands by again');
   });
 
+  t.test('a leader frozen past its lease (SIGSTOP) writes nothing when it wakes', async (t) => {
+    const [first1, second] = schedulers;
+    await first1?.stop(); // s1 stands by since it was deposed: out of the way
+    const c = startChild(t, 'sched-child', cluster.endpoints);
+    const candidates = async (): Promise<string[]> => Object.values(await client.getAll().prefix(keys.election()).strings());
+    await waitFor('the child candidate key', async () => (await candidates()).includes('sched-child'));
+    await second?.stop(); // resigns: the child is elected
+    const first = await c.next('elected');
+    process.kill(c.pid, 'SIGSTOP');
+    try {
+      // Its lease expires: its candidate key goes, and no candidate is left.
+      await waitFor('the frozen leader key gone', async () => !(await candidates()).includes('sched-child'), 10_000);
+      // Work for whoever leads next: the frozen child has this in its next plan when it wakes.
+      await store().updateFormation('a', () => ({ worker: { quantity: 4, size: 'standard-1x' } }));
+    } finally {
+      process.kill(c.pid, 'SIGCONT');
+    }
+    const again = await c.next('elected', 10_000);
+    t.not(again.rev, first.rev, 'elected anew, with a new fence revision');
+    const w4 = await waitFor('worker.4', async () => (await running()).find((a) => a.slot === 'worker.4'));
+    t.equal(w4.rec.leaderRev, again.rev, 'worker.4 placed in the new term');
+    t.comment(`child events: ${c.seen().join(' ')}`);
+    await c.stop();
+  });
+
+  t.test('etcd unreachable: no crash, failures logged, stop() returns', async (t) => {
+    const dead = createEtcdClient(['http://127.0.0.1:1']);
+    const lines: string[] = [];
+    const s = new Scheduler({ client: dead, hostId: 'nowhere', ttlSeconds: TTL, recampaignMs: 100, log: (l) => lines.push(l) });
+    s.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal(s.isLeader, false);
+    await s.stop();
+    dead.close();
+    t.ok(lines.some((l) => /lost/.test(l)), `failure logged (${lines[0] ?? 'nothing'})`);
+  });
+
   t.test('history: every assign write carried the then-leader fence revision', async (t) => {
     await new Promise((r) => setTimeout(r, 300)); // let the watch deliver the last events
     const election = keys.election();
@@ -217,7 +279,7 @@ function main(): void {
     }
     t.ok(writes > 10, `${writes} assign writes checked`);
     const revs = new Set(history.filter((e) => e.kv.key.toString().startsWith(keys.allAssignments()) && e.type === 'put').map((e) => parseRecord<AssignmentRecord>(e.kv.value)?.leaderRev));
-    t.equal(revs.size, 2, 'two terms wrote (s1, then s2)');
+    t.ok(revs.size >= 3, `${revs.size} terms wrote (s1, s2, the child after its thaw)`);
   });
 
   t.test('stop: both resign, no candidate key left', async (t) => {
@@ -226,4 +288,69 @@ function main(): void {
     t.same(left, [], 'no candidate key');
     if (logs.length > 0) t.comment(logs.slice(-10).join('\n'));
   });
+}
+
+interface Child {
+  pid: number;
+  next(event: string, timeoutMs?: number): Promise<{ event: string; rev?: string }>;
+  /** Every event name it printed so far. */
+  seen(): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A Scheduler in a child process (so the test can SIGSTOP it without freezing itself), from an inline
+ * script over the compiled modules. Prints JSON lines {event, rev?, reason?}; stdin closed → stop, exit.
+ */
+function startChild(t: { teardown(fn: () => unknown): void }, id: string, endpoints: string[]): Child {
+  const dir = path.join(__dirname, '../../src/cluster');
+  const script = `
+    const { createEtcdClient } = require(${JSON.stringify(path.join(dir, 'etcd-client.js'))});
+    const { Scheduler } = require(${JSON.stringify(path.join(dir, 'scheduler.js'))});
+    const [id, endpoints] = process.argv.slice(1);
+    const say = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+    const client = createEtcdClient(endpoints.split(','));
+    const s = new Scheduler({ client, hostId: id, ttlSeconds: ${TTL}, fullPassMs: 1000, recampaignMs: 200, log: (l) => say({ event: 'log', line: l }) });
+    s.on('elected', (rev) => say({ event: 'elected', rev }));
+    s.on('deposed', (reason) => say({ event: 'deposed', reason }));
+    s.start();
+    process.stdin.resume();
+    process.stdin.on('end', () => s.stop().finally(() => { client.close(); process.exit(0); }));
+  `;
+  const child: ChildProcess = spawnTied(process.execPath, ['-e', script, id, endpoints.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  if (!child.stdout || child.pid === undefined) throw new Error('child scheduler did not start');
+  const queue: { event: string; rev?: string }[] = [];
+  const seen: string[] = [];
+  const waiters: { event: string; resolve: (m: { event: string; rev?: string }) => void }[] = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    const msg = JSON.parse(line) as { event: string; rev?: string; reason?: string; line?: string };
+    seen.push(msg.event === 'log' ? `log(${msg.line})` : msg.event);
+    const i = waiters.findIndex((w) => w.event === msg.event);
+    if (i >= 0) waiters.splice(i, 1)[0]?.resolve(msg);
+    else queue.push(msg);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    await exited;
+  });
+  return {
+    pid: child.pid,
+    seen: () => seen,
+    next: (event, timeoutMs = 8000) => {
+      const i = queue.findIndex((m) => m.event === event);
+      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0] as { event: string; rev?: string });
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child ${id}: no '${event}' within ${timeoutMs} ms (saw ${seen.join(' ')})`)), timeoutMs);
+        waiters.push({ event, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      });
+    },
+    stop: async () => {
+      child.stdin?.end();
+      await exited;
+    },
+  };
 }
