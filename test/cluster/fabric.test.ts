@@ -140,13 +140,17 @@ function main(): void {
     }
   });
 
-  t.test('linkDown cuts h3 off, linkUp restores it', async (t) => {
+  t.test('linkDown / dropTo cut h3 off, linkUp / undrop restore it', async (t) => {
     const server = await serve(fabric, 'h3', TCP_SERVER, [fabric.address('h3'), '7000']);
     t.equal(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'reachable before');
     fabric.linkDown('h3');
     t.not(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'unreachable while cut');
     fabric.linkUp('h3');
     t.equal(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'reachable after linkUp');
+    fabric.dropTo('h3');
+    t.not(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'unreachable while fab drops frames to h3');
+    fabric.undrop('h3');
+    t.equal(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'reachable after undrop');
     server.kill('SIGKILL');
   });
 

@@ -143,6 +143,7 @@ function sweepOrphans(): void {
 export function fabricMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'fabric needs root (network namespaces)';
   for (const [bin, args] of [
+    ['nft', ['--version']],
     ['unshare', ['--version']],
     ['nsenter', ['--version']],
     ['ip', ['-V']],
@@ -166,6 +167,8 @@ export class Fabric {
   readonly members: EtcdFabricMember[] = [];
   private readonly namespaces = new Map<string, Namespace>();
   private readonly children = new Set<ChildProcess>();
+  /** Active dropTo/dropFrom entries, as "set:name". */
+  private readonly cuts = new Set<string>();
   private readonly rootInode: string;
   private readonly rootLinksBefore: string[];
   private stopping: Promise<void> | undefined;
@@ -303,6 +306,30 @@ export class Fabric {
     this.execOk('fab', 'ip', ['link', 'set', this.port(name), 'up']);
   }
 
+  /** One-way loss fab → `name`: the bridge drops every frame (ARP too) it would deliver to `name`. */
+  dropTo(name: string): void {
+    this.setCut('cut_to', name, true);
+  }
+
+  /** One-way loss `name` → fab: the bridge drops every frame coming from `name`. */
+  dropFrom(name: string): void {
+    this.setCut('cut_from', name, true);
+  }
+
+  /** Ends dropTo/dropFrom for `name`. */
+  undrop(name: string): void {
+    this.setCut('cut_to', name, false);
+    this.setCut('cut_from', name, false);
+  }
+
+  private setCut(set: 'cut_to' | 'cut_from', name: string, on: boolean): void {
+    const key = `${set}:${name}`;
+    if (on === this.cuts.has(key)) return;
+    this.execOk('fab', 'nft', [on ? 'add' : 'delete', 'element', 'bridge', 'mf', set, `{ "${this.port(name)}" }`]);
+    if (on) this.cuts.add(key);
+    else this.cuts.delete(key);
+  }
+
   /** The etcd member `i` (1-based, e1..e3). */
   member(i: number): EtcdFabricMember {
     const m = this.members[i - 1];
@@ -400,6 +427,18 @@ export class Fabric {
     await this.addNamespace('fab');
     this.execOk('fab', 'ip', ['-batch', '-'], {
       input: ['link set lo up', 'link add fab0 type bridge stp_state 0 forward_delay 0', 'link set fab0 up', ''].join('\n'),
+    });
+    // One-way loss for spec §7 fault #4. This kernel has no sch_netem (CONFIG_NET_SCH_NETEM unset), so
+    // the bridge drops the frames instead: a port in cut_to gets nothing, one in cut_from sends nothing.
+    this.execOk('fab', 'nft', ['-f', '-'], {
+      input: [
+        'table bridge mf {',
+        '  set cut_to { type ifname; }',
+        '  set cut_from { type ifname; }',
+        '  chain cut { type filter hook forward priority 0; policy accept; oifname @cut_to drop; iifname @cut_from drop; }',
+        '}',
+        '',
+      ].join('\n'),
     });
     for (let i = 1; i <= this.hosts.length; i++) await this.attach(`h${i}`, `${SUBNET}.${i}`, `up${i}`);
     if (withEtcd) for (let i = 1; i <= 3; i++) await this.attach(`e${i}`, `${SUBNET}.${200 + i}`, `upe${i}`);
