@@ -250,6 +250,12 @@ class Planner {
     this.count(load, d, 1);
     this.put(load.host.record.id, d, { type: d.type, gen, release: d.release, size: d.size, state: 'run', leaderRev: this.input.leaderRev });
     if (from) this.putRecord(from.host, from.app, from.slot, { ...from.record, state: 'retire', after: gen }, from.record);
+    // An earlier move whose new instance died with its host: the old one still waits for that gen to be
+    // up, which will never happen. It now waits for this one, and keeps serving until then.
+    for (const a of this.input.assignments) {
+      if (a.app !== d.app || a.slot !== d.slot || a === from || !this.loads.has(a.host)) continue;
+      if (a.record.state === 'retire' && a.record.after !== undefined && a.record.after !== gen) this.putRecord(a.host, a.app, a.slot, { ...a.record, after: gen }, a.record);
+    }
   }
 
   /** Rule 2: fewest of the same app and type, then fewest of the app, then most free memory, then id. */

@@ -4,7 +4,9 @@
  */
 import t from 'tap';
 import { canDrain, flatten, plan, type PlanApp, type PlanAssignment, type PlanHost, type PlanInput } from '../../src/cluster/placement';
+import { MAX_TXN_OPS } from '../../src/cluster/leadership';
 import type { AssignmentRecord, Role } from '../../src/cluster/records';
+import { packBatches } from '../../src/cluster/scheduler';
 
 const GB = 1024 ** 3;
 
@@ -165,6 +167,22 @@ t.test('rule 5: drain moves with `after`; nowhere to go → stays, reported', as
   t.match(alone.unplaced, [{ slot: 'web.1', reason: /stays on h1/ }]);
 });
 
+t.test('rule 5: the new host of a move dies: the old instance waits for the replacement instead', async (t) => {
+  const inp = input({
+    apps: [app('a', { web: 1 })],
+    hosts: [host('h1', { draining: true }), host('h2')],
+    assignments: [asg('h1', 'a', 'web.1', { gen: 2, state: 'retire', after: 3 }), asg('h3', 'a', 'web.1', { gen: 3 })],
+  });
+  const p = plan(inp);
+  t.equal(p.changes.length, 1, 'one Txn for the slot');
+  t.same(p.changes[0]?.deletes, [{ host: 'h3', app: 'a', slot: 'web.1' }]);
+  t.match(p.changes[0]?.puts, [
+    { host: 'h2', record: { gen: 4, state: 'run' } },
+    { host: 'h1', record: { gen: 2, state: 'retire', after: 4 } },
+  ]);
+  t.same(plan(input({ ...inp, assignments: apply(inp, p) })).changes, []);
+});
+
 t.test('rule 6: release change → same gen, new release, same host', async (t) => {
   const inp = input({ apps: [app('a', { web: 1 }, 5)], hosts: [host('h1'), host('h2')], assignments: [asg('h1', 'a', 'web.1', { gen: 3, release: 4 })] });
   t.same(flatten(plan(inp)).puts, [{ host: 'h1', app: 'a', slot: 'web.1', record: { type: 'web', gen: 3, release: 5, size: 'standard-1x', state: 'run', leaderRev: '7' } }]);
@@ -208,4 +226,19 @@ t.test('canDrain: needs another live, non-draining dynos host', async (t) => {
   t.equal(canDrain('h1', [host('h1'), host('h2', { draining: true })]), false);
   t.equal(canDrain('h1', [host('h1'), host('r', { roles: ['router'] })]), false);
   t.equal(canDrain('h1', [host('h1')]), false);
+});
+
+t.test('packBatches: ≤ MAX_TXN_OPS ops per Txn, a slot\'s ops never split', async (t) => {
+  // 150 web dynos on a dead host: 150 deletes + 150 replacements, 2 ops per slot.
+  const hosts = Array.from({ length: 10 }, (_, i) => host(`h${i}`, { mem: 64 * GB }));
+  const dead = Array.from({ length: 150 }, (_, i) => asg('dead', 'a', `web.${i + 1}`));
+  const p = plan(input({ apps: [app('a', { web: 150 })], hosts, assignments: dead }));
+  const batches = packBatches(p.changes);
+  const sizes = batches.map((b) => b.reduce((n, c) => n + c.puts.length + c.deletes.length, 0));
+  t.ok(sizes.every((n) => n <= MAX_TXN_OPS), `batch sizes ${sizes.join(',')}`);
+  t.equal(sizes.reduce((a, b) => a + b, 0), 300);
+  t.ok(p.changes.every((c) => c.puts.length === 1 && c.deletes.length === 1), 'each slot: its delete with its replacement');
+  const perHost = new Map<string, number>();
+  for (const x of flatten(p).puts) perHost.set(x.host, (perHost.get(x.host) ?? 0) + 1);
+  t.same([...perHost.values()], Array(10).fill(15), 'spread evenly');
 });
