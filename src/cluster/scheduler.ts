@@ -77,6 +77,10 @@ export class Scheduler extends EventEmitter {
   private debounce: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** The leader key's lease, once read: `tick` lives on it, so it vanishes with this term. */
+  private leaderLease: string | undefined;
+  /** The unplaced slots last logged: the log says when that changes, not on every pass. */
+  private lastUnplaced = '';
   private stopped = false;
   /** Host id → the incarnation last seen and when it changed (probation survives the key's absence). */
   private readonly incarnations = new Map<string, { incarnation: string; changedAt: number }>();
@@ -137,7 +141,7 @@ export class Scheduler extends EventEmitter {
       setInterval(() => void this.tick(), this.tickMs),
     );
     void this.watch(rev);
-    void this.tick();
+    void this.readLeaderLease(rev).finally(() => void this.tick());
     this.trigger();
   }
 
@@ -147,6 +151,8 @@ export class Scheduler extends EventEmitter {
     const wasLeader = this.term !== undefined;
     this.leadership = undefined;
     this.term = undefined;
+    this.leaderLease = undefined;
+    this.lastUnplaced = '';
     for (const i of this.intervals) clearInterval(i);
     this.intervals = [];
     for (const tm of this.timers) clearTimeout(tm);
@@ -244,7 +250,9 @@ export class Scheduler extends EventEmitter {
       }
       written += txnOps.length;
     }
-    for (const u of ops.unplaced) this.log(`scheduler: ${u.app} ${u.slot} (${u.size}) unplaced: ${u.reason}`);
+    const unplaced = ops.unplaced.map((u) => `${u.app} ${u.slot} (${u.size}): ${u.reason}`).join('; ');
+    if (unplaced !== this.lastUnplaced) this.log(unplaced ? `scheduler: unplaced: ${unplaced}` : 'scheduler: every slot placed');
+    this.lastUnplaced = unplaced;
     const report: PassReport = { ops: written, batches: batches.length, ms: performance.now() - t0, revision: state.revision, unplaced: ops.unplaced };
     this.emit('pass', report);
   }
@@ -260,12 +268,27 @@ export class Scheduler extends EventEmitter {
     this.later(this.recampaignMs, () => this.campaign());
   }
 
+  private async readLeaderLease(term: string): Promise<void> {
+    const key = this.leadership?.leaderKey;
+    if (!key) return;
+    try {
+      const kv = (await this.client.get(key).exec()).kvs[0];
+      if (kv && this.term === term) this.leaderLease = kv.lease;
+    } catch (err) {
+      this.log(`scheduler: reading the leader lease failed (${String(err)}); tick written without it`);
+    }
+  }
+
   private async tick(): Promise<void> {
     const l = this.leadership;
     const term = this.term;
     if (!l || !term) return;
     try {
-      const ok = await l.fencedTxn([this.client.put(keys.tick()).value(String(Date.now()))]);
+      const put = this.client.put(keys.tick()).value(String(Date.now()));
+      // On the leader lease (spec §3), so a dead leader's last tick goes with it. The fence holds the
+      // lease alive at commit: its key still exists with this term's create revision.
+      if (this.leaderLease) put.lease(this.leaderLease);
+      const ok = await l.fencedTxn([put]);
       this.emit('tick', ok);
       if (!ok) await this.deposed(term, 'the tick write failed');
     } catch (err) {

@@ -121,6 +121,9 @@ function main(): void {
     const quiet = await new Promise<PassReport>((resolve) => s1.once('pass', resolve));
     t.equal(quiet.ops, 0, 'a pass over a converged state writes nothing');
     t.ok(Number(await client.get(keys.tick()).string()) > Date.now() - 3000, 'tick written');
+    const tick = (await client.get(keys.tick()).exec()).kvs[0];
+    const leaderKv = (await client.getAll().prefix(keys.election()).exec()).kvs.find((kv) => kv.value.toString() === 'sched-1');
+    t.equal(tick?.lease, leaderKv?.lease, 'tick on the leader lease');
   });
 
   t.test('a dead host (lease revoked): its slots replaced on the live hosts', async (t) => {
