@@ -9,7 +9,7 @@ import { socketPathFrom } from '../shared/defaults';
 import type { Args, ClientCommand, OptionSpec } from './client-command';
 import { ApiClient } from './client';
 import { UsageError } from './errors';
-import { formatConfig, formatInfo, formatPs, formatReleases, formatScale, joinCommand } from './format';
+import { formatConfig, formatHosts, formatInfo, formatPs, formatReleases, formatScale, joinCommand, type HostRow } from './format';
 import { writeStdout } from './stdout';
 import { escapeControls, stderrIsTerminal, stdoutIsTerminal } from './terminal-safe';
 
@@ -237,4 +237,16 @@ export const appCommands: ClientCommand[] = [
       else if (lines.length) out(lines.map(show).join('\n'));
     },
   ),
+  cmd('hosts', 'List the hosts of the cluster (id, uplink, subnet, roles, state, dynos, memory, lease age)', {}, async (a) => {
+    const hosts = await clientFor(a).call<HostRow[]>('hosts');
+    out(a.json ? JSON.stringify(hosts, null, 2) : formatHosts(hosts));
+  }),
+  cmd('hosts:drain <host>', 'Move every dyno off a host (each new one up before the old one drains)', {}, async (a) => {
+    const hosts = await clientFor(a).call<HostRow[]>('hosts:drain', { host: a.host });
+    out(a.json ? JSON.stringify(hosts, null, 2) : `Draining ${String(a.host)}: its dynos move to the other hosts\n${formatHosts(hosts)}`);
+  }),
+  cmd('hosts:undrain <host>', 'Let a drained host take dynos again', {}, async (a) => {
+    const hosts = await clientFor(a).call<HostRow[]>('hosts:undrain', { host: a.host });
+    out(a.json ? JSON.stringify(hosts, null, 2) : `${String(a.host)} takes dynos again\n${formatHosts(hosts)}`);
+  }),
 ];

@@ -36,6 +36,51 @@ interface DaemonArgs {
   cycle?: string;
   'cycle-jitter'?: string;
   drain?: string;
+  etcd?: string;
+  'host-id'?: string;
+  uplink?: string;
+  roles?: string;
+  'host-ttl'?: string;
+  'cluster-port'?: number;
+  'host-memory'?: string;
+}
+
+const ROLE_NAMES = ['dynos', 'router', 'scheduler', 'api'] as const;
+
+/** The cluster flags, checked together: --etcd needs --host-id and --uplink, and they mean nothing without it. */
+export function clusterFrom(a: DaemonArgs): import('../cluster/cluster-node').ClusterConfig | undefined {
+  const given = (['host-id', 'uplink', 'roles', 'host-ttl', 'cluster-port', 'host-memory'] as const).filter((k) => a[k] !== undefined);
+  if (a.etcd === undefined) {
+    if (given.length) throw new UsageError(`--${given[0]} needs --etcd (cluster mode)`);
+    return undefined;
+  }
+  const etcd = a.etcd.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of etcd) if (!/^https?:\/\/[^/\s]+$/.test(u)) throw new UsageError(`invalid --etcd URL '${u}' (e.g. http://10.0.0.5:2379)`);
+  if (etcd.length === 0) throw new UsageError('--etcd needs at least one URL');
+  if (!a['host-id']) throw new UsageError('--etcd needs --host-id ID (this host\'s name in the cluster)');
+  if (!a.uplink) throw new UsageError('--etcd needs --uplink ADDR (this host\'s address the other hosts reach)');
+  if (!/^[0-9.]+$/.test(a.uplink) && !a.uplink.includes(':')) throw new UsageError(`invalid --uplink '${a.uplink}' (an IP address of this host)`);
+  const roles = (a.roles ?? ROLE_NAMES.join(',')).split(',').map((r) => r.trim());
+  for (const r of roles) if (!(ROLE_NAMES as readonly string[]).includes(r)) throw new UsageError(`invalid role '${r}' in --roles (${ROLE_NAMES.join(', ')})`);
+  const ttlMs = duration(a['host-ttl'] ?? '10s', 'host-ttl')!;
+  if (ttlMs < 2000 || ttlMs % 1000 !== 0) throw new UsageError(`invalid --host-ttl '${a['host-ttl']}' (whole seconds, at least 2s: etcd's lease floor)`);
+  const port = a['cluster-port'] ?? 7946;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`invalid --cluster-port '${String(port)}' (1-65535)`);
+  let memBytes: number | undefined;
+  if (a['host-memory'] !== undefined) {
+    const m = /^([0-9]+)(M|G)B?$/i.exec(a['host-memory']);
+    if (!m) throw new UsageError(`invalid --host-memory '${a['host-memory']}' (e.g. 4096M, 16G)`);
+    memBytes = Number(m[1]) * (m[2]!.toUpperCase() === 'G' ? 1024 ** 3 : 1024 ** 2);
+  }
+  return {
+    etcd,
+    hostId: a['host-id'],
+    uplink: a.uplink,
+    roles: [...new Set(roles)] as import('../cluster/records').Role[],
+    hostTtlSeconds: ttlMs / 1000,
+    clusterPort: port,
+    ...(memBytes !== undefined ? { memBytes } : {}),
+  };
 }
 
 function duration(v: string | undefined, name: string): number | undefined {
@@ -79,6 +124,8 @@ export function policyFrom(a: DaemonArgs): Partial<SupervisionPolicy> {
 
 async function runDaemon(a: DaemonArgs): Promise<void> {
   if (a.net !== 'bridge' && a.net !== 'none') throw new UsageError(`invalid --net '${a.net}' (bridge or none)`);
+  const cluster = clusterFrom(a);
+  if (cluster && a.net !== 'bridge') throw new UsageError('cluster mode needs --net bridge (routers on other hosts reach dynos by their own addresses)');
   const { Daemon } = daemonModule();
   const daemon = new Daemon({
     stateDir: a['state-dir'],
@@ -91,6 +138,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     bridge: { ...(a.bridge !== undefined ? { name: a.bridge } : {}), ...(a.subnet !== undefined ? { subnet: a.subnet } : {}), nat: a.nat, hostDns: a['host-dns'] },
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
+    ...(cluster ? { cluster } : {}),
   });
   let signals = 0;
   const onSignal = (): void => {
@@ -131,7 +179,14 @@ export const daemonCommand: CommandModule = {
       .option('stable-uptime', { type: 'string', describe: 'uptime that resets the crash count (default 10m)' })
       .option('cycle', { type: 'string', describe: "daily cycling interval (default 24h; '0' disables)" })
       .option('cycle-jitter', { type: 'string', describe: 'random extra per dyno (default 216m)' })
-      .option('drain', { type: 'string', describe: 'longest wait for a replaced web dyno\'s in-flight requests before SIGTERM (default 30s)' }),
+      .option('drain', { type: 'string', describe: 'longest wait for a replaced web dyno\'s in-flight requests before SIGTERM (default 30s)' })
+      .option('etcd', { type: 'string', describe: 'cluster mode: etcd client URLs, comma-separated (state in etcd instead of SQLite)' })
+      .option('host-id', { type: 'string', describe: 'cluster: this host\'s id (unique, stable across restarts)' })
+      .option('uplink', { type: 'string', describe: 'cluster: this host\'s address the other hosts route dyno traffic through' })
+      .option('roles', { type: 'string', describe: 'cluster: dynos,router,scheduler,api (default all four)' })
+      .option('host-ttl', { type: 'string', describe: 'cluster: host lease TTL, how soon a lost host\'s dynos are replaced (default 10s)' })
+      .option('cluster-port', { type: 'number', describe: 'cluster: port of the host-to-host server on the uplink (default 7946)' })
+      .option('host-memory', { type: 'string', describe: 'cluster: memory the scheduler may place dynos against (default: all of it)' }),
   handler: async (argv) => {
     try {
       await runDaemon(argv as unknown as DaemonArgs);

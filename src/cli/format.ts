@@ -22,11 +22,39 @@ export function formatAge(ms: number): string {
 
 function dynoLine(d: DynoStatus, now: number): string {
   let line = `${d.state} ${formatDate(d.since)} (~ ${formatAge(now - d.since)} ago)`;
+  if (d.host !== undefined) line += ` on ${d.host}`;
   if (d.state === 'crashed') {
     if (d.reason) line += `: ${d.reason}`;
     if (d.restartAt !== null) line += d.restartAt <= now ? ', restarting now' : `, next restart ${formatDate(d.restartAt)} (in ${formatAge(d.restartAt - now)})`;
   }
   return line;
+}
+
+/** What `manifold hosts` shows of one host (the API's HostView, without its raw record). */
+export interface HostRow {
+  id: string;
+  uplink: string | null;
+  subnet: string | null;
+  roles: string[];
+  state: string;
+  dynos: number;
+  memAssigned: number;
+  memTotal: number | null;
+  leaseAge: number | null;
+}
+
+const GB = 1024 ** 3;
+
+/** `manifold hosts`: one aligned row per host. */
+export function formatHosts(hosts: HostRow[]): string {
+  if (hosts.length === 0) return 'No hosts in the cluster';
+  const rows = [['ID', 'UPLINK', 'SUBNET', 'ROLES', 'STATE', 'DYNOS', 'MEMORY', 'LEASE AGE']];
+  for (const h of hosts) {
+    const mem = `${(h.memAssigned / GB).toFixed(1)}/${h.memTotal === null ? '?' : (h.memTotal / GB).toFixed(1)} GB`;
+    rows.push([h.id, h.uplink ?? '-', h.subnet ?? '-', h.roles.join(',') || '-', h.state, String(h.dynos), mem, h.leaseAge === null ? '-' : `${h.leaseAge}s`]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
 /** `ps` text: one block per process type, then one-off dynos. */

@@ -23,6 +23,7 @@ import { Supervisor } from './supervisor/supervisor';
 import type { Launcher } from './supervisor/types';
 import { DEFAULT_PORT, socketAlive } from '../shared/defaults';
 import { VERSION } from '../shared/version';
+import type { ClusterConfig, ClusterNode } from '../cluster/cluster-node';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -38,6 +39,11 @@ export interface DaemonOptions {
   socketGid?: number;
   policy?: Partial<SupervisionPolicy>;
   log?: (line: string) => void;
+  /**
+   * Cluster mode (`--etcd`): state in etcd, roles by flag (docs/cluster.md). Without it this is the
+   * single-host daemon on SQLite, and no cluster module (nor etcd3 and gRPC) is loaded.
+   */
+  cluster?: ClusterConfig;
 }
 
 export class Daemon {
@@ -45,6 +51,7 @@ export class Daemon {
   runtime!: Runtime;
   supervisor!: Supervisor;
   manifold!: Manifold;
+  cluster: ClusterNode | undefined;
   router: Router | undefined;
   api!: ApiServer;
   readonly logs = new LogHub();
@@ -67,14 +74,24 @@ export class Daemon {
     lockOrExplain(path.join(o.stateDir, 'daemon.lock'), false, `state directory ${o.stateDir}`);
     lockOrExplain(CgroupTree.open(o.cgroupName).root, true, `cgroup ${o.cgroupName}`);
     if (existing) fs.rmSync(o.socket, { force: true }); // stale: its daemon is gone
-    this.store = new SqliteStateStore(new Store(path.join(o.stateDir, 'manifold.db')));
-    this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(o.bridge ? { bridge: o.bridge } : {}) });
+    let bridge = o.bridge;
+    if (o.cluster) {
+      const { ClusterNode } = require('../cluster/cluster-node') as typeof import('../cluster/cluster-node');
+      this.cluster = await ClusterNode.join(o.cluster, this.log);
+      this.store = this.cluster.store();
+      // in a cluster each host's dynos live in the /24 it claimed, routed from the other hosts
+      if (this.cluster.subnet) bridge = { ...(o.bridge ?? {}), subnet: this.cluster.subnet.cidr };
+    } else {
+      this.store = new SqliteStateStore(new Store(path.join(o.stateDir, 'manifold.db')));
+    }
+    this.runtime = Runtime.open({ cgroupName: o.cgroupName, ...(o.runDir ? { runDir: o.runDir } : {}), ...(bridge ? { bridge } : {}) });
     const warning = this.runtime.warning();
     if (warning) this.log(warning);
     await this.cleanupLeftovers();
 
+    const cluster = this.cluster;
     let routerPort: number | null = null;
-    if (o.listen !== null) {
+    if (o.listen !== null && (!cluster || cluster.has('router'))) {
       const spec = parseListen(o.listen);
       this.router = createRouter({ listen: [spec] });
       this.router.on('log', (e) => {
@@ -93,11 +110,15 @@ export class Daemon {
       openPty: (cols, rows) => native().openPty(cols, rows),
       resizePty: (fd, cols, rows) => native().resizePty(fd, cols, rows),
     };
+    const slugRoot = path.join(o.stateDir, 'slugs');
+    // in a cluster the router's table comes from etcd; the supervisor's web instances go to etcd
+    const hooks = cluster?.supervisorHooks(slugRoot, o.domain);
     this.supervisor = new Supervisor({
       launcher,
       logs: this.logs,
-      routes: this.router?.table,
-      drain: this.router,
+      routes: hooks ? hooks.routes : this.router?.table,
+      drain: hooks ? hooks.drain : this.router,
+      drainOnScaleDown: hooks !== undefined,
       net: o.net,
       webPort: DEFAULT_PORT,
       policy: o.policy ?? {},
@@ -111,9 +132,25 @@ export class Daemon {
         });
       },
     });
-    this.manifold = new Manifold({ store: this.store, supervisor: this.supervisor, logs: this.logs, stateDir: o.stateDir, domain: o.domain, routerPort });
-    await this.manifold.restore();
+    if (cluster) {
+      await cluster.start({ supervisor: cluster.has('dynos') ? this.supervisor : undefined, router: this.router, routerPort, logs: this.logs, slugRoot, domain: o.domain, webPort: DEFAULT_PORT, bridge: cluster.has('dynos') ? this.runtime.bridgeName : null });
+    }
+    this.manifold = new Manifold({
+      store: this.store,
+      supervisor: cluster ? cluster.fleet() : this.supervisor,
+      logs: this.logs,
+      stateDir: o.stateDir,
+      domain: o.domain,
+      routerPort,
+      ...(cluster ? { publishSlug: (sha: string, dir: string, bytes: number) => cluster.publishSlug(sha, dir, bytes) } : {}),
+    });
+    if (!cluster) await this.manifold.restore();
+    if (cluster && !cluster.has('api')) {
+      this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), no control socket (no api role)`);
+      return;
+    }
     this.api = new ApiServer({
+      ...(cluster ? { logSource: cluster.logSource(this.logs), extra: cluster.apiHandlers() } : {}),
       manifold: this.manifold,
       logs: this.logs,
       launcher,
@@ -130,7 +167,8 @@ export class Daemon {
       }),
     });
     await this.api.listen();
-    this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);
+    if (cluster) this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), uplink ${o.cluster!.uplink}, subnet ${cluster.subnet?.cidr ?? 'none'}, socket ${o.socket}`);
+    else this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);
   }
 
   /**
@@ -145,7 +183,8 @@ export class Daemon {
       this.log(`cleaning up dyno ${d ? `${d.app} ${d.name} ` : ''}(${id}) left by a previous daemon`);
       await this.store.forgetDyno(id);
     }
-    await collectSlugs(path.join(this.o.stateDir, 'slugs'), (p) => this.store.slugInUse(p));
+    // in a cluster, another API host may be deploying a release that names a slug held here
+    if (!this.o.cluster) await collectSlugs(path.join(this.o.stateDir, 'slugs'), (p) => this.store.slugInUse(p));
   }
 
   stop(): Promise<void> {
@@ -155,6 +194,7 @@ export class Daemon {
       if (opened) this.log('stopping: all dynos get their stop signal');
       await this.api?.close();
       await this.supervisor?.shutdown();
+      await this.cluster?.stop().catch((err: unknown) => this.log(`leaving the cluster: ${String(err)}`));
       await this.router?.close();
       await this.runtime?.close();
       await this.store?.close();

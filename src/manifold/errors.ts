@@ -9,6 +9,8 @@ export type ManifoldErrorCode =
   | 'EPROCFILE'
   | 'ESCALE'
   | 'EDEPLOY'
+  | 'ENOHOST' // cluster: unknown host id
+  | 'ECLUSTER' // cluster: refused (not in cluster mode, last host of a type, no agent for a one-off)
   | 'EINTERNAL';
 
 const STATUS: Record<ManifoldErrorCode, number> = {
@@ -21,6 +23,8 @@ const STATUS: Record<ManifoldErrorCode, number> = {
   EPROCFILE: 422,
   ESCALE: 422,
   EDEPLOY: 422,
+  ENOHOST: 404,
+  ECLUSTER: 409,
   EINTERNAL: 500,
 };
 

@@ -17,14 +17,16 @@ import { DEFAULT_SIZE, sizeOf } from './sizes';
 import { SqliteStateStore } from './state/sqlite-state-store';
 import type { FormationChanges, StateStore } from './state/state-store';
 import { Store, type AppSettings, type Release } from './store/store';
-import type { OneOff, OneOffOptions, Supervisor } from './supervisor/supervisor';
+import type { OneOff, OneOffOptions } from './supervisor/supervisor';
+import type { Fleet } from './fleet';
 import { isStopSignal, STOP_SIGNALS } from '../runtime/native-table';
 import { checkAppName, checkConfigKey, checkConfigValue, configBytes, MAX_CONFIG_BYTES } from './validate';
 
 export interface ManifoldOptions {
   /** The durable state; a bare SQLite `Store` is wrapped in a SqliteStateStore. */
   store: StateStore | Store;
-  supervisor: Supervisor;
+  /** What runs the dynos: the Supervisor on one host, a ClusterFleet in cluster mode. */
+  supervisor: Fleet;
   logs: LogHub;
   stateDir: string;
   domain: string;
@@ -32,11 +34,16 @@ export interface ManifoldOptions {
   routerPort: number | null;
   /** Bound on one deploy's copy (default build-slug.ts's DEFAULT_DEPLOY_TIMEOUT_MS). */
   deployTimeoutMs?: number;
+  /**
+   * Cluster mode: called with a deploy's slug before its release is written, so that the release
+   * names a slug other hosts can fetch (a second API host holds it when this resolves).
+   */
+  publishSlug?: (sha256: string, dir: string, bytes: number) => Promise<void>;
 }
 
 export class Manifold {
   private readonly store: StateStore;
-  private readonly supervisor: Supervisor;
+  private readonly supervisor: Fleet;
   private readonly logs: LogHub;
   /**
    * Slugs a deploy in this process has placed but not yet put in a release: garbage collection
@@ -136,7 +143,7 @@ export class Manifold {
         return { type, quantity: f?.quantity ?? 0, size: sizeOf(f?.size ?? DEFAULT_SIZE).label, command: rel?.procfile[type] ?? null };
       }),
       settings: row.settings,
-      dynos: this.supervisor.status(name).length,
+      dynos: (await this.supervisor.status(name)).length,
     };
   }
 
@@ -180,6 +187,7 @@ export class Manifold {
     const id = built.sha256.slice(0, 8);
     let rel: Release;
     try {
+      await this.o.publishSlug?.(built.sha256, slug, built.bytes);
       // one atomic step: the config is the current release's at the moment the version is taken
       const created = await this.store.createRelease(name, (cur) => ({ slug, procfile, config: cur.config, description: `Deploy ${id}` }));
       rel = created!;
@@ -290,7 +298,7 @@ export class Manifold {
       const cmd = rel?.procfile[f.type];
       if (cmd !== undefined) types[f.type] = { command: cmd, size: sizeOf(f.size).label };
     }
-    const dynos = this.supervisor.status(name).map((d) => ({ ...d, size: sizeOf(d.size).label }));
+    const dynos = (await this.supervisor.status(name)).map((d) => ({ ...d, size: sizeOf(d.size).label }));
     return { app: name, now: Date.now(), dynos, types };
   }
 

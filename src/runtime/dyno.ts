@@ -17,7 +17,7 @@ import { DynoError, fromNativeError, nativeStep } from './errors';
 import { diffMemoryEvents, type MemoryCounters, type MemoryUsage, parseMemoryEvents, readMemoryUsage } from './memory';
 import { native, type NativeExit, type NativeFileWatch, type NativeStatus } from './native';
 import { isStopSignal } from './native-table';
-import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease } from './network';
+import { BridgeNetwork, type BridgeOptions, DEFAULT_BRIDGE, type Lease, linkIndex } from './network';
 import { applyResources } from './resources';
 import { defaultScratchBudget, mb, ScratchBudget } from './scratch';
 import { scratchBytesFor } from './sizes';
@@ -185,7 +185,7 @@ export class Runtime {
       this.cgroups.kill(id);
       await this.cgroups.remove(id);
     }));
-    if (fs.existsSync(`/sys/class/net/${this.bridgeName}`)) {
+    if (linkIndex(this.bridgeName) !== undefined) {
       // leases of this subtree are ours alike: a killed predecessor's, even while its pid shows
       const live = new Set([...this.live].flatMap((d) => (d.lease ? [d.lease.address] : [])));
       this.bridge().reclaimStaleLeases({ subtree: this.cgroups.root, live });

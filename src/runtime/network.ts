@@ -101,6 +101,22 @@ function refuseOverlap(name: string, subnet: ReturnType<typeof parseSubnet>): vo
  * Who made a lease: its process, and for a runtime's dyno the runtime's cgroup subtree. The
  * process's start time (clock ticks after boot, /proc/PID/stat) tells a reused pid from it.
  */
+/**
+ * The interface index of link `name` in this process's network namespace, or undefined. Asked of the
+ * kernel through rtnetlink (`ip`), not read from /sys/class/net: sysfs shows the namespace it was
+ * mounted in, so a daemon started in another network namespace (a cluster host in the tests) would
+ * see the wrong bridge there.
+ */
+export function linkIndex(name: string): number | undefined {
+  try {
+    const out = execFileSync('ip', ['-o', 'link', 'show', 'dev', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const m = /^(\d+):/.exec(out);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface LeaseOwner {
   pid: number;
   start?: number;
@@ -180,8 +196,7 @@ export class BridgeNetwork {
     if (!/^[A-Za-z0-9_-]{1,15}$/.test(name)) throw new RangeError(`invalid bridge name '${name}'`);
     const subnet = parseSubnet(opts.subnet ?? DEFAULT_SUBNET);
     const gateway = `${intToIp(subnet.base + 1)}/${subnet.prefixLen}`;
-    const indexFile = `/sys/class/net/${name}/ifindex`;
-    if (!fs.existsSync(indexFile)) {
+    if (linkIndex(name) === undefined) {
       refuseOverlap(name, subnet);
       ip(['link', 'add', name, 'type', 'bridge']);
       ip(['addr', 'add', gateway, 'dev', name]);
@@ -194,7 +209,8 @@ export class BridgeNetwork {
       const found = /inet ([0-9./]+)/.exec(addresses)?.[1] ?? 'no IPv4 address';
       throw new DynoError({ errno: 22, syscall: 'ip', step: 'network', message: `bridge ${name} exists with ${found}, not ${gateway}: remove it (manifold dyno cleanup) or use its subnet` });
     }
-    const index = Number(fs.readFileSync(indexFile, 'utf8').trim());
+    const index = linkIndex(name);
+    if (index === undefined) throw new DynoError({ errno: 19, syscall: 'ip', step: 'network', message: `bridge ${name} vanished while it was being set up` });
     const leaseDir = path.join(runDir, 'net', name);
     fs.mkdirSync(leaseDir, { recursive: true, mode: 0o700 });
     const net = new BridgeNetwork(name, subnet, index, leaseDir, opts);
@@ -298,7 +314,7 @@ export class BridgeNetwork {
 
   /** Removes the bridge, its leases and its nftables table: `manifold` told to clean up. */
   static cleanup(runDir: string, name = DEFAULT_BRIDGE): void {
-    if (fs.existsSync(`/sys/class/net/${name}`)) ip(['link', 'del', name]);
+    if (linkIndex(name) !== undefined) ip(['link', 'del', name]);
     fs.rmSync(path.join(runDir, 'net', name), { recursive: true, force: true });
     try {
       execFileSync('nft', ['-f', '-'], { input: removeBridgeRuleset(natTable(name)), stdio: ['pipe', 'ignore', 'ignore'] });

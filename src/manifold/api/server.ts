@@ -16,7 +16,7 @@ import { ManifoldError } from '../errors';
 import { apiErrorOf, errorBody } from './errors';
 import type { LogHub } from '../logs/hub';
 import { BoundedTail } from '../logs/bounded-tail';
-import { formatLine, matches } from '../logs/log-buffer';
+import { formatLine, matches, type LogFilter, type LogLine } from '../logs/log-buffer';
 import type { Manifold } from '../manifold';
 import type { Launcher } from '../supervisor/types';
 import { FRAME, frame, FrameReader, LOG_LINES_MAX, type DaemonInfo } from './protocol';
@@ -41,6 +41,28 @@ export interface ApiOptions {
   socketPath: string;
   /** Group allowed to use the socket (mode 0660); default root only (0600). */
   socketGid?: number | undefined;
+  /** Where `logs` reads: this daemon's LogHub by default; every host's in cluster mode. */
+  logSource?: LogSourceOf;
+  /** Methods beyond the single-host ones (cluster mode: hosts, hosts:drain, hosts:undrain). */
+  extra?: Record<string, (p: Params) => unknown>;
+}
+
+/** The log lines of an app, wherever they are kept. */
+export interface LogSourceOf {
+  tail(app: string, n: number, filter: LogFilter): Promise<LogLine[]>;
+  /** Calls `onLine` for each new line until the returned function is called. */
+  subscribe(app: string, filter: LogFilter, onLine: (l: LogLine) => void): () => void;
+}
+
+/** The LogHub of this daemon as a LogSourceOf. */
+export function localLogSource(hub: LogHub): LogSourceOf {
+  return {
+    tail: (app, n, filter) => Promise.resolve(hub.get(app).tail(n, filter)),
+    subscribe: (app, filter, onLine) =>
+      hub.get(app).subscribe((l) => {
+        if (matches(l, filter)) onLine(l);
+      }),
+  };
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -72,6 +94,7 @@ export class ApiServer {
   private readonly server: http.Server;
   private readonly handlers: Record<string, Handler>;
   private readonly sockets = new Set<Duplex>();
+  private readonly logSource: LogSourceOf;
 
   constructor(private readonly o: ApiOptions) {
     const m = o.manifold;
@@ -98,9 +121,14 @@ export class ApiServer {
       },
       logs: async (p) => {
         const app = await m.checkApp(p.app);
-        return o.logs.get(app).tail(logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') }).map(formatLine);
+        return (await this.logSource.tail(app, logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') })).map(formatLine);
       },
+      hosts: () => {
+        throw new ManifoldError('ECLUSTER', 'this daemon is not in cluster mode (start it with --etcd URLS --host-id ID --uplink ADDR)');
+      },
+      ...(o.extra ?? {}),
     };
+    this.logSource = o.logSource ?? localLogSource(o.logs);
     this.server = http.createServer((req, res) => void this.onRequest(req, res));
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       // a failing attach must never take the daemon (and every app with it) down
@@ -219,15 +247,22 @@ export class ApiServer {
     const app = await this.o.manifold.checkApp(p.app);
     const n = logLinesOf(p);
     const filter = { source: str(p, 'source'), dyno: str(p, 'dyno') };
-    const buf = this.o.logs.get(app);
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     // bounded: a reader that stops reading loses lines (and is told, L10), the daemon keeps its memory
     const tail = new BoundedTail(res, (line) => `${JSON.stringify(line)}\n`);
-    for (const l of buf.tail(n, filter)) tail.offer(formatLine(l));
-    const off = buf.subscribe((l) => {
-      if (matches(l, filter)) tail.offer(formatLine(l));
+    // subscribed before the backlog is read, so no line falls between the two; ones seen twice are dropped
+    const early: LogLine[] = [];
+    let live = false;
+    const off = this.logSource.subscribe(app, filter, (l) => {
+      if (live) tail.offer(formatLine(l));
+      else early.push(l);
     });
     res.on('close', off);
+    const backlog = await this.logSource.tail(app, n, filter);
+    for (const l of backlog) tail.offer(formatLine(l));
+    const last = backlog[backlog.length - 1];
+    for (const l of early) if (!last || l.time > last.time || (l.time === last.time && l.seq > last.seq)) tail.offer(formatLine(l));
+    live = true;
   }
 
   /** Attached one-off dyno: the client's terminal streams go through frames on the upgraded socket. */

@@ -32,6 +32,8 @@ export interface DynoStatus {
   oneoff: boolean;
   /** Only for slots a cluster agent assigned (setSlots): the generation the running instance belongs to. */
   gen?: number;
+  /** Cluster mode: the host the dyno runs on. */
+  host?: string;
 }
 
 export type SupervisorEvent =

@@ -16,7 +16,7 @@ export function routesOf(app: AppState, webPort: number): RouteAppInput {
     if (slot.state === 'crashed') crashedWeb.push(slot);
     for (const inst of [slot.current, ...slot.retiring]) {
       if (!inst || inst.address === undefined || inst.state === 'exited') continue;
-      backends.push({ dyno: inst.name, address: backendAddress(inst.address, webPort), state: backendState(inst) });
+      backends.push({ dyno: inst.name, address: backendAddress(inst.address, webPort), state: backendState(inst), gen: inst.gen, release: inst.release.version });
     }
   }
   const allCrashed = webSlots > 0 && crashedWeb.length === webSlots;

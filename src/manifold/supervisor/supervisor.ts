@@ -40,6 +40,13 @@ export interface SupervisorOptions {
   onDynoGone?: (id: string) => void;
   /** Hooks for tests and the benchmark. */
   onEvent?: (ev: SupervisorEvent) => void;
+  /**
+   * A web dyno scaled away (or moved off this host by the cluster scheduler) drains first: no new
+   * requests, SIGTERM once every router reports it idle (the drain watcher) or after the drain cap.
+   * Off on one host, where a scale-down stops at once as Heroku's does; a cluster agent turns it on,
+   * since a move must lose no request.
+   */
+  drainOnScaleDown?: boolean;
 }
 
 export class Supervisor {
@@ -188,6 +195,18 @@ export class Supervisor {
   }
 
   // ---- status out ----
+
+  has(name: string): boolean {
+    return this.apps.has(name);
+  }
+
+  appNames(): string[] {
+    return [...this.apps.keys()];
+  }
+
+  releaseOf(name: string): Release | undefined {
+    return this.apps.get(name)?.release;
+  }
 
   status(name: string): DynoStatus[] {
     return statusOf(this.need(name));
@@ -345,7 +364,8 @@ export class Supervisor {
     this.setSlotState(app, slot, 'down');
     if (inst && inst.state !== 'exited') {
       inst.intent = 'down';
-      this.lifecycle.stop(app, inst);
+      if (this.opts.drainOnScaleDown && inst.state === 'up' && inst.address !== undefined && !inst.stopSent && slot.type === 'web') void this.lifecycle.retire(app, inst);
+      else this.lifecycle.stop(app, inst);
     } else {
       slot.current = undefined;
     }

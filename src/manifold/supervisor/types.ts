@@ -48,6 +48,9 @@ export interface RouteBackend {
   dyno: string;
   address: string;
   state: BackendState;
+  /** The instance's assignment generation and release (a cluster agent publishes them per instance). */
+  gen?: number;
+  release?: number;
 }
 
 export interface RouteAppInput {

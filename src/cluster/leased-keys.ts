@@ -1,0 +1,165 @@
+/**
+ * The keys a host owns under its lease (hosts/<id>, endpoints, status): callers set and delete keys
+ * in memory, a single writer publishes the difference in Txns (≤128 ops each) in call order, and
+ * reports the revision at which everything set so far is visible.
+ *
+ * Lease loss (spec §5): etcd3's 'lost' is only a client-side guess after 2×TTL without an answer;
+ * the server may have kept the lease alive across a quorum loss. So a loss never stops a dyno: a new
+ * lease is granted and every key is put again on it in one pass (moving keys to a new lease deletes
+ * nothing, so routers see no gap), then the old lease is revoked. Every step catches its own
+ * rejection: an unhandled one would take the whole daemon down while etcd is away.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IOperation, Lease } from 'etcd3';
+import { keys } from './keys';
+
+const MAX_OPS = 128;
+
+export interface LeasedKeysOptions {
+  client: Etcd3;
+  ttlSeconds: number;
+  log?: (line: string) => void;
+}
+
+/** Events: 'lease' (leaseId) each time a lease is granted, 'published' (revision). */
+export class LeasedKeys extends EventEmitter {
+  private readonly desired = new Map<string, string>();
+  private readonly published = new Map<string, string>();
+  private lease: Lease | undefined;
+  private leaseId: string | undefined;
+  private writing: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private failing = false;
+  /** Revision after the last successful write. */
+  revision = '0';
+  private waiters: { upTo: number; resolve: (rev: string) => void }[] = [];
+  private seq = 0;
+  private writtenSeq = 0;
+  grants = 0;
+
+  constructor(private readonly o: LeasedKeysOptions) {
+    super();
+  }
+
+  /** Grants the first lease (rejects if etcd doesn't answer: the daemon's start fails with it). */
+  async start(): Promise<string> {
+    return this.grant();
+  }
+
+  get id(): string | undefined {
+    return this.leaseId;
+  }
+
+  set(key: string, value: string): void {
+    if (this.desired.get(key) === value) return;
+    this.desired.set(key, value);
+    this.kick();
+  }
+
+  delete(key: string): void {
+    if (!this.desired.has(key)) return;
+    this.desired.delete(key);
+    this.kick();
+  }
+
+  /** Keys under `prefix` that are set now. */
+  keysUnder(prefix: string): string[] {
+    return [...this.desired.keys()].filter((k) => k.startsWith(prefix));
+  }
+
+  /** Resolves with a revision at which every set/delete made so far is in etcd. */
+  flushed(): Promise<string> {
+    const upTo = this.seq;
+    if (this.writtenSeq >= upTo) return Promise.resolve(this.revision);
+    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
+  }
+
+  /** Revokes the lease (its keys vanish at once) and stops writing. */
+  async stop(revoke = true): Promise<void> {
+    this.stopped = true;
+    await this.writing?.catch(() => undefined);
+    const l = this.lease;
+    this.lease = undefined;
+    if (l) {
+      if (revoke) await l.revoke().catch(() => undefined);
+      else l.release();
+    }
+  }
+
+  private kick(): void {
+    this.seq++;
+    if (this.writing) {
+      this.again = true;
+      return;
+    }
+    this.writing = this.writeLoop().finally(() => {
+      this.writing = undefined;
+    });
+  }
+
+  private async writeLoop(): Promise<void> {
+    let delay = 50;
+    do {
+      this.again = false;
+      const upTo = this.seq;
+      try {
+        await this.writeDiff();
+        this.writtenSeq = upTo;
+        if (this.failing) this.o.log?.('etcd writes resumed');
+        this.failing = false;
+        delay = 50;
+        const done = this.waiters.filter((w) => w.upTo <= upTo);
+        this.waiters = this.waiters.filter((w) => w.upTo > upTo);
+        for (const w of done) w.resolve(this.revision);
+        this.emit('published', this.revision);
+      } catch (err) {
+        if (this.stopped) return;
+        if (!this.failing) this.o.log?.(`cannot publish to etcd (retrying): ${(err as Error).message}`);
+        this.failing = true;
+        this.again = true;
+        await new Promise((r) => setTimeout(r, delay).unref());
+        delay = Math.min(delay * 2, 1000);
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private async writeDiff(): Promise<void> {
+    const { client } = this.o;
+    if (!this.leaseId) await this.grant();
+    const ops: { op: IOperation; key: string; value: string | undefined }[] = [];
+    for (const [k, v] of this.desired) if (this.published.get(k) !== v) ops.push({ op: client.put(k).value(v).lease(this.leaseId!), key: k, value: v });
+    for (const k of this.published.keys()) if (!this.desired.has(k)) ops.push({ op: client.delete().key(k), key: k, value: undefined });
+    for (let i = 0; i < ops.length; i += MAX_OPS) {
+      const batch = ops.slice(i, i + MAX_OPS);
+      // the layout key always exists: the Txn is unconditional in effect (etcd3 needs one compare)
+      const res = await client.if(keys.layout(), 'Version', '>', 0).then(...batch.map((b) => b.op)).commit();
+      this.revision = res.header.revision;
+      for (const b of batch) {
+        if (b.value === undefined) this.published.delete(b.key);
+        else this.published.set(b.key, b.value);
+      }
+    }
+  }
+
+  private async grant(): Promise<string> {
+    const lease = this.o.client.lease(this.o.ttlSeconds, { autoKeepAlive: true });
+    const id = await lease.grant();
+    this.grants++;
+    const old = this.lease;
+    this.lease = lease;
+    this.leaseId = id;
+    lease.on('lost', (err) => {
+      if (this.lease !== lease || this.stopped) return;
+      this.o.log?.(`host lease ${id} lost (${err.message}): granting a new one and putting every key on it again`);
+      this.leaseId = undefined;
+      // everything goes again on the new lease; the old one is revoked once it has
+      this.published.clear();
+      this.kick();
+      void this.flushed().then(() => lease.revoke().catch(() => undefined));
+    });
+    if (old && old !== lease) void old.revoke().catch(() => undefined);
+    this.emit('lease', id);
+    return id;
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * The router's route table in cluster mode (spec §5 "Router"): one consistent listing of PREFIX,
+ * then a watch from the listing's revision + 1, applied per app (RouteTable.setApp swaps one
+ * snapshot, so a request sees an app's old or new definition, never half of one).
+ *
+ * Three ways out of a stream that stopped telling the truth, because a watch can fail silently:
+ * - the watcher's 'error'/'end' (compaction, cancel): re-list and re-watch;
+ * - a watchdog: no event for `watchdogMs` (the scheduler leader writes `tick` every second) means
+ *   the stream is wedged (etcd-io/etcd #8980, microsoft/etcd3 #72): re-list and re-watch;
+ * - anti-entropy: a full re-list and diff every `resyncMs`, for updates lost without any sign
+ *   (Heroku's missed-update incident, spec [H6]).
+ * While etcd doesn't answer, the last table stays as it is and is never pruned (gorouter's
+ * `suspend_pruning_if_nats_unavailable`): a router that can't read etcd keeps routing.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue, IWatchResponse, Lease, Watcher } from 'etcd3';
+import type { AppInput, RouteTable } from '../router/routing/route-table';
+import { keys, PREFIX } from './keys';
+import { deriveApp, groupByApp, routeKeyOf } from './route-state';
+import type { RouterRecord } from './records';
+
+export interface RouteFeedOptions {
+  client: Etcd3;
+  table: RouteTable;
+  /** Apps are served at `<app>.<domain>`. */
+  domain: string;
+  log?: (line: string) => void;
+  /** No watch event for this long: the stream is presumed wedged. Default 3000 (3 missed ticks). */
+  watchdogMs?: number;
+  /** Period of the full re-list and diff. Default 30000. */
+  resyncMs?: number;
+  /** First retry delay of a failed listing; doubles to 1 s. Default 100. */
+  retryMs?: number;
+  /** Register `routers/<id>` = {admin, appliedRev} under the router's own lease (drain checks need it). */
+  router?: { id: string; admin: string; ttlSeconds: number };
+}
+
+export type ResyncReason = 'start' | 'watch-error' | 'watchdog' | 'periodic';
+
+export declare interface RouteFeed {
+  /** After every applied watch batch or listing, with the revision the table now reflects. */
+  on(event: 'applied', listener: (rev: number) => void): this;
+  /** After every successful listing; `changed` = apps whose route differed from the table's. */
+  on(event: 'resync', listener: (reason: ResyncReason, rev: number, changed: number) => void): this;
+}
+
+const noop = (): void => undefined;
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0]! : String(err);
+}
+
+export class RouteFeed extends EventEmitter {
+  readonly #o: Required<Omit<RouteFeedOptions, 'router' | 'log'>> & Pick<RouteFeedOptions, 'router'>;
+  readonly #log: (line: string) => void;
+  /** Route keys by app (app → full key → value): what the table is derived from. */
+  #byApp = new Map<string, Map<string, string>>();
+  /** The route input last given to the table per app (JSON), so unchanged apps aren't swapped. */
+  #inputs = new Map<string, string>();
+  #rev = 0;
+  /** Revision of the listing the state was last built from: watch events at or below it are in it already. */
+  #listedRev = 0;
+  #running = false;
+  #watcher: Watcher | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  /** A pending listing: its reason and whether the watch must be re-created from it. */
+  #pending: { reason: ResyncReason; rewatch: boolean } | undefined;
+  #loop: Promise<void> | undefined;
+  #firstListing: { resolve: () => void; promise: Promise<void> };
+  #outageSince: number | undefined;
+  #sleep: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  readonly #registration: RouterRegistration | undefined;
+
+  constructor(o: RouteFeedOptions) {
+    super();
+    this.#o = { client: o.client, table: o.table, domain: o.domain, watchdogMs: o.watchdogMs ?? 3000, resyncMs: o.resyncMs ?? 30_000, retryMs: o.retryMs ?? 100, router: o.router };
+    this.#log = o.log ?? noop;
+    let resolve = noop;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#firstListing = { resolve, promise };
+    if (o.router) this.#registration = new RouterRegistration(o.client, o.router, () => this.#rev, this.#log);
+  }
+
+  /** The etcd revision the table reflects (0 before the first listing). */
+  get appliedRev(): number {
+    return this.#rev;
+  }
+
+  /**
+   * Lists, fills the table, watches. Resolves once the table reflects etcd; while etcd doesn't answer
+   * it keeps retrying (stop() ends the wait).
+   */
+  async start(): Promise<void> {
+    if (this.#running) return this.#firstListing.promise;
+    this.#running = true;
+    this.#registration?.start();
+    this.#request('start', true);
+    this.#resyncTimer = setInterval(() => this.#request('periodic', false), this.#o.resyncMs);
+    return this.#firstListing.promise;
+  }
+
+  /** Cancels the watch and the timers and revokes the router's lease; the table keeps its last state. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearInterval(this.#resyncTimer);
+    this.#dropWatch();
+    this.#pending = undefined;
+    if (this.#sleep) {
+      clearTimeout(this.#sleep.timer);
+      this.#sleep.resolve();
+    }
+    this.#firstListing.resolve();
+    await this.#loop;
+    await this.#registration?.stop();
+  }
+
+  /** Asks for a listing; requests made while one runs are merged into the next. */
+  #request(reason: ResyncReason, rewatch: boolean): void {
+    if (!this.#running) return;
+    this.#merge({ reason, rewatch });
+    this.#loop ??= this.#runListings()
+      .catch((err: unknown) => this.#log(`route feed: listing loop failed: ${errText(err)}`))
+      .finally(() => (this.#loop = undefined));
+  }
+
+  #merge(req: { reason: ResyncReason; rewatch: boolean }): void {
+    if (this.#pending) this.#pending.rewatch ||= req.rewatch;
+    else this.#pending = { ...req };
+  }
+
+  async #runListings(): Promise<void> {
+    let delay = this.#o.retryMs;
+    while (this.#running && this.#pending) {
+      const req = this.#pending;
+      this.#pending = undefined;
+      // Dropped before listing, so that no event of the old stream lands between listing and watch.
+      if (req.rewatch) this.#dropWatch();
+      let kvs: IKeyValue[];
+      let rev: number;
+      try {
+        const res = await this.#o.client.getAll().prefix(PREFIX).exec();
+        kvs = res.kvs;
+        rev = Number(res.header.revision);
+      } catch (err) {
+        if (!this.#running) return;
+        this.#merge(req);
+        if (this.#outageSince === undefined) {
+          this.#outageSince = Date.now();
+          this.#log(`route feed: etcd unreachable (${errText(err)}); keeping the last route table (${this.#o.table.snapshot.apps.size} apps), not pruning`);
+        }
+        await this.#pause(delay);
+        delay = Math.min(delay * 2, 1000);
+        continue;
+      }
+      if (!this.#running) return;
+      const { reason, rewatch } = req;
+      delay = this.#o.retryMs;
+      if (this.#outageSince !== undefined) {
+        this.#log(`route feed: etcd answers again after ${Date.now() - this.#outageSince} ms; re-listed at revision ${rev}`);
+        this.#outageSince = undefined;
+      }
+      // A periodic listing racing a live watch may be older than what the watch already applied.
+      if (rewatch || this.#watcher === undefined || rev > this.#rev) this.#install(reason, rev, kvs);
+      if (rewatch || this.#watcher === undefined) this.#watch(rev);
+      this.#firstListing.resolve();
+    }
+  }
+
+  /** Replaces the state with a listing at `rev`, swapping only the apps whose route changed. */
+  #install(reason: ResyncReason, rev: number, kvs: IKeyValue[]): void {
+    const byApp = groupByApp(kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const));
+    const changed = new Set<string>();
+    for (const app of new Set([...this.#byApp.keys(), ...byApp.keys()])) {
+      const before = this.#inputs.get(app);
+      const input = deriveApp(app, byApp.get(app) ?? new Map(), this.#o.domain);
+      if ((input === undefined ? undefined : JSON.stringify(input)) !== before) changed.add(app);
+    }
+    this.#byApp = byApp;
+    this.#rev = rev;
+    this.#listedRev = rev;
+    if (reason === 'start') {
+      this.#replaceAll();
+    } else {
+      for (const app of changed) this.#applyApp(app);
+      if (changed.size > 0 && reason !== 'watch-error') this.#log(`route feed: ${reason} re-list at revision ${rev} changed ${changed.size} app(s): ${[...changed].slice(0, 5).join(', ')}`);
+    }
+    this.emit('resync', reason, rev, changed.size);
+    this.emit('applied', rev);
+  }
+
+  #replaceAll(): void {
+    const apps: Record<string, AppInput> = {};
+    this.#inputs.clear();
+    for (const [app, entries] of this.#byApp) {
+      const input = deriveApp(app, entries, this.#o.domain);
+      if (!input) continue;
+      apps[app] = input;
+      this.#inputs.set(app, JSON.stringify(input));
+    }
+    try {
+      this.#o.table.replace({ apps });
+    } catch (err) {
+      // one bad app must not keep every other app out: fall back to app by app
+      this.#log(`route feed: table refused the listing (${errText(err)}); applying app by app`);
+      for (const name of this.#o.table.snapshot.apps.keys()) if (!this.#byApp.has(name)) this.#o.table.removeApp(name);
+      for (const app of this.#byApp.keys()) this.#applyApp(app);
+    }
+  }
+
+  /** Brings one app of the table in line with its keys: one atomic swap, or none if unchanged. */
+  #applyApp(app: string): void {
+    const input = deriveApp(app, this.#byApp.get(app) ?? new Map(), this.#o.domain);
+    const json = input === undefined ? undefined : JSON.stringify(input);
+    if (json === this.#inputs.get(app) && (input === undefined) === !this.#o.table.app(app)) return;
+    try {
+      if (input === undefined) {
+        this.#inputs.delete(app);
+        this.#o.table.removeApp(app);
+      } else {
+        this.#o.table.setApp(app, input);
+        this.#inputs.set(app, json!);
+      }
+    } catch (err) {
+      this.#log(`route feed: app ${app} not updated: ${errText(err)}`);
+    }
+  }
+
+  #watch(rev: number): void {
+    const w = this.#o.client.watch().prefix(PREFIX).startRevision(String(rev + 1)).watcher();
+    this.#watcher = w;
+    // 'error' without a listener would throw; the listener stays after the watcher is dropped.
+    w.on('error', (err: Error) => {
+      if (this.#watcher !== w) return;
+      this.#log(`route feed: watch ended (${errText(err)}); re-listing`);
+      this.#request('watch-error', true);
+    });
+    w.on('end', () => {
+      if (this.#watcher === w) this.#request('watch-error', true);
+    });
+    w.on('data', (res: IWatchResponse) => {
+      if (this.#watcher === w) this.#onEvents(res);
+    });
+    this.#watchdog = setTimeout(() => {
+      if (this.#watcher !== w) return;
+      this.#log(`route feed: no watch event for ${this.#o.watchdogMs} ms; re-listing and re-watching`);
+      this.#request('watchdog', true);
+    }, this.#o.watchdogMs);
+  }
+
+  /** Stops listening to the current watcher. Its cancel may never complete on a wedged stream, so it isn't awaited. */
+  #dropWatch(): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    if (w) w.cancel().catch(noop);
+  }
+
+  #onEvents(res: IWatchResponse): void {
+    this.#watchdog?.refresh();
+    const touched = new Set<string>();
+    let rev = this.#rev;
+    let fresh = false;
+    for (const ev of res.events) {
+      const evRev = Number(ev.kv.mod_revision);
+      // Compared with the listing, not with the last event: one revision's events may span responses.
+      if (evRev <= this.#listedRev) continue;
+      fresh = true;
+      rev = Math.max(rev, evRev);
+      const key = ev.kv.key.toString();
+      const rk = routeKeyOf(key);
+      if (!rk) continue;
+      let entries = this.#byApp.get(rk.app);
+      if (ev.type === 'Put') {
+        if (!entries) this.#byApp.set(rk.app, (entries = new Map()));
+        entries.set(key, ev.kv.value.toString());
+      } else if (entries) {
+        entries.delete(key);
+        if (entries.size === 0) this.#byApp.delete(rk.app);
+      }
+      touched.add(rk.app);
+    }
+    if (!fresh) return;
+    this.#rev = rev;
+    for (const app of touched) this.#applyApp(app);
+    this.emit('applied', rev);
+  }
+
+  async #pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#sleep = { timer: setTimeout(resolve, ms), resolve };
+    });
+    this.#sleep = undefined;
+  }
+}
+
+/**
+ * `routers/<id>` under the router's own lease: agents find live routers there to ask whether a
+ * draining dyno is idle. Written again at most once a second when the applied revision moved, and
+ * under a new lease when etcd3 reports the old one lost (re-granted at most once a second, so an
+ * etcd outage doesn't turn into a grant loop).
+ */
+class RouterRegistration {
+  #lease: Lease | undefined;
+  #written: { lease: Lease; rev: number } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #busy: Promise<void> | undefined;
+  #failing = false;
+  #running = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly o: { id: string; admin: string; ttlSeconds: number },
+    private readonly rev: () => number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  start(): void {
+    this.#running = true;
+    this.#timer = setInterval(() => this.#tick(), 1000);
+    this.#tick();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearInterval(this.#timer);
+    await this.#busy;
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (lease) await lease.revoke().catch(noop);
+  }
+
+  #tick(): void {
+    if (this.#busy || !this.#running) return;
+    this.#busy = this.#refresh()
+      .catch((err: unknown) => {
+        if (!this.#failing) this.log(`route feed: router registration ${keys.router(this.o.id)} failing: ${errText(err)}`);
+        this.#failing = true;
+      })
+      .finally(() => (this.#busy = undefined));
+  }
+
+  async #refresh(): Promise<void> {
+    if (!this.#lease) {
+      const lease = this.client.lease(this.o.ttlSeconds);
+      lease.on('lost', () => {
+        if (this.#lease !== lease) return;
+        this.#lease = undefined;
+        lease.release();
+      });
+      this.#lease = lease;
+    }
+    const lease = this.#lease;
+    const rev = this.rev();
+    if (this.#written?.lease === lease && this.#written.rev === rev) return;
+    const record: RouterRecord = { admin: this.o.admin, appliedRev: String(rev) };
+    await lease.put(keys.router(this.o.id)).value(JSON.stringify(record)).exec();
+    this.#written = { lease, rev };
+    if (this.#failing) this.log(`route feed: router registration ${keys.router(this.o.id)} written again`);
+    this.#failing = false;
+  }
+}

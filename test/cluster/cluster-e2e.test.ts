@@ -1,0 +1,146 @@
+/**
+ * Cluster mode end to end (issue 10, spec §7 Tier 2): three hosts as network namespaces on one
+ * switch, etcd on three more, a client namespace for load. Real daemons, real dynos, real routers.
+ * Deploy examples/hello, scale web=3 worker=2 over the hosts, requests through every router reach
+ * every web dyno in turn; config:set, rollback, restart and hosts:drain under load lose no request.
+ */
+import path from 'node:path';
+import t from 'tap';
+import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
+import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
+import { startLoad, type LoadResult } from './helpers/load';
+import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
+
+const HELLO = path.join(ROOT, 'examples/hello');
+const HOST = 'hello.example.test';
+
+interface PsDyno {
+  name: string;
+  type: string;
+  state: string;
+  host?: string;
+}
+
+const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, dynos)' : fabricMissing();
+
+async function ps(d: HostDaemon): Promise<PsDyno[]> {
+  const r = await d.cli('ps', '-a', 'hello', '--json');
+  if (r.code !== 0) throw new Error(`ps failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { dynos: PsDyno[] }).dynos;
+}
+
+function failures(r: LoadResult): string {
+  const bad = r.records.filter((x) => x.status !== 200);
+  return `${r.failed} failed of ${r.total}: ${JSON.stringify(bad.slice(0, 5))}`;
+}
+
+t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => {
+  const fabric: Fabric = await startFabric(t, { hosts: 3 });
+  const cluster = new ClusterHosts(fabric);
+  // a safety net for a failed run; the last subtest stops everything and checks for leftovers
+  t.teardown(() => cluster.stop());
+  const h1 = cluster.add('h1');
+  const h2 = cluster.add('h2');
+  const h3 = cluster.add('h3', { roles: 'dynos,scheduler' });
+  await Promise.all([h1.start(), h2.start(), h3.start()]);
+  const routers = [h1.router, h2.router];
+
+  await t.test('hosts lists every host up', async (t) => {
+    const r = await h2.cli('hosts', '--json');
+    t.equal(r.code, 0, r.stderr);
+    const hosts = JSON.parse(r.stdout) as { id: string; state: string; subnet: string; roles: string[] }[];
+    t.same(hosts.map((h) => [h.id, h.state]), [['h1', 'up'], ['h2', 'up'], ['h3', 'up']]);
+    t.equal(new Set(hosts.map((h) => h.subnet)).size, 3, 'each host has its own subnet');
+    t.same(hosts.find((h) => h.id === 'h3')?.roles, ['dynos', 'scheduler']);
+  });
+
+  await t.test('deploy through one API host, scale through another, spread over hosts', async (t) => {
+    t.equal((await h1.cli('apps:create', 'hello')).code, 0);
+    const dep = await h1.cli('deploy', HELLO, '-a', 'hello');
+    t.equal(dep.code, 0, dep.stderr);
+    const sc = await h2.cli('ps:scale', 'web=3', 'worker=2', '-a', 'hello');
+    t.equal(sc.code, 0, sc.stderr);
+    const dynos = await waitFor('5 dynos up', async () => {
+      const list = await ps(h2);
+      return list.length === 5 && list.every((d) => d.state === 'up') ? list : undefined;
+    }, 60_000, 250);
+    const webHosts = dynos.filter((d) => d.type === 'web').map((d) => d.host);
+    t.equal(new Set(webHosts).size, 3, `one web dyno per host (${webHosts.join(',')})`);
+    const workerHosts = dynos.filter((d) => d.type === 'worker').map((d) => d.host);
+    t.equal(new Set(workerHosts).size, 2, 'the two workers on different hosts');
+    const text = await h1.cli('ps', '-a', 'hello');
+    t.match(text.stdout, /web\.1: up .* on h[123]/, 'ps shows the host');
+  });
+
+  await t.test('every router reaches every web dyno, round-robin', async (t) => {
+    const run = startLoad(fabric, { targets: routers, host: HOST, connections: 2, durationMs: 20_000, maxRequests: 60, dynoBodyRegex: 'Hello from (\\S+)' });
+    const r = await run.done;
+    t.equal(r.failed, 0, failures(r));
+    for (const target of routers) {
+      const seen = new Set(r.records.filter((x) => x.target === target).map((x) => x.dyno));
+      t.same([...seen].sort(), ['web.1', 'web.2', 'web.3'], `router ${target} reached all three`);
+    }
+  });
+
+  for (const [name, args] of [
+    ['config:set', ['config:set', 'GREETING=hi', '-a', 'hello']],
+    ['rollback', ['rollback', 'v2', '-a', 'hello']],
+    ['restart', ['restart', '-a', 'hello']],
+  ] as const) {
+    await t.test(`${name} under load: no failed request`, async (t) => {
+      const before = await ps(h1);
+      const run = startLoad(fabric, { targets: routers, host: HOST, connections: 6, durationMs: 60_000 });
+      await sleep(500);
+      const r0 = await h1.cli(...args);
+      t.equal(r0.code, 0, r0.stderr);
+      // every dyno replaced (new start time) and up again
+      await waitFor('all replaced and up', async () => {
+        const now = await ps(h1);
+        return now.length === 5 && now.every((d) => d.state === 'up') && now.every((d) => !before.some((b) => b.name === d.name && JSON.stringify(b) === JSON.stringify(d))) ? true : undefined;
+      }, 60_000, 250);
+      await sleep(1500);
+      const r = await run.stop();
+      t.ok(r.total > 50, `${r.total} requests`);
+      t.equal(r.failed, 0, failures(r));
+    });
+  }
+
+  await t.test('hosts:drain under load moves every dyno off, undrain takes work again', async (t) => {
+    const run = startLoad(fabric, { targets: routers, host: HOST, connections: 6, durationMs: 60_000 });
+    await sleep(500);
+    const r0 = await h1.cli('hosts:drain', 'h3');
+    t.equal(r0.code, 0, r0.stderr);
+    const after = await waitFor('nothing left on h3, formation whole', async () => {
+      const now = await ps(h1);
+      return now.length === 5 && now.every((d) => d.state === 'up' && d.host !== 'h3') ? now : undefined;
+    }, 60_000, 250);
+    t.ok(after.every((d) => d.host !== 'h3'));
+    await sleep(1500);
+    const r = await run.stop();
+    t.equal(r.failed, 0, failures(r));
+    const hosts = JSON.parse((await h1.cli('hosts', '--json')).stdout) as { id: string; state: string; dynos: number }[];
+    t.same(hosts.find((h) => h.id === 'h3'), { ...hosts.find((h) => h.id === 'h3'), state: 'draining', dynos: 0 });
+    t.equal((await h1.cli('hosts:undrain', 'h3')).code, 0);
+    await h1.cli('ps:scale', 'web=4', '-a', 'hello');
+    await waitFor('a new dyno on h3', async () => ((await ps(h1)).some((d) => d.host === 'h3' && d.state === 'up') ? true : undefined), 60_000, 250);
+    t.pass('h3 runs a dyno again');
+  });
+
+  await t.test('bad input', async (t) => {
+    const r = await h1.cli('hosts:drain', 'h9');
+    t.not(r.code, 0);
+    t.match(r.stderr, /no such host: h9/);
+  });
+
+  await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {
+    await cluster.stop();
+    t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
+    await fabric.stop();
+    const leak = fabric.leakCheck();
+    t.same(leak.dirs, [], 'no fabric dir');
+    t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
+    t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
+    t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
+    t.same(leak.rootLinksRemoved, [], 'no root interface removed');
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * Manifold daemons on the fabric's hosts (spec §7 Tier 2): one `manifold daemon --etcd …` per host
+ * namespace, each with its own state dir, run dir, cgroup subtree and control socket (sockets are
+ * files, so the test process in the root network namespace drives every host's API directly).
+ * stop() ends them with SIGTERM (SIGKILL after 20 s), then removes what they left.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { CgroupTree } from '../../../src/runtime/cgroup';
+import { BIN, runCli, sleep, type CliResult } from '../../manifold/helpers/daemon';
+import type { Fabric } from './fabric';
+
+export const ROUTER_PORT = 8080;
+
+export interface HostDaemonOptions {
+  roles?: string;
+  extra?: string[];
+}
+
+export class HostDaemon {
+  child: ChildProcess | undefined;
+  log = '';
+  readonly socket: string;
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly cgroup: string;
+
+  constructor(
+    readonly fabric: Fabric,
+    readonly host: string,
+    readonly dir: string,
+    readonly tag: string,
+    readonly o: HostDaemonOptions,
+  ) {
+    this.socket = path.join(dir, 'api.sock');
+    this.stateDir = path.join(dir, 'state');
+    this.runDir = `/run/mf-cl-${tag}-${host}`;
+    this.cgroup = `mf-cl-${tag}-${host}`;
+  }
+
+  get uplink(): string {
+    return this.fabric.address(this.host);
+  }
+
+  get router(): string {
+    return `${this.uplink}:${ROUTER_PORT}`;
+  }
+
+  args(): string[] {
+    return [
+      BIN, 'daemon', '--etcd', this.fabric.etcdEndpoints.join(','), '--host-id', this.host, '--uplink', this.uplink, '--host-ttl', '3s',
+      '--state-dir', this.stateDir, '--socket', this.socket, '--run-dir', this.runDir, '--cgroup', this.cgroup,
+      '--listen', `${this.uplink}:${ROUTER_PORT}`, '--domain', 'example.test', '--drain', '10s', '--stop-grace', '5s',
+      ...(this.o.roles ? ['--roles', this.o.roles] : []), ...(this.o.extra ?? []),
+    ];
+  }
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    this.log = '';
+    const child = this.fabric.spawn(this.host, process.execPath, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    const deadline = Date.now() + timeoutMs;
+    while (!/ready:/.test(this.log)) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon ${this.host} exited: ${this.log}`);
+      if (Date.now() > deadline) throw new Error(`daemon ${this.host} did not start: ${this.log}`);
+      await sleep(50);
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill(signal);
+    const t = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    await gone;
+    clearTimeout(t);
+  }
+
+  cli(...args: string[]): Promise<CliResult> {
+    return runCli(args, { MANIFOLD_SOCKET: this.socket });
+  }
+
+  cleanup(): void {
+    fs.rmSync(this.runDir, { recursive: true, force: true });
+    try {
+      fs.rmdirSync(CgroupTree.open(this.cgroup).root);
+    } catch {
+      /* leaves left: the leak check names them */
+    }
+  }
+}
+
+export class ClusterHosts {
+  readonly daemons = new Map<string, HostDaemon>();
+  readonly dir: string;
+  readonly tag = randomBytes(3).toString('hex');
+
+  constructor(readonly fabric: Fabric) {
+    this.dir = fs.mkdtempSync('/tmp/mf-cluster-');
+  }
+
+  add(host: string, o: HostDaemonOptions = {}): HostDaemon {
+    const d = new HostDaemon(this.fabric, host, path.join(this.dir, host), this.tag, o);
+    fs.mkdirSync(d.dir, { recursive: true });
+    this.daemons.set(host, d);
+    return d;
+  }
+
+  get(host: string): HostDaemon {
+    const d = this.daemons.get(host);
+    if (!d) throw new Error(`no daemon on ${host}`);
+    return d;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.daemons.values()].map((d) => d.stop()));
+    // MF_TEST_DAEMON_LOGS=DIR keeps every daemon's output for a look after a failed run
+    const keep = process.env.MF_TEST_DAEMON_LOGS;
+    if (keep) {
+      fs.mkdirSync(keep, { recursive: true });
+      for (const d of this.daemons.values()) fs.writeFileSync(path.join(keep, `${d.host}.log`), d.log);
+    }
+    for (const d of this.daemons.values()) d.cleanup();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** What the daemons may have left: cgroups, run dirs (the leak assertions). */
+  leftovers(): string[] {
+    const out: string[] = [];
+    for (const d of this.daemons.values()) {
+      if (fs.existsSync(CgroupTree.open(d.cgroup).root)) out.push(`cgroup ${d.cgroup}`);
+      if (fs.existsSync(d.runDir)) out.push(d.runDir);
+    }
+    if (fs.existsSync(this.dir)) out.push(this.dir);
+    return out;
+  }
+}
