@@ -52,6 +52,8 @@ export class Agent implements RouteSink {
   private statusSoon: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly settingsSeen = new Map<string, string>();
+  /** Endpoint key → the state it was last published in and since when (EndpointRecord.since). */
+  private readonly endpointSince = new Map<string, { state: string; since: number }>();
   /** Apps whose release could not be loaded (slug missing everywhere): logged once. */
   private readonly failing = new Set<string>();
 
@@ -93,15 +95,21 @@ export class Agent implements RouteSink {
     for (const b of input.backends) {
       if (b.state === 'crashed') continue;
       const ip = b.address.slice(0, b.address.lastIndexOf(':'));
-      const rec: EndpointRecord = { host: this.o.hostId, address: b.address, state: b.state, gen: b.gen ?? 0, release: b.release ?? 0 };
-      want.set(keys.endpoint(name, b.dyno, `${this.o.hostId}-${ip}`), JSON.stringify(rec));
+      const key = keys.endpoint(name, b.dyno, `${this.o.hostId}-${ip}`);
+      // `since` changes only with the state, so an unchanged backend keeps an identical value (no re-put)
+      let seen = this.endpointSince.get(key);
+      if (seen?.state !== b.state) this.endpointSince.set(key, (seen = { state: b.state, since: Date.now() }));
+      const rec: EndpointRecord = { host: this.o.hostId, address: b.address, state: b.state, gen: b.gen ?? 0, release: b.release ?? 0, since: seen.since };
+      want.set(key, JSON.stringify(rec));
     }
+    for (const k of this.endpointSince.keys()) if (k.startsWith(prefix) && !want.has(k)) this.endpointSince.delete(k);
     for (const k of this.o.out.keysUnder(prefix)) if (!want.has(k)) this.o.out.delete(k);
     for (const [k, v] of want) this.o.out.set(k, v);
     this.statusSoonish();
   }
 
   removeApp(name: string): void {
+    for (const k of this.endpointSince.keys()) if (k.startsWith(`${keys.endpoints()}${name}/`)) this.endpointSince.delete(k);
     for (const k of this.o.out.keysUnder(`${keys.endpoints()}${name}/`)) this.o.out.delete(k);
     for (const k of this.o.out.keysUnder(keys.statuses(name))) this.o.out.delete(k);
   }

@@ -188,6 +188,8 @@ export class ClusterNode {
         restart: async (p) => this.localSupervisorCall(p, (s, app, target) => s.restart(app, target)),
         stop: async (p) => this.localSupervisorCall(p, (s, app, target) => (target ? s.stop(app, target) : [])),
         logs: async (p) => d.logs.get(String(p.app ?? '')).tail(typeof p.n === 'number' ? p.n : 100, { source: typeof p.source === 'string' ? p.source : undefined, dyno: typeof p.dyno === 'string' ? p.dyno : undefined }),
+        // read-only, for bench:cluster: when this router's table first reflected revision `rev` (waits ≤ `timeout` ms for it)
+        applied: async (p) => this.appliedAt(Number(p.rev) || 0, Math.min(Number(p.timeout) || 0, 30_000)),
       },
       tail: (params, res) => serveLogTail(d.logs, params, res),
     });
@@ -237,6 +239,21 @@ export class ClusterNode {
       });
     }
     await router.waitIdle(app, addr, Math.max(0, deadline - Date.now()));
+  }
+
+  /** `{rev, at}`: the router's applied revision and the epoch ms it first reflected `want` (null: not yet, or not a router). */
+  private async appliedAt(want: number, ms: number): Promise<{ rev: number; at: number | null }> {
+    const deadline = Date.now() + ms;
+    while (this.feed && this.feed.appliedRev < want && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.feed?.once('applied', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return { rev: this.feed?.appliedRev ?? 0, at: this.feed?.appliedAt(want) ?? null };
   }
 
   /** The manifold's fleet (api role). */

@@ -54,6 +54,8 @@ export interface EndpointRecord {
   state: 'starting' | 'up' | 'draining';
   gen: number;
   release: number;
+  /** Epoch ms when this host first published the instance in `state` (bench:cluster measures route propagation from it). */
+  since?: number;
 }
 
 /** `status/<app>/<slot>`, under the agent's lease: what `ps` shows, and H10 for the routers. */

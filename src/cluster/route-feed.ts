@@ -45,6 +45,8 @@ export declare interface RouteFeed {
 }
 
 const noop = (): void => undefined;
+/** Entries kept for appliedAt(): at ≥ 1 tick a second, minutes of history. */
+const APPLIED_LOG = 1024;
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message.split('\n')[0]! : String(err);
@@ -71,6 +73,11 @@ export class RouteFeed extends EventEmitter {
   #outageSince: number | undefined;
   #sleep: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   readonly #registration: RouterRegistration | undefined;
+  /**
+   * The last APPLIED_LOG [revision, epoch ms] pairs, one per 'applied' event, oldest first: when this
+   * router's table came to reflect a revision (bench:cluster measures route propagation with it).
+   */
+  #appliedLog: [number, number][] = [];
 
   constructor(o: RouteFeedOptions) {
     super();
@@ -85,6 +92,24 @@ export class RouteFeed extends EventEmitter {
   /** The etcd revision the table reflects (0 before the first listing). */
   get appliedRev(): number {
     return this.#rev;
+  }
+
+  /**
+   * Epoch ms at which the table first reflected revision `rev` (the first 'applied' at or above it);
+   * undefined if not applied yet or older than the log keeps.
+   */
+  appliedAt(rev: number): number | undefined {
+    const log = this.#appliedLog;
+    if (log.length === 0 || log[log.length - 1]![0] < rev) return undefined;
+    if (log.length === APPLIED_LOG && log[0]![0] >= rev) return undefined; // the first one ≥ rev may have been dropped
+    return log.find(([r]) => r >= rev)![1];
+  }
+
+  /** Records an 'applied' in the log (a bounded ring) and emits it. */
+  #applied(rev: number): void {
+    this.#appliedLog.push([rev, Date.now()]);
+    if (this.#appliedLog.length > APPLIED_LOG) this.#appliedLog.shift();
+    this.emit('applied', rev);
   }
 
   /**
@@ -187,7 +212,7 @@ export class RouteFeed extends EventEmitter {
       if (changed.size > 0 && reason !== 'watch-error') this.#log(`route feed: ${reason} re-list at revision ${rev} changed ${changed.size} app(s): ${[...changed].slice(0, 5).join(', ')}`);
     }
     this.emit('resync', reason, rev, changed.size);
-    this.emit('applied', rev);
+    this.#applied(rev);
   }
 
   #replaceAll(): void {
@@ -285,7 +310,7 @@ export class RouteFeed extends EventEmitter {
     if (!fresh) return;
     this.#rev = rev;
     for (const app of touched) this.#applyApp(app);
-    this.emit('applied', rev);
+    this.#applied(rev);
   }
 
   async #pause(ms: number): Promise<void> {
