@@ -6,6 +6,7 @@
 import yargs from 'yargs';
 import { appCommands } from './app-commands';
 import { SOCKET_OPTION, toYargsCommand, type ClientCommand } from './client-command';
+import { clusterImportCommand } from './cluster-command';
 import { daemonCommand, daemonStopCommand } from './daemon-command';
 import { dynoCommand } from './dyno-command';
 import { EXIT_USAGE } from './errors';
@@ -22,6 +23,7 @@ export async function runYargs(argv: string[], clientCommands: readonly ClientCo
     .command(clientCommands.map(toYargsCommand))
     .command(daemonCommand)
     .command(daemonStopCommand)
+    .command(clusterImportCommand)
     .command(dynoCommand)
     .command(routerCommand)
     .demandCommand(1, 'missing command')
