@@ -13,7 +13,7 @@
  * `suspend_pruning_if_nats_unavailable`): a router that can't read etcd keeps routing.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, IWatchResponse, Lease, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IRangeResponse, IWatchResponse, Lease, Watcher } from 'etcd3';
 import type { AppInput, RouteTable } from '../router/routing/route-table';
 import { keys, PREFIX } from './keys';
 import { deriveApp, groupByApp, routeKeyOf } from './route-state';
@@ -31,6 +31,12 @@ export interface RouteFeedOptions {
   resyncMs?: number;
   /** First retry delay of a failed listing; doubles to 1 s. Default 100. */
   retryMs?: number;
+  /**
+   * A listing not answered by then counts as failed (and is retried). etcd3 retries a unary call on
+   * each member, each with its 2 s deadline, so without this an outage would be noticed after ~6 s.
+   * Default 3000.
+   */
+  listTimeoutMs?: number;
   /** Register `routers/<id>` = {admin, appliedRev} under the router's own lease (drain checks need it). */
   router?: { id: string; admin: string; ttlSeconds: number };
 }
@@ -81,7 +87,7 @@ export class RouteFeed extends EventEmitter {
 
   constructor(o: RouteFeedOptions) {
     super();
-    this.#o = { client: o.client, table: o.table, domain: o.domain, watchdogMs: o.watchdogMs ?? 3000, resyncMs: o.resyncMs ?? 30_000, retryMs: o.retryMs ?? 100, router: o.router };
+    this.#o = { client: o.client, table: o.table, domain: o.domain, watchdogMs: o.watchdogMs ?? 3000, resyncMs: o.resyncMs ?? 30_000, retryMs: o.retryMs ?? 100, listTimeoutMs: o.listTimeoutMs ?? 3000, router: o.router };
     this.#log = o.log ?? noop;
     let resolve = noop;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -165,7 +171,7 @@ export class RouteFeed extends EventEmitter {
       let kvs: IKeyValue[];
       let rev: number;
       try {
-        const res = await this.#o.client.getAll().prefix(PREFIX).exec();
+        const res = await this.#list();
         kvs = res.kvs;
         rev = Number(res.header.revision);
       } catch (err) {
@@ -311,6 +317,21 @@ export class RouteFeed extends EventEmitter {
     this.#rev = rev;
     for (const app of touched) this.#applyApp(app);
     this.#applied(rev);
+  }
+
+  /** One range read of PREFIX (one revision), or a rejection after listTimeoutMs. */
+  async #list(): Promise<IRangeResponse> {
+    let timer: NodeJS.Timeout | undefined;
+    const call = this.#o.client.getAll().prefix(PREFIX).exec();
+    call.catch(noop); // abandoned after a timeout, its late rejection is nobody's
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer to the listing in ${this.#o.listTimeoutMs} ms`)), this.#o.listTimeoutMs);
+    });
+    try {
+      return await Promise.race([call, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #pause(ms: number): Promise<void> {

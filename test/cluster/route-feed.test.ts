@@ -1,0 +1,299 @@
+/**
+ * The router feed (route-feed.ts) on a real 3-member etcd: the table equals what etcd's keys derive
+ * to after start, after each change, after a compaction, after a frozen member (watchdog) and after a
+ * total outage, during which the table must stay exactly as it was.
+ */
+import t, { type Test } from 'tap';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { keys, PREFIX } from '../../src/cluster/keys';
+import type { EndpointRecord, RouterRecord, StatusRecord } from '../../src/cluster/records';
+import { RouteFeed, type ResyncReason, type RouteFeedOptions } from '../../src/cluster/route-feed';
+import { deriveRoutes } from '../../src/cluster/route-state';
+import { RouteTable, type RoutesFile } from '../../src/router/routing/route-table';
+import { ETCD_BIN, etcdMissing, startEtcdCluster, type EtcdCluster } from './helpers/etcd-cluster';
+import { spawnTied } from './helpers/tied';
+
+const DOMAIN = 'mf.test';
+const missing = etcdMissing();
+if (missing) {
+  t.plan(0, missing);
+} else {
+  main();
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A test write right after a thaw may meet an election or etcd3's open circuit breaker (5 s): retried. */
+async function retry<T>(fn: () => Promise<T>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(250);
+    }
+  }
+}
+
+function endpoint(address: string, state: EndpointRecord['state'] = 'up'): string {
+  return JSON.stringify({ host: 'h1', address, state, gen: 1, release: 1 } satisfies EndpointRecord);
+}
+
+function status(slot: string, state: StatusRecord['state']): string {
+  const rec: StatusRecord = {
+    host: 'h1', name: slot, type: 'web', state, since: 1, command: 'x', size: 'S', release: 1, pid: null, address: null,
+    crashes: 1, restartAt: null, reason: state === 'crashed' ? 'exited 1' : null, oneoff: false,
+  };
+  return JSON.stringify(rec);
+}
+
+const meta = (extra: object = {}): string => JSON.stringify({ createdAt: 1, settings: {}, ...extra });
+
+/** The table as RouteTable normalizes it, for comparing a derived RoutesFile with a live table. */
+function normalized(file: RoutesFile): RoutesFile {
+  const table = new RouteTable();
+  table.replace(file);
+  return table.toJSON();
+}
+
+interface Fed {
+  feed: RouteFeed;
+  table: RouteTable;
+  client: Etcd3;
+  logs: string[];
+  resyncs: { reason: ResyncReason; rev: number; at: number }[];
+}
+
+function main(): void {
+  let cluster: EtcdCluster;
+  let w: Etcd3;
+  let ticker: NodeJS.Timeout;
+  const rejections: unknown[] = [];
+  const onRejection = (err: unknown): void => void rejections.push(err);
+
+  t.before(async () => {
+    cluster = await startEtcdCluster(t);
+    w = createEtcdClient(cluster.endpoints);
+    process.on('unhandledRejection', onRejection);
+    // what the scheduler leader does: the watchdog's heartbeat
+    ticker = setInterval(() => void w.put(keys.tick()).value(String(Date.now())).catch(() => undefined), 1000);
+    await w.put(keys.appMeta('a')).value(meta()); // every test may run alone (--grep)
+  });
+  t.teardown(async () => {
+    clearInterval(ticker);
+    process.off('unhandledRejection', onRejection);
+    w?.close();
+  });
+
+  /** etcd's state, derived as the feed must. */
+  async function expected(): Promise<RoutesFile> {
+    const kvs = await w.getAll().prefix(PREFIX).exec();
+    return normalized(deriveRoutes(kvs.kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), DOMAIN));
+  }
+
+  /** Compared with etcd's state; false (not a throw) while the test's own client still fails after a freeze. */
+  async function converged(fed: Fed): Promise<boolean> {
+    try {
+      return JSON.stringify(fed.table.toJSON()) === JSON.stringify(await expected());
+    } catch {
+      return false;
+    }
+  }
+
+  async function startFeed(t: Test, o: Partial<RouteFeedOptions> = {}, endpoints = cluster.endpoints): Promise<Fed> {
+    const client = createEtcdClient(endpoints);
+    const table = new RouteTable();
+    const logs: string[] = [];
+    const t0 = Date.now();
+    const feed = new RouteFeed({ client, table, domain: DOMAIN, log: (l) => logs.push(`${Date.now() - t0} ms: ${l}`), ...o });
+    const resyncs: Fed['resyncs'] = [];
+    feed.on('resync', (reason, rev) => resyncs.push({ reason, rev, at: Date.now() }));
+    t.teardown(async () => {
+      await feed.stop();
+      client.close();
+    });
+    await feed.start();
+    return { feed, table, client, logs, resyncs };
+  }
+
+  t.test('start: the table equals the derivation of etcd state; apps without meta are not routed', async (t) => {
+    await w.put(keys.appMeta('a')).value(meta());
+    await w.put(keys.endpoint('a', 'web.1', 'd1')).value(endpoint('10.200.1.2:5000'));
+    await w.put(keys.endpoint('a', 'web.2', 'd2')).value(endpoint('10.200.2.2:5000', 'starting'));
+    await w.put(keys.appMeta('b')).value(meta({ maintenance: true }));
+    await w.put(keys.status('b', 'web.1', 'h1')).value(status('web.1', 'crashed'));
+    await w.put(keys.endpoint('ghost', 'web.1', 'd9')).value(endpoint('10.200.1.9:5000'));
+    const fed = await startFeed(t);
+    t.ok(fed.feed.appliedRev > 0, `appliedRev ${fed.feed.appliedRev}`);
+    t.same(fed.table.toJSON(), await expected());
+    t.same([...fed.table.snapshot.apps.keys()].sort(), ['a', 'b']);
+    t.equal(fed.table.app('a')?.up.length, 1);
+    t.equal(fed.table.app('b')?.maintenance, true);
+    t.equal(fed.table.app('b')?.crashed, 'web.1 exited 1');
+    t.equal(fed.table.lookupHost(`a.${DOMAIN}`)?.name, 'a');
+  });
+
+  t.test('changes flow: endpoint put (latency), lease revoke, crash, meta delete', async (t) => {
+    const fed = await startFeed(t);
+    // propagation: put acknowledged → 'applied' at or past its revision
+    const lat: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      const res = await w.put(keys.endpoint('a', `web.${i + 3}`, `p${i}`)).value(endpoint(`10.200.3.${i + 10}:5000`)).exec();
+      const rev = Number(res.header.revision);
+      if (fed.feed.appliedRev < rev) {
+        await new Promise<void>((resolve) => {
+          const on = (r: number): void => {
+            if (r < rev) return;
+            fed.feed.off('applied', on);
+            resolve();
+          };
+          fed.feed.on('applied', on);
+        });
+      }
+      lat.push(performance.now() - t0);
+      t.ok(fed.table.app('a')?.backends.some((b) => b.address === `10.200.3.${i + 10}:5000`), `backend ${i} in the table once applied`);
+    }
+    lat.sort((x, y) => x - y);
+    t.comment(`put → table applied (30 puts): p50 ${lat[15]!.toFixed(1)} ms, p90 ${lat[27]!.toFixed(1)} ms, max ${lat[29]!.toFixed(1)} ms`);
+    t.ok(lat[29]! < 2000, 'every put applied within 2 s');
+    t.ok(await converged(fed), 'table = derivation');
+
+    // an agent's lease: revoking it deletes its endpoints, which leave the table
+    const agent = w.lease(10);
+    await agent.put(keys.endpoint('a', 'web.99', 'x1')).value(endpoint('10.200.9.1:5000'));
+    await agent.put(keys.endpoint('a', 'web.99', 'x2')).value(endpoint('10.200.9.2:5000', 'draining'));
+    await waitFor(() => fed.table.app('a')!.backends.filter((b) => b.dyno === 'web.99').length === 2, 2000, 'two web.99 instances');
+    await agent.revoke();
+    await waitFor(() => !fed.table.app('a')!.backends.some((b) => b.dyno === 'web.99'), 2000, 'web.99 gone after revoke');
+    t.pass('lease revoke removed the backends');
+
+    // crashed: every web status crashed, then one up again
+    await w.put(keys.appMeta('c')).value(meta());
+    await w.put(keys.status('c', 'web.1', 'h1')).value(status('web.1', 'crashed'));
+    await waitFor(() => fed.table.app('c')?.crashed === 'web.1 exited 1', 2000, 'c crashed');
+    await w.put(keys.status('c', 'web.2', 'h2')).value(status('web.2', 'up'));
+    await waitFor(() => fed.table.app('c')?.crashed === null, 2000, 'c not crashed');
+    t.pass('crashed follows the statuses');
+
+    // maintenance, then the app's meta deleted: it leaves the table though its other keys remain
+    await w.put(keys.appMeta('c')).value(meta({ maintenance: true }));
+    await waitFor(() => fed.table.app('c')?.maintenance === true, 2000, 'c in maintenance');
+    await w.delete().key(keys.appMeta('c'));
+    await waitFor(() => fed.table.app('c') === undefined, 2000, 'c removed');
+    t.ok(await converged(fed), 'table = derivation');
+  });
+
+  t.test('router registration: routers/<id> under its own lease, refreshed, gone on stop', async (t) => {
+    const key = keys.router('r1');
+    const fed = await startFeed(t, { router: { id: 'r1', admin: '127.0.0.1:9999', ttlSeconds: 3 } });
+    await waitFor(async () => (await w.get(key).string()) !== null, 3000, 'router key');
+    const kv = (await w.get(key).exec()).kvs[0]!;
+    t.not(kv.lease, '0', `under a lease (${kv.lease})`);
+    const rec = JSON.parse(kv.value.toString()) as RouterRecord;
+    t.equal(rec.admin, '127.0.0.1:9999');
+    const rev = Number((await w.put(keys.endpoint('a', 'web.1', 'd1')).value(endpoint('10.200.1.3:5000')).exec()).header.revision);
+    await waitFor(async () => Number((JSON.parse((await w.get(key).string()) ?? '{}') as RouterRecord).appliedRev) >= rev, 3000, 'appliedRev refreshed');
+    t.pass('appliedRev refreshed within a second or two');
+    await fed.feed.stop();
+    t.equal(await w.get(key).string(), null, 'key gone at once on stop (lease revoked)');
+  });
+
+  t.test('compaction: a watch resumed below the compacted revision re-lists', async (t) => {
+    // The feed's client talks to member e1 only; the test writes through e2 and e3. e1 is killed and
+    // restarted on its data dir, so the feed's watch reconnects asking for a revision compacted meanwhile.
+    const other = createEtcdClient(cluster.endpoints.slice(1));
+    t.teardown(() => other.close());
+    const fed = await startFeed(t, { watchdogMs: 60_000 }, cluster.endpoints.slice(0, 1));
+    t.teardown(() => t.comment(fed.logs.join('\n')));
+    const e1 = cluster.members[0]!;
+    const spawnargs = e1.process.spawnargs;
+    const etcdArgs = spawnargs.slice(spawnargs.indexOf(ETCD_BIN) + 1);
+    const killedAt = Date.now();
+    await new Promise<void>((resolve) => {
+      e1.process.once('exit', () => resolve());
+      e1.process.kill('SIGKILL');
+    });
+    await retry(() => other.put(keys.endpoint('a', 'web.1', 'd1')).value(endpoint('10.200.1.77:5000')).exec());
+    await retry(() => other.delete().key(keys.endpoint('a', 'web.2', 'd2')).exec());
+    const rev = (await retry(() => other.put(`${PREFIX}test/compact`).value('x').exec())).header.revision;
+    await other.kv.compact({ revision: rev, physical: true });
+    // the fixture's stop() kills whatever process the member holds: hand it the new one
+    const child = spawnTied(ETCD_BIN, etcdArgs, { stdio: ['ignore', 'ignore', 'ignore'] });
+    e1.process = child;
+    e1.pid = child.pid!;
+    await waitFor(async () => fed.resyncs.some((r) => r.at > killedAt) && (await converged(fed)), 20_000, 're-list after compaction');
+    const r = fed.resyncs.find((x) => x.at > killedAt)!;
+    t.equal(r.reason, 'watch-error', `re-listed on the watch's compaction error ${r.at - killedAt} ms after the kill`);
+    t.equal(fed.table.app('a')?.backends.find((b) => b.dyno === 'web.1')?.address, '10.200.1.77:5000');
+    t.notOk(fed.table.app('a')?.backends.some((b) => b.dyno === 'web.2'), 'deleted endpoint gone');
+    t.ok(fed.logs.some((l) => /watch ended/.test(l)), 'the watch ended with an error');
+  });
+
+  t.test("watchdog: the feed's member frozen → re-list once it answers", async (t) => {
+    const other = createEtcdClient(cluster.endpoints.slice(1));
+    t.teardown(() => other.close());
+    const fed = await startFeed(t, { watchdogMs: 3000 }, cluster.endpoints.slice(0, 1));
+    t.teardown(() => t.comment(fed.logs.join('\n')));
+    const e1 = cluster.members[0]!;
+    const before = fed.table.snapshot;
+    process.kill(e1.pid, 'SIGSTOP');
+    const frozenAt = Date.now();
+    try {
+      await other.put(keys.endpoint('a', 'web.1', 'd1')).value(endpoint('10.200.1.88:5000'));
+      await sleep(5000);
+      t.equal(fed.table.snapshot, before, 'table untouched while its member is frozen');
+    } finally {
+      process.kill(e1.pid, 'SIGCONT');
+    }
+    await waitFor(async () => converged(fed), 20_000, 'feed converged after the thaw');
+    const reasons = fed.resyncs.filter((x) => x.at > frozenAt).map((x) => x.reason);
+    t.ok(reasons.includes('watchdog'), `re-listed by the watchdog (${reasons.join(', ')})`);
+    t.equal(fed.table.app('a')?.backends.find((b) => b.dyno === 'web.1')?.address, '10.200.1.88:5000');
+    // the re-list that meets the frozen member may time out (an outage, logged once) or be answered after the thaw
+    t.ok(fed.logs.filter((l) => /unreachable/.test(l)).length <= 1, 'an outage logged at most once');
+  });
+
+  t.test('etcd unreachable (all members frozen 8 s): table kept, not pruned, no crash; then changes flow', async (t) => {
+    const fed = await startFeed(t, { watchdogMs: 3000, resyncMs: 1000, router: { id: 'r2', admin: '127.0.0.1:9998', ttlSeconds: 3 } });
+    const before = fed.table.snapshot;
+    const beforeJson = JSON.stringify(fed.table.toJSON());
+    t.ok(before.apps.size > 0, `${before.apps.size} apps in the table`);
+    for (const m of cluster.members) process.kill(m.pid, 'SIGSTOP');
+    try {
+      await sleep(8000);
+      t.equal(fed.table.snapshot, before, 'the very same snapshot: nothing pruned or swapped');
+    } finally {
+      for (const m of cluster.members) process.kill(m.pid, 'SIGCONT');
+    }
+    t.equal(JSON.stringify(fed.table.toJSON()), beforeJson);
+    const thawed = Date.now();
+    await retry(() => w.put(keys.endpoint('a', 'web.1', 'd1')).value(endpoint('10.200.1.99:5000')).exec());
+    await waitFor(() => fed.table.app('a')?.backends.find((b) => b.dyno === 'web.1')?.address === '10.200.1.99:5000', 20_000, 'change after the thaw');
+    t.comment(`change applied ${Date.now() - thawed} ms after the thaw`);
+    await waitFor(async () => converged(fed), 10_000, 'converged');
+    t.equal(fed.logs.filter((l) => /unreachable/.test(l)).length, 1, 'the outage logged once, not per retry');
+    await waitFor(async () => (await retry(() => w.get(keys.router('r2')).string())) !== null, 10_000, 'router key after the outage');
+    t.comment(fed.logs.join('\n'));
+    t.same(rejections, [], 'no unhandled rejection');
+  });
+
+  t.test('stop leaves nothing behind', async (t) => {
+    const fed = await startFeed(t, { router: { id: 'r3', admin: '127.0.0.1:9997', ttlSeconds: 3 } });
+    await waitFor(async () => (await retry(() => w.get(keys.router('r3')).string())) !== null, 3000, 'router key');
+    await fed.feed.stop();
+    await fed.feed.stop(); // idempotent
+    t.equal(await retry(() => w.get(keys.router('r3')).string()), null);
+    t.same(rejections, [], 'no unhandled rejection');
+  });
+}
