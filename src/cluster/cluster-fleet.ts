@@ -20,6 +20,8 @@ export interface ClusterFleetOptions {
   hostAddresses: () => Map<string, string>;
   /** This host's agent, when it has the dynos role: one-off dynos run here. */
   runLocal?: (app: string, command: string, o: OneOffOptions) => Promise<OneOff>;
+  /** A detached one-off on another host (this one has no dynos role); attached ones are relayed by the API. */
+  runRemote?: (app: string, command: string) => Promise<{ name: string }>;
 }
 
 const CALL_TIMEOUT_MS = 10_000;
@@ -60,6 +62,11 @@ export class ClusterFleet implements Fleet {
   }
 
   async runOneOff(app: string, command: string, o: OneOffOptions): Promise<OneOff> {
+    if (!this.o.runLocal && this.o.runRemote && !o.attach) {
+      const { name } = await this.o.runRemote(app, command);
+      // it runs and ends over there: `ps` and `logs` show it; nothing here to wait for or stop
+      return { name, started: Promise.resolve(), exited: new Promise(() => undefined), stop: () => undefined };
+    }
     if (!this.o.runLocal) throw new ManifoldError('ECLUSTER', 'this API host runs no dynos (its roles lack "dynos"): run one-off dynos through a host that has the dynos role');
     return this.o.runLocal(app, command, o);
   }

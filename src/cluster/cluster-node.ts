@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { ManifoldError } from '../manifold/errors';
-import type { LogSourceOf } from '../manifold/api/server';
+import type { ApiServer, LogSourceOf } from '../manifold/api/server';
 import type { LogHub } from '../manifold/logs/hub';
 import type { Supervisor } from '../manifold/supervisor/supervisor';
 import type { Router } from '../router';
@@ -59,6 +59,8 @@ export class ClusterNode {
   scheduler: Scheduler | undefined;
   private slugs!: SlugCache;
   private supervisor: Supervisor | undefined;
+  /** The daemon's control API object (listening or not): relayed attach sessions run through it. */
+  api: ApiServer | undefined;
 
   private constructor(
     readonly cfg: ClusterConfig,
@@ -187,11 +189,24 @@ export class ClusterNode {
       local: {
         restart: async (p) => this.localSupervisorCall(p, (s, app, target) => s.restart(app, target)),
         stop: async (p) => this.localSupervisorCall(p, (s, app, target) => (target ? s.stop(app, target) : [])),
+        'run-detached': async (p) => {
+          const sup = this.supervisor;
+          if (!sup || !this.agent || !this.has('dynos')) throw new ManifoldError('ECLUSTER', `host ${this.cfg.hostId} runs no dynos`);
+          const app = String(p.app ?? '');
+          await this.agent.ensureApp(app);
+          const one = sup.runOneOff(app, String(p.command ?? ''), { attach: false });
+          await one.started;
+          return { name: one.name };
+        },
         logs: async (p) => d.logs.get(String(p.app ?? '')).tail(typeof p.n === 'number' ? p.n : 100, { source: typeof p.source === 'string' ? p.source : undefined, dyno: typeof p.dyno === 'string' ? p.dyno : undefined }),
         // read-only, for bench:cluster: when this router's table first reflected revision `rev` (waits ≤ `timeout` ms for it)
         applied: async (p) => this.appliedAt(Number(p.rev) || 0, Math.min(Number(p.timeout) || 0, 30_000)),
       },
       tail: (params, res) => serveLogTail(d.logs, params, res),
+      attach: (req, socket, head) => {
+        if (this.api && this.has('dynos')) this.api.attach(req, socket, head);
+        else socket.destroy();
+      },
     });
     await this.server.listen(this.cfg.uplink, this.cfg.clusterPort);
 
@@ -256,6 +271,19 @@ export class ClusterNode {
     return { rev: this.feed?.appliedRev ?? 0, at: this.feed?.appliedAt(want) ?? null };
   }
 
+  /**
+   * Where a one-off dyno runs when this host has no dynos role: the live, undrained dynos host with
+   * the fewest assigned dynos. Undefined when it runs here.
+   */
+  async oneOffHost(): Promise<{ address: string; token: string } | undefined> {
+    if (this.has('dynos')) return undefined;
+    const views = (await hostsView(this.client)).filter((h) => h.state === 'up' && h.roles.includes('dynos') && h.record);
+    views.sort((a, b) => a.dynos - b.dynos || (a.id < b.id ? -1 : 1));
+    const h = views[0];
+    if (!h?.record) throw new ManifoldError('ECLUSTER', 'no host with the dynos role is up to run the one-off dyno');
+    return { address: `${h.record.uplink}:${h.record.clusterPort}`, token: this.secret };
+  }
+
   /** The manifold's fleet (api role). */
   fleet(): ClusterFleet {
     const sup = this.supervisor;
@@ -263,6 +291,11 @@ export class ClusterNode {
       client: this.client,
       token: () => this.secret,
       hostAddresses: () => this.hostAddresses(),
+      runRemote: async (app, command) => {
+        const target = await this.oneOffHost();
+        if (!target) throw new ManifoldError('ECLUSTER', 'no host to run the one-off dyno on');
+        return clusterCall<{ name: string }>(target.address, target.token, 'POST', '/v1/local/run-detached', { app, command }, 60_000);
+      },
       ...(sup && this.has('dynos') && this.agent
         ? {
             runLocal: async (app, command, o) => {

@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export type LocalHandler = (params: Record<string, unknown>) => Promise<unknown>;
 
@@ -22,6 +23,8 @@ export interface ClusterServerHandlers {
   local: Record<string, LocalHandler>;
   /** Streams log lines (NDJSON) of `app` until the response closes. */
   tail?(params: Record<string, string>, res: http.ServerResponse): void;
+  /** An attached one-off relayed by another host's API (the attach handshake of the control API). */
+  attach?(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
 export class ClusterServer {
@@ -35,6 +38,13 @@ export class ClusterServer {
   ) {
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => reply(res, 500, { error: { code: codeOf(err), message: (err as Error).message ?? String(err) } }));
+    });
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!this.authorized(req) || !this.h.attach || new URL(req.url ?? '/', 'http://x').pathname !== '/v1/run') {
+        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      this.h.attach(req, socket, head);
     });
     this.server.on('connection', (s) => {
       this.sockets.add(s);

@@ -145,12 +145,8 @@ export class Daemon {
       ...(cluster ? { publishSlug: (sha: string, dir: string, bytes: number) => cluster.publishSlug(sha, dir, bytes) } : {}),
     });
     if (!cluster) await this.manifold.restore();
-    if (cluster && !cluster.has('api')) {
-      this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), no control socket (no api role)`);
-      return;
-    }
     this.api = new ApiServer({
-      ...(cluster ? { logSource: cluster.logSource(this.logs), extra: cluster.apiHandlers() } : {}),
+      ...(cluster ? { logSource: cluster.logSource(this.logs), extra: cluster.apiHandlers(), attachElsewhere: () => cluster.oneOffHost() } : {}),
       manifold: this.manifold,
       logs: this.logs,
       launcher,
@@ -166,6 +162,12 @@ export class Daemon {
         warning: warning ?? null,
       }),
     });
+    if (cluster) cluster.api = this.api;
+    if (cluster && !cluster.has('api')) {
+      // no control socket; the API object still runs one-offs that API hosts relay here
+      this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), no control socket (no api role)`);
+      return;
+    }
     await this.api.listen();
     if (cluster) this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), uplink ${o.cluster!.uplink}, subnet ${cluster.subnet?.cidr ?? 'none'}, socket ${o.socket}`);
     else this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);

@@ -35,22 +35,25 @@ function failures(r: LoadResult): string {
 }
 
 t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => {
-  const fabric: Fabric = await startFabric(t, { hosts: 3 });
+  const fabric: Fabric = await startFabric(t, { hosts: 4 });
   const cluster = new ClusterHosts(fabric);
   // a safety net for a failed run; the last subtest stops everything and checks for leftovers
   t.teardown(() => cluster.stop());
   const h1 = cluster.add('h1');
   const h2 = cluster.add('h2');
   const h3 = cluster.add('h3', { roles: 'dynos,scheduler' });
-  await Promise.all([h1.start(), h2.start(), h3.start()]);
-  const routers = [h1.router, h2.router];
+  // a router and API host with no dynos: every dyno it routes to is on another host
+  const h4 = cluster.add('h4', { roles: 'router,api' });
+  await Promise.all([h1.start(), h2.start(), h3.start(), h4.start()]);
+  const routers = [h1.router, h2.router, h4.router];
 
   await t.test('hosts lists every host up', async (t) => {
     const r = await h2.cli('hosts', '--json');
     t.equal(r.code, 0, r.stderr);
     const hosts = JSON.parse(r.stdout) as { id: string; state: string; subnet: string; roles: string[] }[];
-    t.same(hosts.map((h) => [h.id, h.state]), [['h1', 'up'], ['h2', 'up'], ['h3', 'up']]);
-    t.equal(new Set(hosts.map((h) => h.subnet)).size, 3, 'each host has its own subnet');
+    t.same(hosts.map((h) => [h.id, h.state]), [['h1', 'up'], ['h2', 'up'], ['h3', 'up'], ['h4', 'up']]);
+    t.equal(new Set(hosts.filter((h) => h.subnet).map((h) => h.subnet)).size, 3, 'each dynos host has its own subnet');
+    t.equal(hosts.find((h) => h.id === 'h4')?.subnet, null, 'a host without the dynos role claims none');
     t.same(hosts.find((h) => h.id === 'h3')?.roles, ['dynos', 'scheduler']);
   });
 
@@ -73,12 +76,15 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
   });
 
   await t.test('every router reaches every web dyno, round-robin', async (t) => {
-    const run = startLoad(fabric, { targets: routers, host: HOST, connections: 2, durationMs: 20_000, maxRequests: 60, dynoBodyRegex: 'Hello from (\\S+)' });
+    // one connection per router, one request at a time: each router's answers must cycle through the three
+    const run = startLoad(fabric, { targets: routers, host: HOST, connections: 3, durationMs: 20_000, maxRequests: 90, dynoBodyRegex: 'Hello from (\\S+)' });
     const r = await run.done;
     t.equal(r.failed, 0, failures(r));
     for (const target of routers) {
-      const seen = new Set(r.records.filter((x) => x.target === target).map((x) => x.dyno));
-      t.same([...seen].sort(), ['web.1', 'web.2', 'web.3'], `router ${target} reached all three`);
+      const seq = r.records.filter((x) => x.target === target).sort((a, b) => a.start - b.start).map((x) => x.dyno ?? '?');
+      t.same([...new Set(seq)].sort(), ['web.1', 'web.2', 'web.3'], `router ${target} reached all three`);
+      const rotation = seq.every((d, i) => i < 3 || d === seq[i - 3]);
+      t.ok(rotation && new Set(seq.slice(0, 3)).size === 3, `router ${target} takes them in turn: ${seq.slice(0, 9).join(' ')}`);
     }
   });
 
@@ -86,6 +92,7 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
     ['config:set', ['config:set', 'GREETING=hi', '-a', 'hello']],
     ['rollback', ['rollback', 'v2', '-a', 'hello']],
     ['restart', ['restart', '-a', 'hello']],
+    ['deploy', ['deploy', HELLO, '-a', 'hello']],
   ] as const) {
     await t.test(`${name} under load: no failed request`, async (t) => {
       const before = await ps(h1);
@@ -124,6 +131,18 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
     await h1.cli('ps:scale', 'web=4', '-a', 'hello');
     await waitFor('a new dyno on h3', async () => ((await ps(h1)).some((d) => d.host === 'h3' && d.state === 'up') ? true : undefined), 60_000, 250);
     t.pass('h3 runs a dyno again');
+  });
+
+  await t.test('one-off dynos through an API host that runs no dynos', async (t) => {
+    const att = await h4.cli('run', '-a', 'hello', '--', 'sh', '-c', 'echo "from $DYNO"; exit 3');
+    t.equal(att.code, 3, `attached: the dyno's exit status (${att.stderr})`);
+    t.match(att.stdout, /from run\.\d+/, "attached: the dyno's output");
+    const det = await h4.cli('run:detached', '-a', 'hello', '--', 'sleep', '2');
+    t.equal(det.code, 0, det.stderr);
+    const name = /(run\.\d+)/.exec(det.stdout)?.[1];
+    t.ok(name, `detached: named (${det.stdout.trim()})`);
+    const one = (await ps(h4)).find((d) => d.name === name);
+    t.ok(one?.host && one.host !== 'h4', `it runs on a dynos host (${one?.host})`);
   });
 
   await t.test('bad input', async (t) => {

@@ -45,6 +45,11 @@ export interface ApiOptions {
   logSource?: LogSourceOf;
   /** Methods beyond the single-host ones (cluster mode: hosts, hosts:drain, hosts:undrain). */
   extra?: Record<string, (p: Params) => unknown>;
+  /**
+   * Cluster mode: where an attached one-off of `app` runs when not here (this host has no dynos
+   * role): the session is relayed byte for byte to that host's cluster server, which runs it.
+   */
+  attachElsewhere?: (app: string) => Promise<{ address: string; token: string } | undefined>;
 }
 
 /** The log lines of an app, wherever they are kept. */
@@ -95,6 +100,8 @@ export class ApiServer {
   private readonly handlers: Record<string, Handler>;
   private readonly sockets = new Set<Duplex>();
   private readonly logSource: LogSourceOf;
+  /** Only a server that listened removes its socket file: a cluster host without the api role never made one. */
+  private listened = false;
 
   constructor(private readonly o: ApiOptions) {
     const m = o.manifold;
@@ -153,6 +160,7 @@ export class ApiServer {
         this.server.once('error', reject);
         this.server.listen(p, () => {
           this.server.off('error', reject);
+          this.listened = true;
           resolve();
         });
       });
@@ -172,6 +180,7 @@ export class ApiServer {
       this.server.close(() => r());
       for (const s of this.sockets) s.destroy();
     });
+    if (!this.listened) return;
     try {
       fs.unlinkSync(this.o.socketPath);
     } catch {
@@ -265,8 +274,13 @@ export class ApiServer {
     live = true;
   }
 
+  /** The attach handshake of another host's API relayed here (cluster server, already authenticated). */
+  attach(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.onUpgrade(req, socket, head, false).catch((err: unknown) => socket.destroy(err instanceof Error ? err : new Error(String(err))));
+  }
+
   /** Attached one-off dyno: the client's terminal streams go through frames on the upgraded socket. */
-  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, mayRelay = true): Promise<void> {
     const fail = (err: unknown): void => {
       const e = apiErrorOf(err);
       const body = JSON.stringify(errorBody(e));
@@ -278,6 +292,16 @@ export class ApiServer {
       params = JSON.parse(Buffer.from(String(req.headers['x-manifold-params'] ?? ''), 'base64').toString('utf8')) as Params;
     } catch {
       return fail(new ManifoldError('EINVAL', 'bad run parameters'));
+    }
+    if (mayRelay && this.o.attachElsewhere) {
+      let target: { address: string; token: string } | undefined;
+      try {
+        await this.o.manifold.checkApp(params.app);
+        target = await this.o.attachElsewhere(String(params.app));
+      } catch (err) {
+        return fail(err);
+      }
+      if (target) return relayAttach(req, socket, head, target);
     }
     const tty = ttyParams(params.tty);
     if (tty && !this.o.launcher.openPty) return fail(new ManifoldError('EINVAL', 'terminals are not supported by this daemon'));
@@ -384,4 +408,31 @@ export class ApiServer {
       maybeExit();
     });
   }
+}
+
+/**
+ * Relays an attach session to another host's cluster server: the same upgrade request with the
+ * cluster token, then bytes both ways (its 101 and frames go straight back to the client).
+ */
+function relayAttach(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: { address: string; token: string }): void {
+  const i = target.address.lastIndexOf(':');
+  const upstream = net.connect({ host: target.address.slice(0, i), port: Number(target.address.slice(i + 1)) });
+  const params = String(req.headers['x-manifold-params'] ?? '');
+  upstream.on('connect', () => {
+    upstream.write(`POST /v1/run HTTP/1.1\r\nhost: manifold\r\nconnection: upgrade\r\nupgrade: manifold-attach\r\nauthorization: Bearer ${target.token}\r\nx-manifold-params: ${params}\r\n\r\n`);
+    if (head.length) upstream.write(head);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+  });
+  const close = (): void => {
+    upstream.destroy();
+    socket.destroy();
+  };
+  upstream.on('error', () => {
+    const body = JSON.stringify(errorBody(new ManifoldError('EINTERNAL', `the host chosen for the one-off dyno (${target.address}) did not answer`)));
+    socket.end(`HTTP/1.1 502 Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  upstream.on('close', close);
+  socket.on('close', close);
+  socket.on('error', close);
 }
