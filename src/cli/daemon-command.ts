@@ -4,6 +4,7 @@
  * exits at once (dynos die with the daemon).
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import type { SupervisionPolicy } from '../manifold/policy';
 import type { DaemonInfo } from '../manifold/api/protocol';
@@ -152,6 +153,17 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     await daemon.start();
   } catch (err) {
     await daemon.stop().catch(() => undefined);
+    // a cluster refusal (etcd, uplink, host id, layout, subnets) comes after this daemon locked its
+    // cgroup subtree, which the lock created: remove it again (rmdir: only while it is empty)
+    const name = (err as Error | undefined)?.name;
+    if (cluster && (name === 'ClusterError' || name === 'LayoutVersionError')) {
+      try {
+        const { CgroupTree } = require('../runtime/cgroup') as typeof import('../runtime/cgroup');
+        fs.rmdirSync(CgroupTree.open(a.cgroup).root);
+      } catch {
+        /* not ours to remove, or dynos' leaves in it */
+      }
+    }
     throw err;
   }
 }
