@@ -123,7 +123,7 @@ t.test('R10: binding in time makes the dyno up and routable; the app setting cha
   h.launcher.latest('web.1').listen();
   await h.clock.advance(0);
   t.equal(h.state('web.1'), 'up');
-  t.same(h.routes.at(-1)!.backends, [{ dyno: 'web.1', address: '10.0.0.1:5000', state: 'up' }]);
+  t.same(h.routes.at(-1)!.backends, [{ dyno: 'web.1', address: '10.0.0.1:5000', state: 'up', gen: 0, release: 1 }]);
   await h.clock.advance(60_000);
   t.equal(h.state('web.1'), 'up', 'no R10 once up');
 
