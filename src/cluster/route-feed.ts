@@ -51,6 +51,8 @@ export declare interface RouteFeed {
 }
 
 const noop = (): void => undefined;
+/** A listing failure this soon after a recovery belongs to the outage just logged. */
+const RELAPSE_MS = 10_000;
 /** Entries kept for appliedAt(): at ≥ 1 tick a second, minutes of history. */
 const APPLIED_LOG = 1024;
 
@@ -76,7 +78,11 @@ export class RouteFeed extends EventEmitter {
   #pending: { reason: ResyncReason; rewatch: boolean } | undefined;
   #loop: Promise<void> | undefined;
   #firstListing: { resolve: () => void; promise: Promise<void> };
-  #outageSince: number | undefined;
+  /** The current outage (listings failing); `logged` false for a blip right after a recovery. */
+  #outage: { since: number; logged: boolean } | undefined;
+  #recoveredAt = -Infinity;
+  /** Since when the watchdog has found the watch silent (undefined: events flow). */
+  #silentSince: number | undefined;
   #sleep: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   readonly #registration: RouterRegistration | undefined;
   /**
@@ -177,8 +183,12 @@ export class RouteFeed extends EventEmitter {
       } catch (err) {
         if (!this.#running) return;
         this.#merge(req);
-        if (this.#outageSince === undefined) {
-          this.#outageSince = Date.now();
+        // etcd3's circuit breaker can refuse a call or two just after a recovery: not worth a new line,
+        // unless that relapse lasts
+        this.#outage ??= { since: Date.now(), logged: false };
+        const relapse = this.#outage.since - this.#recoveredAt <= RELAPSE_MS;
+        if (!this.#outage.logged && (!relapse || Date.now() - this.#outage.since > RELAPSE_MS)) {
+          this.#outage.logged = true;
           this.#log(`route feed: etcd unreachable (${errText(err)}); keeping the last route table (${this.#o.table.snapshot.apps.size} apps), not pruning`);
         }
         await this.#pause(delay);
@@ -188,9 +198,10 @@ export class RouteFeed extends EventEmitter {
       if (!this.#running) return;
       const { reason, rewatch } = req;
       delay = this.#o.retryMs;
-      if (this.#outageSince !== undefined) {
-        this.#log(`route feed: etcd answers again after ${Date.now() - this.#outageSince} ms; re-listed at revision ${rev}`);
-        this.#outageSince = undefined;
+      if (this.#outage !== undefined) {
+        if (this.#outage.logged) this.#log(`route feed: etcd answers again after ${Date.now() - this.#outage.since} ms; re-listed at revision ${rev}`);
+        this.#outage = undefined;
+        this.#recoveredAt = Date.now();
       }
       // A periodic listing racing a live watch may be older than what the watch already applied.
       if (rewatch || this.#watcher === undefined || rev > this.#rev) this.#install(reason, rev, kvs);
@@ -264,6 +275,8 @@ export class RouteFeed extends EventEmitter {
     // 'error' without a listener would throw; the listener stays after the watcher is dropped.
     w.on('error', (err: Error) => {
       if (this.#watcher !== w) return;
+      // etcd3 has already detached it; a cancel now would wait forever for an answer etcd never sends
+      this.#watcher = undefined;
       this.#log(`route feed: watch ended (${errText(err)}); re-listing`);
       this.#request('watch-error', true);
     });
@@ -275,7 +288,12 @@ export class RouteFeed extends EventEmitter {
     });
     this.#watchdog = setTimeout(() => {
       if (this.#watcher !== w) return;
-      this.#log(`route feed: no watch event for ${this.#o.watchdogMs} ms; re-listing and re-watching`);
+      // Logged once per silence: without a scheduler leader no tick comes, and the feed re-lists every
+      // watchdogMs (the safe choice: it can't tell a quiet cluster from a wedged stream).
+      if (this.#silentSince === undefined) {
+        this.#silentSince = Date.now();
+        this.#log(`route feed: no watch event for ${this.#o.watchdogMs} ms; re-listing and re-watching (every ${this.#o.watchdogMs} ms until events flow)`);
+      }
       this.#request('watchdog', true);
     }, this.#o.watchdogMs);
   }
@@ -291,6 +309,10 @@ export class RouteFeed extends EventEmitter {
 
   #onEvents(res: IWatchResponse): void {
     this.#watchdog?.refresh();
+    if (this.#silentSince !== undefined) {
+      this.#log(`route feed: watch events flow again after ${Date.now() - this.#silentSince} ms`);
+      this.#silentSince = undefined;
+    }
     const touched = new Set<string>();
     let rev = this.#rev;
     let fresh = false;

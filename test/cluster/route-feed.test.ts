@@ -167,6 +167,9 @@ function main(): void {
     lat.sort((x, y) => x - y);
     t.comment(`put → table applied (30 puts): p50 ${lat[15]!.toFixed(1)} ms, p90 ${lat[27]!.toFixed(1)} ms, max ${lat[29]!.toFixed(1)} ms`);
     t.ok(lat[29]! < 2000, 'every put applied within 2 s');
+    const lastRev = fed.feed.appliedRev;
+    t.ok((fed.feed.appliedAt(lastRev) ?? 0) > Date.now() - 60_000, 'appliedAt: when the last revision reached the table');
+    t.equal(fed.feed.appliedAt(lastRev + 1_000_000), undefined, 'appliedAt: undefined for a revision not applied yet');
     t.ok(await converged(fed), 'table = derivation');
 
     // an agent's lease: revoking it deletes its endpoints, which leave the table
