@@ -47,8 +47,8 @@ const SAMPLES = Number(process.env.BENCH_CLUSTER_SAMPLES ?? 32);
 const BIG = Number(process.env.BENCH_CLUSTER_BIG ?? 30);
 /** web=PEER on the cluster and on the single-host peer (which can't hold 30 standard-1X dynos: writable-layer budget). */
 const PEER = Number(process.env.BENCH_CLUSTER_PEER ?? 20);
-const WRK_SECONDS = Number(process.env.BENCH_CLUSTER_WRK_SECONDS ?? 8);
-const WRK_ROUNDS = Number(process.env.BENCH_CLUSTER_WRK_ROUNDS ?? 4);
+const WRK_SECONDS = Number(process.env.BENCH_CLUSTER_WRK_SECONDS ?? 6);
+const WRK_ROUNDS = Number(process.env.BENCH_CLUSTER_WRK_ROUNDS ?? 6);
 const WRK_CONNECTIONS = 16;
 
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
@@ -282,11 +282,23 @@ interface Applied {
   at: number | null;
 }
 
-async function wrkIn(fabric: Fabric, url: string): Promise<WrkResult> {
+/** Router → dyno TCP connections seen in the router's namespace halfway through a run (keep-alive check). */
+interface BackendConns {
+  established: number;
+  timeWait: number;
+}
+
+async function wrkIn(fabric: Fabric, url: string, routerNs: string): Promise<WrkResult & { backend: BackendConns }> {
   const args = ['-t1', `-c${WRK_CONNECTIONS}`, `-d${WRK_SECONDS}s`, '--latency', '-H', `Host: ${HOST}`, url];
-  const r = await fabric.run('cl', 'wrk', args, (WRK_SECONDS + 15) * 1000);
+  const run = fabric.run('cl', 'wrk', args, (WRK_SECONDS + 15) * 1000);
+  await sleep((WRK_SECONDS * 1000) / 2);
+  // dyno addresses: 10.200.<n>.x in the cluster, 10.216.0.x on the single host
+  const count = (state: string): number =>
+    fabric.exec(routerNs, 'ss', ['-Htn', 'state', state]).stdout.split('\n').filter((l) => /\s10\.2(00|16)\.\d+\.\d+:\d+\s*$/.test(l)).length;
+  const backend = { established: count('established'), timeWait: count('time-wait') };
+  const r = await run;
   if (r.status !== 0) throw new Error(`wrk ${url} exited ${r.status}: ${r.stderr}`);
-  return parseWrk(r.stdout);
+  return { ...parseWrk(r.stdout), backend };
 }
 
 function sampleLine(name: string, xs: number[]): string {
@@ -484,17 +496,17 @@ async function main(): Promise<number> {
         }
       }
       log(`throughput: cluster path cl → router h1 → web on ${remote}; single-host path cl → h4 daemon → local web; wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s`);
-      const a: WrkResult[] = [];
-      const b: WrkResult[] = [];
+      const a: (WrkResult & { backend: BackendConns })[] = [];
+      const b: (WrkResult & { backend: BackendConns })[] = [];
       // warm-up of both paths (JIT, connection setup), not counted
       await fabric.run('cl', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d2s', '-H', `Host: ${HOST}`, clusterUrl], 20_000);
       await fabric.run('cl', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d2s', '-H', `Host: ${HOST}`, singleUrl], 20_000);
       for (let i = 0; i < WRK_ROUNDS; i++) {
         const order = i % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
         for (const which of order) {
-          const r = await wrkIn(fabric, which === 'A' ? clusterUrl : singleUrl);
+          const r = await wrkIn(fabric, which === 'A' ? clusterUrl : singleUrl, which === 'A' ? 'h1' : single.ns);
           (which === 'A' ? a : b).push(r);
-          log(`  ${which === 'A' ? 'cluster' : 'single '} run ${i + 1}: ${fmt(r.reqPerSec)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}`);
+          log(`  ${which === 'A' ? 'cluster' : 'single '} run ${i + 1}: ${fmt(r.reqPerSec)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; router→dyno conns mid-run: ${r.backend.established} established, ${r.backend.timeWait} time-wait`);
         }
       }
       const ra = median(a.map((r) => r.reqPerSec));
