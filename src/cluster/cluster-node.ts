@@ -91,14 +91,25 @@ export class ClusterNode {
 
   private async connect(): Promise<void> {
     const deadline = Date.now() + START_DEADLINE_MS;
+    let last = 'no answer';
     for (;;) {
+      // each attempt is cut at the deadline: a first call (gRPC's set-up) can outlast its own 2 s
+      // call deadline by seconds on a loaded host, which made a refusal take up to ~18 s
+      let timer: NodeJS.Timeout | undefined;
+      const cut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(last)), Math.max(0, deadline - Date.now()));
+      });
       try {
-        await ensureLayout(this.client);
+        await Promise.race([ensureLayout(this.client), cut]);
         break;
       } catch (err) {
         if (err instanceof LayoutVersionError) throw err;
-        if (Date.now() > deadline) throw new ClusterError('EETCD', `etcd unreachable at ${this.cfg.etcd.join(',')} within ${START_DEADLINE_MS / 1000} s: ${(err as Error).message.split('\n')[0]}`);
+        const msg = (err as Error).message.split('\n')[0] ?? '';
+        if (msg && !/circuit breaker is open/.test(msg)) last = msg; // the cause, not etcd3's fail-fast after it
+        if (Date.now() >= deadline) throw new ClusterError('EETCD', `etcd unreachable at ${this.cfg.etcd.join(',')} within ${START_DEADLINE_MS / 1000} s: ${last}`);
         await new Promise((r) => setTimeout(r, 250));
+      } finally {
+        clearTimeout(timer);
       }
     }
     const s = crypto.randomBytes(24).toString('hex');
