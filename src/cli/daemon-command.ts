@@ -59,6 +59,8 @@ export function clusterFrom(a: DaemonArgs): import('../cluster/cluster-node').Cl
   for (const u of etcd) if (!/^https?:\/\/[^/\s]+$/.test(u)) throw new UsageError(`invalid --etcd URL '${u}' (e.g. http://10.0.0.5:2379)`);
   if (etcd.length === 0) throw new UsageError('--etcd needs at least one URL');
   if (!a['host-id']) throw new UsageError('--etcd needs --host-id ID (this host\'s name in the cluster)');
+  // checked here, before the daemon makes its state dir and cgroup subtree (ClusterNode.join checks it again)
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(a['host-id'])) throw new UsageError(`invalid --host-id '${a['host-id']}' (letters, digits, '.', '_', '-'; at most 63)`);
   if (!a.uplink) throw new UsageError('--etcd needs --uplink ADDR (this host\'s address the other hosts reach)');
   if (!/^[0-9.]+$/.test(a.uplink) && !a.uplink.includes(':')) throw new UsageError(`invalid --uplink '${a.uplink}' (an IP address of this host)`);
   const roles = (a.roles ?? ROLE_NAMES.join(',')).split(',').map((r) => r.trim());
