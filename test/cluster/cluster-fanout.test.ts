@@ -13,7 +13,7 @@ import t from 'tap';
 import type { Etcd3 } from 'etcd3';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
 import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
-import { etcdClient, hostLeftovers, withFlag } from './helpers/cluster-checks';
+import { etcdClient, hostLeftovers } from './helpers/cluster-checks';
 import { startLoad } from './helpers/load';
 import { keys, PREFIX } from '../../src/cluster/keys';
 import { BIN, ROOT, runCli, sleep, waitFor } from '../manifold/helpers/daemon';
@@ -85,15 +85,10 @@ t.test('fan-out, slugs and isolation on three netns hosts', { skip, timeout: 300
   t.teardown(() => cluster.stop());
   const client: Etcd3 = etcdClient(fabric);
   t.teardown(() => client.close());
-  const h1 = cluster.add('h1');
-  const h2 = cluster.add('h2');
-  const h3 = cluster.add('h3', { roles: 'dynos,scheduler' });
-  // the default TTL (10 s), not the helper's 3 s: on a loaded 2-core box a 3 s lease can run out and
-  // send a host into probation, which would move dynos this test expects where the scheduler put them
-  for (const d of [h1, h2, h3]) {
-    const own = d.args.bind(d);
-    d.args = () => withFlag(own(), '--host-ttl', '10s');
-  }
+  // the default TTL (10 s): this test is about placement staying put, not about detecting a lost host
+  const h1 = cluster.add('h1', { hostTtl: '10s' });
+  const h2 = cluster.add('h2', { hostTtl: '10s' });
+  const h3 = cluster.add('h3', { roles: 'dynos,scheduler', hostTtl: '10s' });
   await Promise.all([h1.start(), h2.start(), h3.start()]);
   let sha = '';
 
@@ -187,6 +182,28 @@ t.test('fan-out, slugs and isolation on three netns hosts', { skip, timeout: 300
     }
   });
 
+  await t.test('ps:stop through h2 reaches the dyno on h3; unknown dynos are refused', async (t) => {
+    const before = await ps(h2);
+    const target = before.find((d) => d.host === 'h3' && !d.oneoff);
+    if (!target) return t.fail('no dyno on h3');
+    const r = await h2.cli('ps:stop', target.name, '-a', 'hello');
+    t.equal(r.code, 0, r.stderr);
+    const after = await waitFor(`${target.name} started again`, async () => {
+      const now = await ps(h2);
+      const n = now.find((d) => d.name === target.name);
+      return n && n.state === 'up' && n.pid !== target.pid ? now : undefined;
+    }, 30_000, 250);
+    for (const d of before.filter((x) => x.name !== target.name)) {
+      const n = after.find((x) => x.name === d.name);
+      t.same([n?.pid, n?.host], [d.pid, d.host], `${d.name} untouched`);
+    }
+    for (const [cmd, re] of [[['restart', 'web.9'], /no such dyno: web\.9/], [['ps:stop', 'clock'], /no such process type: clock/]] as const) {
+      const bad = await h1.cli(...cmd, '-a', 'hello');
+      t.not(bad.code, 0, `${cmd.join(' ')} refused`);
+      t.match(bad.stderr, re);
+    }
+  });
+
   await t.test('one-off dynos through an API host', async (t) => {
     const att = await h2.cli('run', '-a', 'hello', '--', 'sh', '-c', 'echo hi; exit 3');
     t.equal(att.code, 3, `attached: exit status 3 (${att.stderr.trim()})`);
@@ -215,7 +232,9 @@ t.test('fan-out, slugs and isolation on three netns hosts', { skip, timeout: 300
     const dynoAddr = onH2.address.includes(':') ? onH2.address : `${onH2.address}:5000`;
     t.match(dynoAddr, /^10\.200\.\d+\.\d+:\d+$/, `${other}'s web dyno at ${dynoAddr}`);
     // h2 has the router role (its published port is open to dynos), h3 has not
-    const targets = [dynoAddr, `${fabric.address(other)}:7946`, `${fabric.address('h2')}:8080`];
+    const local = list.find((d) => d.host === 'h1' && d.type === 'web' && d.address);
+    const localAddr = local?.address ? (local.address.includes(':') ? local.address : `${local.address}:5000`) : '10.200.255.1:5000';
+    const targets = [dynoAddr, `${fabric.address(other)}:7946`, `${fabric.address('h2')}:8080`, localAddr, `${fabric.address('h1')}:7946`, fabric.etcdEndpoints[0]!.replace(/^https?:\/\//, '')];
     const r = await h1.cli('run', '-a', 'hello', '--', 'node', '-e', CONNECT_SCRIPT, JSON.stringify(targets));
     t.equal(r.code, 0, r.stderr);
     const m = /RESULT (\{.*\})/.exec(r.stdout);
@@ -224,6 +243,9 @@ t.test('fan-out, slugs and isolation on three netns hosts', { skip, timeout: 300
     t.not(res[targets[0]!], 'ok', `dyno → dyno on ${other} fails (${res[targets[0]!] ?? '?'})`);
     t.not(res[targets[1]!], 'ok', `dyno → ${other}'s cluster port fails (${res[targets[1]!] ?? '?'})`);
     t.equal(res[targets[2]!], 'ok', 'dyno → h2\'s router port (published) works');
+    t.not(res[targets[3]!], 'ok', `dyno → a dyno on its own host fails (${res[targets[3]!] ?? '?'})`);
+    t.not(res[targets[4]!], 'ok', `dyno → its own host's cluster port fails (${res[targets[4]!] ?? '?'})`);
+    t.not(res[targets[5]!], 'ok', `dyno → an etcd member fails (${res[targets[5]!] ?? '?'})`);
     const run = startLoad(fabric, { targets: [h1.router], host: HOST, connections: 2, maxRequests: 30, durationMs: 20_000, dynoBodyRegex: 'Hello from (\\S+)' });
     const lr = await run.done;
     t.equal(lr.failed, 0, `${lr.failed} failed of ${lr.total}`);
