@@ -12,9 +12,10 @@
  * 3. Deploy → every router routes only to new-release dynos: CLI start → the last router applied the first
  *    revision at which every `up` web endpoint carries a release newer than the one before the deploy and
  *    their number equals the formation (`draining` backends get no new requests, so they don't count).
- * 4. Throughput (wrk in `cl`, same C and duration): client → router h1 → dyno on h2/h3 (h1 drained: the
- *    router's table holds only a remote dyno) against client → a single-host `manifold daemon` (no --etcd) in
- *    a 4th namespace h4 → its local dyno; one web dyno each; runs alternate A B A B …, medians compared.
+ * 4. Throughput (wrk in `cl`, same C and duration, rounds in rotated order, medians): A client → router h1 →
+ *    the one web dyno on h2 (h1 and h3 drained: the router's table holds only a remote dyno); B client → a
+ *    single-host `manifold daemon` (no --etcd) in a 4th namespace h4 → its local dyno; C client → router h2 →
+ *    the same dyno as A, local to it (splits A/B into the host-to-host hop, A/C, and cluster mode itself, C/B).
  *
  * The bench process stays in the root netns: it reads etcd through the members' unix sockets and runs a
  * small probe (bench/lib/cluster-probe) in `cl` for the calls to the hosts. Everything is stopped at the end
@@ -47,7 +48,7 @@ const SAMPLES = Number(process.env.BENCH_CLUSTER_SAMPLES ?? 32);
 const BIG = Number(process.env.BENCH_CLUSTER_BIG ?? 30);
 /** web=PEER on the cluster and on the single-host peer (which can't hold 30 standard-1X dynos: writable-layer budget). */
 const PEER = Number(process.env.BENCH_CLUSTER_PEER ?? 20);
-const WRK_SECONDS = Number(process.env.BENCH_CLUSTER_WRK_SECONDS ?? 6);
+const WRK_SECONDS = Number(process.env.BENCH_CLUSTER_WRK_SECONDS ?? 5);
 const WRK_ROUNDS = Number(process.env.BENCH_CLUSTER_WRK_ROUNDS ?? 6);
 const WRK_CONNECTIONS = 16;
 
@@ -470,23 +471,33 @@ async function main(): Promise<number> {
       const rel = v.web('up')[0]![1].release;
       raw.deploy = { from: before, to: rel, cliMs: cliDone, etcdSeenMs: got.at - t0, routersMs: ats.map((a) => a - t0), totalMs: total };
       log(`deploy v${before} → v${rel}: CLI returned after ${cliDone} ms; etcd state reached at +${got.at - t0} ms; every router at +${total} ms`);
+      // the old instances drained and gone before the next phase
+      await v.until('old release instances gone', () => (v.web().length === quantity && v.web('up').length === quantity ? true : undefined), 120_000);
+      log(`deploy settled (old instances gone) at +${Date.now() - t0} ms`);
       rows.push([`deploy → every router routes only to the new release (web=${quantity})`, `${fmt(total)} ms`, '—', `CLI returned at ${fmt(cliDone)} ms (build + release), rollout after`]);
     }
 
-    // ---- 4. throughput: cluster path vs single-host path ----
+    // ---- 4. throughput: cluster path vs single-host path (and the same cluster dyno through its own host's router) ----
     {
-      await cli(h1, 'hosts:drain', 'h1');
+      // h1 and h3 drained: the one web dyno runs on h2, remote to h1's router and local to h2's. Scaled to 1
+      // before the drain: a drain's move (`retire` with `after`) of a slot that a scale-down then removes waits
+      // for the moved slot forever (scheduler bug seen 2026-12-02: the old instance stays up).
       await cli(h1, 'ps:scale', 'web=1', '-a', APP);
-      await v.until('1 web endpoint, not on h1', () => {
+      await v.until('1 web endpoint', () => (v.web().length === 1 && v.web('up').length === 1 ? true : undefined), 120_000);
+      await cli(h1, 'hosts:drain', 'h1');
+      await cli(h1, 'hosts:drain', 'h3');
+      await v.until('1 web endpoint, on h2', () => {
         const all = v.web();
-        return all.length === 1 && all[0]![1].state === 'up' && all[0]![1].host !== 'h1' ? true : undefined;
+        return all.length === 1 && all[0]![1].state === 'up' && all[0]![1].host === 'h2' ? true : undefined;
       }, 120_000);
       await appliedOnAll(v.rev);
-      const remote = v.web()[0]![1].host;
-      const clusterUrl = `http://${h1.router}/`;
-      const singleUrl = `http://${single.router}/`;
-      // both paths answer 200 before any timed run
-      for (const url of [clusterUrl, singleUrl]) {
+      const paths = [
+        { key: 'A', name: 'cluster, remote dyno: cl → router h1 → dyno on h2', url: `http://${h1.router}/`, ns: 'h1', runs: [] as (WrkResult & { backend: BackendConns })[] },
+        { key: 'B', name: 'single-host: cl → daemon h4 (no etcd) → its local dyno', url: `http://${single.router}/`, ns: single.ns, runs: [] as (WrkResult & { backend: BackendConns })[] },
+        { key: 'C', name: 'cluster, local dyno: cl → router h2 → the same dyno on h2', url: `http://${h2.router}/`, ns: 'h2', runs: [] as (WrkResult & { backend: BackendConns })[] },
+      ];
+      // every path answers 200 before any timed run
+      for (const { url } of paths) {
         const deadline = Date.now() + 60_000;
         for (;;) {
           const r = fabric.exec('cl', 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '2', '-H', `Host: ${HOST}`, url]);
@@ -495,34 +506,41 @@ async function main(): Promise<number> {
           await sleep(250);
         }
       }
-      log(`throughput: cluster path cl → router h1 → web on ${remote}; single-host path cl → h4 daemon → local web; wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s`);
-      const a: (WrkResult & { backend: BackendConns })[] = [];
-      const b: (WrkResult & { backend: BackendConns })[] = [];
-      // warm-up of both paths (JIT, connection setup), not counted
-      await fabric.run('cl', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d2s', '-H', `Host: ${HOST}`, clusterUrl], 20_000);
-      await fabric.run('cl', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d2s', '-H', `Host: ${HOST}`, singleUrl], 20_000);
+      log(`throughput: wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s in cl, ${WRK_ROUNDS} rounds, order rotated each round; ${paths.map((p) => `${p.key} = ${p.name}`).join('; ')}`);
+      // warm-up of every path (JIT, connection setup), not counted
+      for (const { url } of paths) await fabric.run('cl', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d2s', '-H', `Host: ${HOST}`, url], 20_000);
       for (let i = 0; i < WRK_ROUNDS; i++) {
-        const order = i % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
-        for (const which of order) {
-          const r = await wrkIn(fabric, which === 'A' ? clusterUrl : singleUrl, which === 'A' ? 'h1' : single.ns);
-          (which === 'A' ? a : b).push(r);
-          log(`  ${which === 'A' ? 'cluster' : 'single '} run ${i + 1}: ${fmt(r.reqPerSec)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; router→dyno conns mid-run: ${r.backend.established} established, ${r.backend.timeWait} time-wait`);
+        const order = [...paths.slice(i % paths.length), ...paths.slice(0, i % paths.length)];
+        for (const path of order) {
+          const r = await wrkIn(fabric, path.url, path.ns);
+          path.runs.push(r);
+          log(`  ${path.key} run ${i + 1}: ${fmt(r.reqPerSec)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; router→dyno conns mid-run: ${r.backend.established} established, ${r.backend.timeWait} time-wait`);
         }
       }
-      const ra = median(a.map((r) => r.reqPerSec));
-      const rb = median(b.map((r) => r.reqPerSec));
-      const ratio = ra / rb;
-      const paired = median(a.map((r, i) => r.reqPerSec / b[i]!.reqPerSec));
-      raw.throughput = { connections: WRK_CONNECTIONS, seconds: WRK_SECONDS, remote, cluster: a.map(({ raw: _r, ...x }) => x), single: b.map(({ raw: _r, ...x }) => x), medianCluster: ra, medianSingle: rb, ratio, pairedRatio: paired };
-      const errs = [...a, ...b].reduce((s, r) => s + r.non2xx + r.socketErrors, 0);
-      rows.push(['throughput, cluster path (cl → router h1 → dyno on ' + remote + '), median req/s', fmt(ra), '—', a.map((r) => fmt(r.reqPerSec)).join(', ')]);
-      rows.push(['throughput, single-host path (cl → daemon h4 → local dyno), median req/s', fmt(rb), '—', b.map((r) => fmt(r.reqPerSec)).join(', ')]);
-      rows.push(['ratio cluster / single-host (of the medians)', `${ratio.toFixed(3)}`, '≥ 0.95', ratio >= 0.95 ? 'MET' : 'MISSED']);
-      rows.push(['  median of the per-round paired ratios', `${paired.toFixed(3)}`, '', a.map((r, i) => (r.reqPerSec / b[i]!.reqPerSec).toFixed(2)).join(', ')]);
-      rows.push(['  latency p50 / p99, cluster', `${fmt(median(a.map((r) => r.p50Ms)), 2)} / ${fmt(median(a.map((r) => r.p99Ms)), 2)} ms`, '', '']);
-      rows.push(['  latency p50 / p99, single-host', `${fmt(median(b.map((r) => r.p50Ms)), 2)} / ${fmt(median(b.map((r) => r.p99Ms)), 2)} ms`, '', '']);
+      const [a, b, c] = [paths[0]!.runs, paths[1]!.runs, paths[2]!.runs];
+      const med = (xs: WrkResult[]): number => median(xs.map((r) => r.reqPerSec));
+      const pairedOf = (x: WrkResult[], y: WrkResult[]): number => median(x.map((r, i) => r.reqPerSec / y[i]!.reqPerSec));
+      const ratio = med(a) / med(b);
+      const paired = pairedOf(a, b);
+      raw.throughput = {
+        connections: WRK_CONNECTIONS,
+        seconds: WRK_SECONDS,
+        paths: paths.map((p) => ({ key: p.key, name: p.name, median: med(p.runs), runs: p.runs.map(({ raw: _r, ...x }) => x) })),
+        ratio,
+        pairedRatio: paired,
+        remoteOverLocal: med(a) / med(c),
+        clusterLocalOverSingle: med(c) / med(b),
+      };
+      const errs = paths.flatMap((p) => p.runs).reduce((n, r) => n + r.non2xx + r.socketErrors, 0);
+      for (const p of paths) rows.push([`throughput ${p.key}, ${p.name}: median req/s`, fmt(med(p.runs)), '—', p.runs.map((r) => fmt(r.reqPerSec)).join(', ')]);
+      rows.push(['ratio A / B, cluster path / single-host (of the medians)', `${ratio.toFixed(3)}`, '≥ 0.95', ratio >= 0.95 ? 'MET' : 'MISSED']);
+      rows.push(['  median of the per-round paired ratios A/B', `${paired.toFixed(3)}`, '', a.map((r, i) => (r.reqPerSec / b[i]!.reqPerSec).toFixed(2)).join(', ')]);
+      rows.push(['  A / C: the hop to another host (same router code, same dyno), paired', `${pairedOf(a, c).toFixed(3)}`, '', `of the medians ${(med(a) / med(c)).toFixed(3)}`]);
+      rows.push(['  C / B: cluster-mode daemon vs single-host daemon, both to a local dyno, paired', `${pairedOf(c, b).toFixed(3)}`, '', `of the medians ${(med(c) / med(b)).toFixed(3)}`]);
+      for (const p of paths) rows.push([`  latency p50 / p99, ${p.key}`, `${fmt(median(p.runs.map((r) => r.p50Ms)), 2)} / ${fmt(median(p.runs.map((r) => r.p99Ms)), 2)} ms`, '', '']);
       if (errs > 0) notes.push(`${errs} non-2xx or socket errors during the wrk runs`);
       await cli(h1, 'hosts:undrain', 'h1');
+      await cli(h1, 'hosts:undrain', 'h3');
     }
   } catch (err) {
     broke = err;
