@@ -48,7 +48,9 @@ const START_DEADLINE_MS = 10_000;
 export class ClusterNode {
   readonly incarnation = crypto.randomBytes(8).toString('hex');
   private secret = '';
-  subnet: { n: number; cidr: string } | null = null;
+  subnet: { n: number; cidr: string; fresh?: boolean } | null = null;
+  /** start() ran to its end: from then on the subnet claim is this host's for good. */
+  private started = false;
   private out!: LeasedKeys;
   private hosts!: PrefixMirror;
   private drains!: PrefixMirror;
@@ -238,6 +240,7 @@ export class ClusterNode {
       this.scheduler = new Scheduler({ client: this.client, hostId: this.cfg.hostId, ttlSeconds: this.cfg.hostTtlSeconds, log: (l) => this.log(`scheduler: ${l}`) });
       this.scheduler.start();
     }
+    this.started = true;
   }
 
   private localSupervisorCall(p: Record<string, unknown>, f: (s: Supervisor, app: string, target: string | undefined) => string[]): string[] {
@@ -377,6 +380,11 @@ export class ClusterNode {
     this.routes?.close();
     // the lease goes last: its keys (host, endpoints, status) vanish at once and the scheduler replaces our slots
     await this.out?.stop(true);
+    // a daemon that failed to start gives back the subnet it claimed for it (else it shows as a lost host)
+    if (!this.started && this.subnet?.fresh) {
+      const key = keys.subnet(this.subnet.n);
+      await this.client.if(key, 'Value', '==', JSON.stringify({ host: this.cfg.hostId, uplink: this.cfg.uplink })).then(this.client.delete().key(key)).commit().catch(() => undefined);
+    }
     this.client.close();
   }
 }

@@ -35,7 +35,7 @@ export function isLocalAddress(addr: string): boolean {
  * in the same network), else the lowest free one, claimed by a Txn on `Version == 0` so two hosts
  * never take the same. No lease: a host that is gone keeps its claim, as flannel's do for a day.
  */
-export async function claimSubnet(client: Etcd3, host: string, uplink: string): Promise<{ n: number; cidr: string }> {
+export async function claimSubnet(client: Etcd3, host: string, uplink: string): Promise<{ n: number; cidr: string; fresh?: boolean }> {
   const taken = new Map<number, string>();
   const res = await client.getAll().prefix(keys.subnets()).exec();
   for (const kv of res.kvs) {
@@ -52,7 +52,7 @@ export async function claimSubnet(client: Etcd3, host: string, uplink: string): 
   for (let n = 1; n <= 254; n++) {
     if (taken.has(n)) continue;
     const r = await client.if(keys.subnet(n), 'Version', '==', 0).then(client.put(keys.subnet(n)).value(JSON.stringify({ host, uplink }))).commit();
-    if (r.succeeded) return { n, cidr: subnetOf(n) };
+    if (r.succeeded) return { n, cidr: subnetOf(n), fresh: true };
   }
   throw new ClusterError('ESUBNETS', `dyno subnets exhausted: all 254 /24s of ${CLUSTER_NET} are claimed (${taken.size} hosts); remove the claims of hosts that are gone under ${keys.subnets()}`);
 }
