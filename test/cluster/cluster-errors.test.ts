@@ -171,6 +171,23 @@ t.test('start-up refusals and bad cluster commands', { skip, timeout: 240_000 },
     await expectRefusal(t, d, d.args(), /dyno subnets exhausted: all 254 \/24s of 10\.200\.0\.0\/16 are claimed/, VOLATILE, keys.host('h3'));
   });
 
+  await t.test('a start that fails after joining (router port in use) leaves nothing', async (t) => {
+    const d = refusedDaemon('h1', 'port');
+    const before = await etcdSnapshot(client, VOLATILE);
+    // h1's own router holds 10.99.0.1:8080; h9 claims a subnet, then fails to listen
+    const r = await runToExit(d, withFlag(d.args(), '--host-id', 'h9'));
+    t.not(r.code, 0, 'non-zero exit');
+    // past the join the daemon has logged (cgroup warning, stopping, stopped): one error line, the last
+    const errors = stderrLines(r.stderr).filter((l) => l.startsWith('manifold: '));
+    t.equal(errors.length, 1, `one error line: ${JSON.stringify(errors)}`);
+    t.match(errors[0] ?? '', /EADDRINUSE: address already in use 10\.99\.0\.1:8080/);
+    t.equal(stderrLines(r.stderr).pop(), errors[0], 'the error is the last line');
+    t.same(await etcdSnapshot(client, VOLATILE), before, 'etcd as before: no subnet claim, no host key left for h9');
+    const hosts = JSON.parse((await h1.cli('hosts', '--json')).stdout) as { id: string }[];
+    t.same(hosts.map((h) => h.id), ['h1', 'h2'], 'no lost host h9 in manifold hosts');
+    t.notOk(fs.existsSync(cgroupPath(d.cgroup)), 'no cgroup subtree left');
+  });
+
   await t.test('hosts:drain of an unknown host', async (t) => {
     const r = await h1.cli('hosts:drain', 'h9');
     t.not(r.code, 0);
