@@ -380,10 +380,16 @@ export class ClusterNode {
     this.routes?.close();
     // the lease goes last: its keys (host, endpoints, status) vanish at once and the scheduler replaces our slots
     await this.out?.stop(true);
-    // a daemon that failed to start gives back the subnet it claimed for it (else it shows as a lost host)
+    // a daemon that failed to start gives back the subnet it claimed for it (else it shows as a lost
+    // host), unless a daemon with this id is live (it raced us with this id and uses the claim)
     if (!this.started && this.subnet?.fresh) {
       const key = keys.subnet(this.subnet.n);
-      await this.client.if(key, 'Value', '==', JSON.stringify({ host: this.cfg.hostId, uplink: this.cfg.uplink })).then(this.client.delete().key(key)).commit().catch(() => undefined);
+      await this.client
+        .if(key, 'Value', '==', JSON.stringify({ host: this.cfg.hostId, uplink: this.cfg.uplink }))
+        .and(keys.host(this.cfg.hostId), 'Version', '==', 0)
+        .then(this.client.delete().key(key))
+        .commit()
+        .catch(() => undefined);
     }
     this.client.close();
   }
