@@ -223,6 +223,21 @@ t.test('start-up refusals and bad cluster commands', { skip, timeout: 240_000 },
     t.same(ps.dynos.map((d) => [d.name, d.host]), [['web.1', 'h1']], 'web.1 stays on h1');
   });
 
+  await t.test('hosts:drain of the last dynos host that is not draining', async (t) => {
+    const h3 = cluster.add('h3', { roles: 'dynos' });
+    await h3.start();
+    const d3 = await h2.cli('hosts:drain', 'h3');
+    t.equal(d3.code, 0, `h3 drains while h1 takes work: ${d3.stderr}`);
+    const r = await h2.cli('hosts:drain', 'h1');
+    t.not(r.code, 0, 'h1 is the last host not draining');
+    t.match(r.stderr, /host h1 is the last host that can run its dynos/);
+    t.equal((await client.get(keys.drain('h1')).exec()).kvs.length, 0, 'no drain key for h1');
+    const hosts = JSON.parse((await h2.cli('hosts', '--json')).stdout) as { id: string; state: string }[];
+    t.same(hosts.map((h) => [h.id, h.state]), [['h1', 'up'], ['h2', 'up'], ['h3', 'draining']]);
+    t.equal((await h2.cli('hosts:undrain', 'h3')).code, 0);
+    t.equal((await client.get(keys.drain('h3')).exec()).kvs.length, 0, 'undrain removes the drain key');
+  });
+
   await t.test('stopping leaves nothing', async (t) => {
     await cluster.stop();
     for (const d of refused) await d.cleanup();
