@@ -208,10 +208,12 @@ class Planner {
     // Phase 2: new placements and moves, in the fixed slot order.
     for (const { d, from } of toPlace) this.place(d, from);
 
-    // Rule 4: slots no longer desired retire where they run (gen kept).
+    // Rule 4: slots no longer desired retire where they run (gen kept). One still waiting for a
+    // successor (a move) stops waiting: the successor retires too, so it would wait forever.
     for (const a of assignments) {
-      if (wanted.has(slotKey(a.app, a.slot)) || !this.loads.has(a.host) || a.record.state !== 'run') continue;
-      this.putRecord(a.host, a.app, a.slot, { ...a.record, state: 'retire' }, a.record);
+      if (wanted.has(slotKey(a.app, a.slot)) || !this.loads.has(a.host)) continue;
+      if (a.record.state === 'run') this.putRecord(a.host, a.app, a.slot, { ...a.record, state: 'retire' }, a.record);
+      else if (a.record.after !== undefined) this.putRecord(a.host, a.app, a.slot, { ...a.record, after: undefined }, a.record);
     }
 
     const changes = [...this.changes.values()]

@@ -183,6 +183,19 @@ t.test('rule 5: the new host of a move dies: the old instance waits for the repl
   t.same(plan(input({ ...inp, assignments: apply(inp, p) })).changes, []);
 });
 
+t.test('rule 4+5: a slot scaled away during its move: the old instance stops waiting for its successor', async (t) => {
+  const inp = input({
+    apps: [app('a', { web: 1 })],
+    hosts: [host('h1', { draining: true }), host('h2'), host('h3')],
+    assignments: [asg('h1', 'a', 'web.1'), asg('h1', 'a', 'web.2', { gen: 2, state: 'retire', after: 3 }), asg('h3', 'a', 'web.2', { gen: 3 })],
+  });
+  const p = plan(inp);
+  const puts = flatten(p).puts.filter((x) => x.slot === 'web.2').sort((a, b) => (a.host < b.host ? -1 : 1));
+  t.match(puts, [{ host: 'h1', record: { gen: 2, state: 'retire' } }, { host: 'h3', record: { gen: 3, state: 'retire' } }]);
+  t.notOk(puts.some((x) => x.record.after !== undefined), 'no retire waits for a successor that retires too');
+  t.same(plan(input({ ...inp, assignments: apply(inp, p) })).changes.filter((c) => c.slot === 'web.2'), [], 'converged');
+});
+
 t.test('rule 6: release change → same gen, new release, same host', async (t) => {
   const inp = input({ apps: [app('a', { web: 1 }, 5)], hosts: [host('h1'), host('h2')], assignments: [asg('h1', 'a', 'web.1', { gen: 3, release: 4 })] });
   t.same(flatten(plan(inp)).puts, [{ host: 'h1', app: 'a', slot: 'web.1', record: { type: 'web', gen: 3, release: 5, size: 'standard-1x', state: 'run', leaderRev: '7' } }]);
