@@ -32,6 +32,8 @@ export class HostDaemon {
   readonly stateDir: string;
   readonly runDir: string;
   readonly cgroup: string;
+  /** Path of the daemon's cgroup subtree; found once (CgroupTree.open creates it), then only checked and removed. */
+  readonly cgroupRoot: string;
 
   constructor(
     readonly fabric: Fabric,
@@ -44,6 +46,7 @@ export class HostDaemon {
     this.stateDir = path.join(dir, 'state');
     this.runDir = `/run/mf-cl-${tag}-${host}`;
     this.cgroup = `mf-cl-${tag}-${host}`;
+    this.cgroupRoot = CgroupTree.open(this.cgroup).root;
   }
 
   get uplink(): string {
@@ -94,7 +97,7 @@ export class HostDaemon {
   async cleanup(): Promise<void> {
     fs.rmSync(this.runDir, { recursive: true, force: true });
     // the last dyno's exit may still be settling in the kernel (EBUSY for a moment): retry briefly
-    const root = CgroupTree.open(this.cgroup).root;
+    const root = this.cgroupRoot;
     for (let i = 0; i < 40 && fs.existsSync(root); i++) {
       try {
         fs.rmdirSync(root);
@@ -143,7 +146,7 @@ export class ClusterHosts {
   leftovers(): string[] {
     const out: string[] = [];
     for (const d of this.daemons.values()) {
-      if (fs.existsSync(CgroupTree.open(d.cgroup).root)) out.push(`cgroup ${d.cgroup}`);
+      if (fs.existsSync(d.cgroupRoot)) out.push(`cgroup ${d.cgroup}`);
       if (fs.existsSync(d.runDir)) out.push(d.runDir);
     }
     if (fs.existsSync(this.dir)) out.push(this.dir);
