@@ -263,6 +263,12 @@ export class Agent implements RouteSink {
 
   // ---- status out, and retired assignments cleaned up ----
 
+  /** Publishes every dyno's status now and resolves once it is in etcd. */
+  async publishNow(): Promise<void> {
+    this.publishStatus();
+    await this.o.out.flushed();
+  }
+
   private statusSoonish(): void {
     if (this.statusSoon) return;
     this.statusSoon = setTimeout(() => {

@@ -209,6 +209,8 @@ export class ClusterNode {
           await this.agent.ensureApp(app);
           const one = sup.runOneOff(app, String(p.command ?? ''), { attach: false });
           await one.started;
+          // in `ps` (status/ in etcd) by the time the caller prints its name
+          await this.agent.publishNow();
           return { name: one.name };
         },
         logs: async (p) => d.logs.get(String(p.app ?? '')).tail(typeof p.n === 'number' ? p.n : 100, { source: typeof p.source === 'string' ? p.source : undefined, dyno: typeof p.dyno === 'string' ? p.dyno : undefined }),
@@ -255,17 +257,25 @@ export class ClusterNode {
   }
 
   /** GET /v1/idle: once this router has applied `rev` (the dyno's draining state), wait for it to have no request in flight. */
+  /** Resolves at the feed's next applied revision or after `ms`, whichever comes first (no listener left behind). */
+  private nextApplied(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const feed = this.feed;
+      const done = (): void => {
+        clearTimeout(t);
+        feed?.off('applied', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      feed?.on('applied', done);
+    });
+  }
+
   private async idle(router: Router, app: string, addr: string, rev: string, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const want = Number(rev);
     while (this.feed && this.feed.appliedRev < want && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 50);
-        this.feed?.once('applied', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await this.nextApplied(50);
     }
     await router.waitIdle(app, addr, Math.max(0, deadline - Date.now()));
   }
@@ -274,13 +284,7 @@ export class ClusterNode {
   private async appliedAt(want: number, ms: number): Promise<{ rev: number; at: number | null }> {
     const deadline = Date.now() + ms;
     while (this.feed && this.feed.appliedRev < want && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 50);
-        this.feed?.once('applied', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await this.nextApplied(50);
     }
     return { rev: this.feed?.appliedRev ?? 0, at: this.feed?.appliedAt(want) ?? null };
   }
@@ -313,8 +317,11 @@ export class ClusterNode {
       ...(sup && this.has('dynos') && this.agent
         ? {
             runLocal: async (app, command, o) => {
-              await this.agent!.ensureApp(app);
-              return sup.runOneOff(app, command, o);
+              const agent = this.agent!;
+              await agent.ensureApp(app);
+              const one = sup.runOneOff(app, command, o);
+              // started means listed: `ps` right after `run:detached` shows the dyno
+              return { ...one, started: one.started.then(() => agent.publishNow()) };
             },
           }
         : {}),

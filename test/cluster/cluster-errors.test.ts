@@ -81,6 +81,7 @@ t.test('manifold hosts against a single-host daemon', { skip: root, timeout: 60_
     const r = await d.cli(...cmd);
     t.not(r.code, 0, `${cmd.join(' ')}: non-zero exit`);
     t.equal(stderrLines(r.stderr).length, 1, `${cmd.join(' ')}: one line (${r.stderr.trim()})`);
+    t.match(r.stderr, /not in cluster mode/, `${cmd.join(' ')}: says why`);
   }
 });
 

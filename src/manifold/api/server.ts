@@ -59,6 +59,11 @@ export interface LogSourceOf {
   subscribe(app: string, filter: LogFilter, onLine: (l: LogLine) => void): () => void;
 }
 
+/** The cluster commands on a single-host daemon. */
+function notClustered(): never {
+  throw new ManifoldError('ECLUSTER', 'this daemon is not in cluster mode (start it with --etcd URLS --host-id ID --uplink ADDR)');
+}
+
 /** The LogHub of this daemon as a LogSourceOf. */
 export function localLogSource(hub: LogHub): LogSourceOf {
   return {
@@ -130,9 +135,9 @@ export class ApiServer {
         const app = await m.checkApp(p.app);
         return (await this.logSource.tail(app, logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') })).map(formatLine);
       },
-      hosts: () => {
-        throw new ManifoldError('ECLUSTER', 'this daemon is not in cluster mode (start it with --etcd URLS --host-id ID --uplink ADDR)');
-      },
+      hosts: notClustered,
+      'hosts:drain': notClustered,
+      'hosts:undrain': notClustered,
       ...(o.extra ?? {}),
     };
     this.logSource = o.logSource ?? localLogSource(o.logs);
