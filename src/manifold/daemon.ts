@@ -133,6 +133,8 @@ export class Daemon {
       },
     });
     if (cluster) {
+      // the bridge now, not at the first dyno: its neighbour settings and forward rules go on it at start
+      if (cluster.has('dynos')) this.runtime.bridge();
       await cluster.start({ supervisor: cluster.has('dynos') ? this.supervisor : undefined, router: this.router, routerPort, logs: this.logs, slugRoot, domain: o.domain, webPort: DEFAULT_PORT, bridge: cluster.has('dynos') ? this.runtime.bridgeName : null });
     }
     this.manifold = new Manifold({

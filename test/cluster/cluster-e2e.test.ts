@@ -55,6 +55,13 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
     t.equal(new Set(hosts.filter((h) => h.subnet).map((h) => h.subnet)).size, 3, 'each dynos host has its own subnet');
     t.equal(hosts.find((h) => h.id === 'h4')?.subnet, null, 'a host without the dynos role claims none');
     t.same(hosts.find((h) => h.id === 'h3')?.roles, ['dynos', 'scheduler']);
+    // a vanished dyno must fail a connect in well under a second (spec §4): quick neighbour probes on the bridge
+    for (const h of ['h1', 'h2', 'h3']) {
+      const neigh = (k: string): string => fabric.execOk(h, 'cat', [`/proc/sys/net/ipv4/neigh/manifold0/${k}`]).trim();
+      t.same([neigh('retrans_time_ms'), neigh('ucast_solicit'), neigh('mcast_solicit')], ['100', '2', '2'], `${h}: neighbour settings of the dyno bridge`);
+      t.equal(fabric.execOk(h, 'cat', ['/proc/sys/net/ipv4/ip_forward']).trim(), '1', `${h}: forwarding on`);
+      t.match(fabric.execOk(h, 'nft', ['list', 'table', 'inet', 'manifold-cluster']), /tcp dport 5000 accept/, `${h}: forward rules loaded`);
+    }
   });
 
   await t.test('deploy through one API host, scale through another, spread over hosts', async (t) => {
