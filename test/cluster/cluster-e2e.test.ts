@@ -10,6 +10,8 @@ import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
 import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
 import { startLoad, type LoadResult } from './helpers/load';
 import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
+import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { PREFIX } from '../../src/cluster/keys';
 
 const HELLO = path.join(ROOT, 'examples/hello');
 const HOST = 'hello.example.test';
@@ -156,6 +158,20 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
     const r = await h1.cli('hosts:drain', 'h9');
     t.not(r.code, 0);
     t.match(r.stderr, /no such host: h9/);
+  });
+
+  await t.test('apps:destroy stops the app on every host and leaves no key of it', async (t) => {
+    const r = await h2.cli('apps:destroy', 'hello', '--confirm', 'hello');
+    t.equal(r.code, 0, r.stderr);
+    const client = createEtcdClient(fabric.etcdLocalEndpoints);
+    t.teardown(() => client.close());
+    const left = await waitFor('every dyno stopped, every key gone', async () => {
+      const keysLeft = (await client.getAll().prefix(PREFIX).keys()).filter((k) => /\/(assign|endpoints|status|apps)\//.test(k));
+      const dynos = cluster.dynoCgroups();
+      return keysLeft.length === 0 && dynos.length === 0 ? { keysLeft, dynos } : undefined;
+    }, 60_000, 250);
+    t.same(left, { keysLeft: [], dynos: [] });
+    t.not((await h1.cli('ps', '-a', 'hello')).code, 0, 'the app is gone for every API host');
   });
 
   await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {

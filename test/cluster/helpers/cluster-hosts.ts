@@ -142,6 +142,16 @@ export class ClusterHosts {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Dyno cgroups (leaves) under every daemon's subtree: one per running dyno. */
+  dynoCgroups(): string[] {
+    const out: string[] = [];
+    for (const d of this.daemons.values()) {
+      if (!fs.existsSync(d.cgroupRoot)) continue;
+      for (const e of fs.readdirSync(d.cgroupRoot, { withFileTypes: true })) if (e.isDirectory()) out.push(`${d.host}/${e.name}`);
+    }
+    return out;
+  }
+
   /** What the daemons may have left: cgroups, run dirs (the leak assertions). */
   leftovers(): string[] {
     const out: string[] = [];
