@@ -31,6 +31,7 @@ import { parseRecord, type HostRecord, type Role, type SlugRecord } from './reco
 import { RouteFeed } from './route-feed';
 import { Scheduler } from './scheduler';
 import { serveSlug, SlugCache } from './slug-transfer';
+import { settleWithin } from './settle';
 
 export interface ClusterConfig {
   etcd: string[];
@@ -378,15 +379,18 @@ export class ClusterNode {
   }
 
   async stop(): Promise<void> {
-    await this.scheduler?.stop().catch(() => undefined);
-    await this.feed?.stop().catch(() => undefined);
-    await this.agent?.stop().catch(() => undefined);
-    await this.hosts?.stop();
-    await this.drains?.stop();
-    await this.server?.close();
+    // every step bounded: with etcd away a revoke or a cancel may never be answered, and a daemon
+    // told to stop must stop
+    const step = (p: Promise<unknown> | undefined): Promise<void> => settleWithin(p, 5000);
+    await step(this.scheduler?.stop());
+    await step(this.feed?.stop());
+    await step(this.agent?.stop());
+    await step(this.hosts?.stop());
+    await step(this.drains?.stop());
+    await step(this.server?.close());
     this.routes?.close();
     // the lease goes last: its keys (host, endpoints, status) vanish at once and the scheduler replaces our slots
-    await this.out?.stop(true);
+    await step(this.out?.stop(true));
     // a daemon that failed to start gives back the subnet it claimed for it (else it shows as a lost
     // host), unless a daemon with this id is live (it raced us with this id and uses the claim)
     if (!this.started && this.subnet?.fresh) {

@@ -18,6 +18,7 @@ import type { AppInput, RouteTable } from '../router/routing/route-table';
 import { keys, PREFIX } from './keys';
 import { deriveApp, groupByApp, routeKeyOf } from './route-state';
 import type { RouterRecord } from './records';
+import { settleWithin } from './settle';
 
 export interface RouteFeedOptions {
   client: Etcd3;
@@ -149,7 +150,7 @@ export class RouteFeed extends EventEmitter {
       this.#sleep.resolve();
     }
     this.#firstListing.resolve();
-    await this.#loop;
+    await settleWithin(this.#loop, STOP_WAIT_MS);
     await this.#registration?.stop();
   }
 
@@ -394,10 +395,15 @@ class RouterRegistration {
   async stop(): Promise<void> {
     this.#running = false;
     clearInterval(this.#timer);
-    await this.#busy;
+    // bounded: a lease whose grant never got an answer (etcd away) makes etcd3's revoke wait for that
+    // grant, and a stop that never ends keeps the daemon (and a test process) alive
+    await settleWithin(this.#busy, STOP_WAIT_MS);
     const lease = this.#lease;
     this.#lease = undefined;
-    if (lease) await lease.revoke().catch(noop);
+    if (lease) {
+      await settleWithin(lease.revoke(), STOP_WAIT_MS);
+      lease.release();
+    }
   }
 
   #tick(): void {
@@ -430,3 +436,6 @@ class RouterRegistration {
     this.#failing = false;
   }
 }
+
+/** Longest a stop waits for one etcd call before going on without it. */
+const STOP_WAIT_MS = 2500;

@@ -175,8 +175,9 @@ t.test('start-up refusals and bad cluster commands', { skip, timeout: 240_000 },
   await t.test('a start that fails after joining (router port in use) leaves nothing', async (t) => {
     const d = refusedDaemon('h1', 'port');
     const before = await etcdSnapshot(client, VOLATILE);
-    // h1's own router holds 10.99.0.1:8080; h9 claims a subnet, then fails to listen
-    const r = await runToExit(d, withFlag(d.args(), '--host-id', 'h9'));
+    // h1's own router holds 10.99.0.1:8080; h9 claims a subnet, then fails to listen. A bridge of its own:
+    // h1's manifold0 in this namespace carries h1's subnet, and a bridge on another subnet is refused first
+    const r = await runToExit(d, withFlag(withFlag(d.args(), '--host-id', 'h9'), '--bridge', 'mfh9br'));
     t.not(r.code, 0, 'non-zero exit');
     // past the join the daemon has logged (cgroup warning, stopping, stopped): one error line, the last
     const errors = stderrLines(r.stderr).filter((l) => l.startsWith('manifold: '));
