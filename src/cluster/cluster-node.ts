@@ -203,6 +203,8 @@ export class ClusterNode {
       local: {
         restart: async (p) => this.localSupervisorCall(p, (s, app, target) => s.restart(app, target)),
         stop: async (p) => this.localSupervisorCall(p, (s, app, target) => (target ? s.stop(app, target) : [])),
+        // the router's table as it routes now (the nemesis's convergence check compares it with etcd)
+        table: async () => (d.router && this.has('router') ? d.router.table.toJSON() : null),
         'run-detached': async (p) => {
           const sup = this.supervisor;
           if (!sup || !this.agent || !this.has('dynos')) throw new ManifoldError('ECLUSTER', `host ${this.cfg.hostId} runs no dynos`);
