@@ -49,6 +49,7 @@ export class Router extends EventEmitter implements RouterCore {
   readonly pool: UpstreamPool;
   readonly quarantine = new Map<string, number>();
   readonly waiting = new Set<Exchange>();
+  readonly connecting = new Set<Exchange>();
   readonly clients = new Set<ClientConnection>();
   readonly appInFlight = new Map<string, number>();
   private readonly servers: net.Server[] = [];
@@ -60,8 +61,10 @@ export class Router extends EventEmitter implements RouterCore {
     this.balancer = new Balancer(this.config.balance);
     this.pool = new UpstreamPool(this.config);
     this.sweeper = new Sweeper(this.config.sweepMs, (now) => this.sweep(now));
-    // Requests waiting for a dyno retry as soon as the table changes.
-    this.table.on('change', () => {
+    // Connects to a dyno the table no longer has are aborted and retried elsewhere at once (a dead
+    // host's endpoints were removed); requests waiting for a dyno retry as soon as the table changes.
+    this.table.on('change', (snapshot) => {
+      if (this.connecting.size > 0) for (const ex of [...this.connecting]) ex.onTableChange(snapshot);
       for (const ex of [...this.waiting]) ex.dispatch();
     });
   }

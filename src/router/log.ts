@@ -1,6 +1,6 @@
 /**
  * Heroku's router log line (docs/router.md#log-line):
- *   [sock=client|backend] at=info|warning|error [code=Hnn desc="…" [cause="…"]] method= path="…" host=
+ *   [sock=client|backend] at=info|warning|error [code=Hnn desc="…" [cause="…"] | cause="…" (retry notice)] method= path="…" host=
  *   request_id= fwd="…" dyno= connect=Nms service=Nms status= bytes= protocol=
  * Fields without a value print as a bare `key=`.
  */
@@ -44,7 +44,7 @@ export function formatLogLine(r: RouterLogRecord): string {
   if (r.code !== null) {
     line += ' code=' + r.code + ' desc=' + quote(r.desc ?? '');
     if (r.cause !== null) line += ' cause=' + quote(r.cause);
-  }
+  } else if (r.cause !== null) line += ' cause=' + quote(r.cause); // a retry notice: no H-code
   return (
     line +
     ' method=' +

@@ -16,6 +16,8 @@ export interface RouterCore {
   readonly quarantine: Map<string, number>;
   /** Requests waiting for a dyno to come up or out of quarantine. */
   readonly waiting: Set<Exchange>;
+  /** Requests whose fresh connect to a dyno is under way (aborted if the table drops that dyno). */
+  readonly connecting: Set<Exchange>;
   readonly clients: Set<ClientConnection>;
   /** In-flight requests per app (H11). */
   readonly appInFlight: Map<string, number>;

@@ -11,7 +11,7 @@ import { ParseError, parseErrorInfo } from '../http1/parse-errors';
 import { buildInterimHead, ClientFraming, clientResponseHeadString, upstreamRequestHeadString } from '../http1/serialize';
 import { H_CODES, type HCode } from '../errors';
 import { CONTINUE_100, errorResponse, prefersJson } from '../responses';
-import type { AppRoute, Backend } from '../routing/route-table';
+import { backendDropped, type AppRoute, type Backend, type RouteSnapshot } from '../routing/route-table';
 import { Deadline } from '../timers';
 import { ClientPhase, type ClientConnection } from './client-conn';
 import type { RouterCore } from './context';
@@ -208,11 +208,13 @@ export class Exchange {
     const conn = this.core.pool.connect(backend);
     conn.exchange = this;
     this.upstream = conn;
+    this.core.connecting.add(this);
     this.client.setDeadline(Deadline.Connect, this.core.config.timeouts.connectMs);
   }
 
   /** Connection refused / timed out: quarantine the dyno and try another. */
   private connectFailed(kind: 'timeout' | 'refused'): void {
+    this.core.connecting.delete(this);
     const conn = this.upstream;
     this.upstream = null;
     if (conn !== null) conn.destroy();
@@ -222,6 +224,29 @@ export class Exchange {
     this.core.quarantine.set(backend.address, Date.now() + this.core.config.timeouts.quarantineMs);
     (this.tried ??= new Set()).add(backend.address);
     this.releaseBalancer();
+    if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
+    this.phase = Phase.Routing;
+    this.dispatch();
+  }
+
+  /**
+   * The route table changed: if this request is still connecting to a dyno the table dropped (its
+   * host died and its endpoints were removed), the connect is abandoned and the request goes to
+   * another dyno at once instead of waiting for the connect timeout. It counts as an attempt; the
+   * dropped address is not quarantined (it is gone from the table anyway).
+   */
+  onTableChange(snapshot: RouteSnapshot): void {
+    const backend = this.backend;
+    if (this.phase !== Phase.Connecting || this.upstream === null || backend === null || this.app === null) return;
+    if (!backendDropped(snapshot.apps.get(this.app.name), backend.address)) return;
+    this.core.connecting.delete(this);
+    const conn = this.upstream;
+    this.upstream = null;
+    conn.destroy();
+    this.connectMs = Date.now() - this.connectStart;
+    (this.tried ??= new Set()).add(backend.address);
+    this.releaseBalancer();
+    this.logRetry(backend, 'backend removed from the route table while connecting; retrying on another dyno');
     if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
     this.phase = Phase.Routing;
     this.dispatch();
@@ -239,6 +264,7 @@ export class Exchange {
   }
 
   private sendRequest(now: number): void {
+    this.core.connecting.delete(this);
     const upstream = this.upstream!;
     this.connectMs = now - this.connectStart;
     this.client.clearDeadline();
@@ -729,6 +755,7 @@ export class Exchange {
   }
 
   private releaseCounters(): void {
+    this.core.connecting.delete(this);
     this.releaseBalancer();
     this.core.waiting.delete(this);
     if (this.appCounted && this.app !== null) {
@@ -746,6 +773,30 @@ export class Exchange {
     if (code === 'H27' || code === 'H28') this.status = 499;
     else if (this.status === null) this.status = H_CODES[code].status;
     this.log(code, cause);
+  }
+
+  /** A warning line (no H-code, no status) for a connect abandoned and retried elsewhere. */
+  private logRetry(backend: Backend, cause: string): void {
+    if (!this.core.logging) return;
+    this.core.log({
+      at: 'warning',
+      code: null,
+      desc: null,
+      cause,
+      sock: 'backend',
+      app: this.app?.name ?? null,
+      method: this.head.method,
+      path: this.head.target,
+      host: this.info.host,
+      requestId: this.requestId,
+      fwd: this.forwardedFor,
+      dyno: backend.dyno,
+      connectMs: this.connectMs,
+      serviceMs: null,
+      status: null,
+      bytes: null,
+      protocol: this.core.config.protocol,
+    });
   }
 
   private log(code: HCode | null, cause: string | null, now: number = Date.now()): void {

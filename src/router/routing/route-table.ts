@@ -107,6 +107,24 @@ function snapshotOf(apps: Map<string, AppRoute>): RouteSnapshot {
   return Object.freeze({ apps, hosts });
 }
 
+/** Per-snapshot app: addresses of its backends that may still take a connection (not crashed). Memoised. */
+const liveAddresses = new WeakMap<AppRoute, ReadonlySet<string>>();
+
+/**
+ * True when a connect to `address` has lost its reason to exist: the app is gone from the table, or
+ * none of its backends has that address any more (or only a crashed one). Pure: the router aborts
+ * such pending connects and re-dispatches the request (a dead host's endpoints were removed).
+ */
+export function backendDropped(app: AppRoute | undefined, address: string): boolean {
+  if (app === undefined) return true;
+  let live = liveAddresses.get(app);
+  if (live === undefined) {
+    live = new Set(app.backends.filter((b) => b.state !== 'crashed').map((b) => b.address));
+    liveAddresses.set(app, live);
+  }
+  return !live.has(address);
+}
+
 export declare interface RouteTable {
   on(event: 'change', listener: (snapshot: RouteSnapshot) => void): this;
 }
