@@ -44,13 +44,14 @@ interface DaemonArgs {
   'host-ttl'?: string;
   'cluster-port'?: number;
   'host-memory'?: string;
+  'stop-after-disconnect'?: string;
 }
 
 const ROLE_NAMES = ['dynos', 'router', 'scheduler', 'api'] as const;
 
 /** The cluster flags, checked together: --etcd needs --host-id and --uplink, and they mean nothing without it. */
 export function clusterFrom(a: DaemonArgs): import('../cluster/cluster-node').ClusterConfig | undefined {
-  const given = (['host-id', 'uplink', 'roles', 'host-ttl', 'cluster-port', 'host-memory'] as const).filter((k) => a[k] !== undefined);
+  const given = (['host-id', 'uplink', 'roles', 'host-ttl', 'cluster-port', 'host-memory', 'stop-after-disconnect'] as const).filter((k) => a[k] !== undefined);
   if (a.etcd === undefined) {
     if (given.length) throw new UsageError(`--${given[0]} needs --etcd (cluster mode)`);
     return undefined;
@@ -75,6 +76,9 @@ export function clusterFrom(a: DaemonArgs): import('../cluster/cluster-node').Cl
     if (!m) throw new UsageError(`invalid --host-memory '${a['host-memory']}' (e.g. 4096M, 16G)`);
     memBytes = Number(m[1]) * (m[2]!.toUpperCase() === 'G' ? 1024 ** 3 : 1024 ** 2);
   }
+  const stopAfter = duration(a['stop-after-disconnect'], 'stop-after-disconnect');
+  if (stopAfter !== undefined && stopAfter < 1000) throw new UsageError(`invalid --stop-after-disconnect '${a['stop-after-disconnect']}' (at least 1s)`);
+  if (stopAfter !== undefined && !roles.includes('dynos')) throw new UsageError('--stop-after-disconnect needs the dynos role (it stops this host\'s dynos)');
   return {
     etcd,
     hostId: a['host-id'],
@@ -83,6 +87,7 @@ export function clusterFrom(a: DaemonArgs): import('../cluster/cluster-node').Cl
     hostTtlSeconds: ttlMs / 1000,
     clusterPort: port,
     ...(memBytes !== undefined ? { memBytes } : {}),
+    ...(stopAfter !== undefined ? { stopAfterDisconnectMs: stopAfter } : {}),
   };
 }
 
@@ -200,7 +205,8 @@ export const daemonCommand: CommandModule = {
       .option('roles', { type: 'string', describe: 'cluster: dynos,router,scheduler,api (default all four)' })
       .option('host-ttl', { type: 'string', describe: 'cluster: host lease TTL, how soon a lost host\'s dynos are replaced (default 10s)' })
       .option('cluster-port', { type: 'number', describe: 'cluster: port of the host-to-host server on the uplink (default 7946)' })
-      .option('host-memory', { type: 'string', describe: 'cluster: memory the scheduler may place dynos against (default: all of it)' }),
+      .option('host-memory', { type: 'string', describe: 'cluster: memory the scheduler may place dynos against (default: all of it)' })
+      .option('stop-after-disconnect', { type: 'string', describe: 'cluster, dynos role: stop this host\'s dynos after DURATION without an answer from etcd (e.g. 30s; off by default)' }),
   handler: async (argv) => {
     try {
       await runDaemon(argv as unknown as DaemonArgs);

@@ -56,6 +56,8 @@ export class Agent implements RouteSink {
   private readonly endpointSince = new Map<string, { state: string; since: number }>();
   /** Apps whose release could not be loaded (slug missing everywhere): logged once. */
   private readonly failing = new Set<string>();
+  /** --stop-after-disconnect tripped: the assigned dynos are stopped and assignments not applied until resume(). */
+  private held = false;
 
   constructor(private readonly o: AgentOptions) {
     this.assigned = new PrefixMirror({ client: o.client, prefix: keys.assignments(o.hostId), log: o.log });
@@ -128,10 +130,37 @@ export class Agent implements RouteSink {
     } else sup.setRelease(app, rel);
   }
 
+  /**
+   * --stop-after-disconnect (DisconnectGuard): etcd has been silent too long, so every assigned dyno
+   * stops Heroku's way (SIGTERM, grace, SIGKILL); apps stay known (release, settings) and one-off
+   * dynos run on. Nothing is applied until resume().
+   */
+  hold(): void {
+    if (this.held || this.stopped) return;
+    this.held = true;
+    const sup = this.o.supervisor();
+    for (const app of sup.appNames()) {
+      try {
+        sup.setSlots(app, []);
+      } catch (err) {
+        this.o.log(`${app}: cannot stop its dynos: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** etcd answers again: re-read `assign/<me>/` and start what is still assigned here. */
+  async resume(): Promise<void> {
+    if (!this.held) return;
+    await this.assigned.relist();
+    this.held = false;
+    this.kick();
+    await this.applying;
+  }
+
   // ---- assignments → supervisor ----
 
   private kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.held) return;
     if (this.applying) {
       this.again = true;
       return;
@@ -168,6 +197,7 @@ export class Agent implements RouteSink {
     const sup = this.o.supervisor();
     const byApp = this.current();
     for (const app of new Set([...byApp.keys(), ...sup.appNames()])) {
+      if (this.held) return; // hold() came while this pass ran: it stopped everything, keep it so
       const list = byApp.get(app) ?? [];
       if (list.length === 0) {
         // an app here only for its one-off dynos stays until the last one ends
@@ -200,6 +230,7 @@ export class Agent implements RouteSink {
         const keep = a.rec.state === 'run' || (a.rec.state === 'retire' && a.rec.after !== undefined && !this.successorUp(app, a.slot, a.rec.after));
         if (keep) slots.push({ name: a.slot, type: a.rec.type, size: a.rec.size, gen: a.rec.gen });
       }
+      if (this.held) return;
       try {
         sup.setSlots(app, slots);
       } catch (err) {

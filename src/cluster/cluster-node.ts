@@ -17,6 +17,7 @@ import { Agent } from './agent';
 import { ClusterFleet } from './cluster-fleet';
 import { clusterLogSource, serveLogTail } from './cluster-logs';
 import { clusterCall, ClusterServer } from './cluster-server';
+import { DisconnectGuard } from './disconnect-guard';
 import { createEtcdClient, ensureLayout, LayoutVersionError } from './etcd-client';
 import { ClusterError } from './errors';
 import { EtcdStateStore } from './etcd-state-store';
@@ -42,6 +43,8 @@ export interface ClusterConfig {
   clusterPort: number;
   /** Memory the scheduler places dynos against (default: this host's total memory). */
   memBytes?: number;
+  /** --stop-after-disconnect: with no etcd answer for this long, the agent stops its dynos (off when absent). */
+  stopAfterDisconnectMs?: number;
 }
 
 const START_DEADLINE_MS = 10_000;
@@ -60,6 +63,7 @@ export class ClusterNode {
   agent: Agent | undefined;
   feed: RouteFeed | undefined;
   scheduler: Scheduler | undefined;
+  private guard: DisconnectGuard | undefined;
   private slugs!: SlugCache;
   private supervisor: Supervisor | undefined;
   /** The daemon's control API object (listening or not): relayed attach sessions run through it. */
@@ -237,6 +241,17 @@ export class ClusterNode {
     if (d.bridge && this.has('dynos')) tuneHost(d.bridge);
 
     if (this.agent && this.has('dynos') && this.supervisor) await this.agent.start();
+    const agent = this.agent;
+    if (agent && this.has('dynos') && this.supervisor && this.cfg.stopAfterDisconnectMs) {
+      this.guard = new DisconnectGuard({
+        afterMs: this.cfg.stopAfterDisconnectMs,
+        probe: () => this.client.get(keys.host(this.cfg.hostId)).exec(),
+        onCutOff: () => agent.hold(),
+        onReconnected: () => agent.resume(),
+        log: (l) => this.log(`agent: ${l}`),
+      });
+      this.guard.start();
+    }
     if (d.router && this.has('router')) {
       this.feed = new RouteFeed({ client: this.client, table: d.router.table, domain: d.domain, log: (l) => this.log(`router feed: ${l}`), router: { id: this.cfg.hostId, admin: `${this.cfg.uplink}:${this.cfg.clusterPort}`, ttlSeconds: this.cfg.hostTtlSeconds } });
       await this.feed.start();
@@ -384,6 +399,7 @@ export class ClusterNode {
     // every step bounded: with etcd away a revoke or a cancel may never be answered, and a daemon
     // told to stop must stop
     const step = (p: Promise<unknown> | undefined): Promise<void> => settleWithin(p, 5000);
+    this.guard?.stop();
     await step(this.scheduler?.stop());
     await step(this.feed?.stop());
     await step(this.agent?.stop());
