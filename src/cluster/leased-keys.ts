@@ -146,7 +146,6 @@ export class LeasedKeys extends EventEmitter {
     const lease = this.o.client.lease(this.o.ttlSeconds, { autoKeepAlive: true });
     const id = await lease.grant();
     this.grants++;
-    const old = this.lease;
     this.lease = lease;
     this.leaseId = id;
     lease.on('lost', (err) => {
@@ -158,7 +157,10 @@ export class LeasedKeys extends EventEmitter {
       this.kick();
       void this.flushed().then(() => lease.revoke().catch(() => undefined));
     });
-    if (old && old !== lease) void old.revoke().catch(() => undefined);
+    // The lease this one replaces is not revoked here: its keys are still on it until the write that
+    // follows puts them on this one, and a revoke now would delete them first (a DELETE of hosts/<id>
+    // and of every endpoint, which the scheduler and the routers act on). The 'lost' handler revokes it
+    // once the keys have moved.
     this.emit('lease', id);
     return id;
   }
