@@ -62,6 +62,19 @@ export class Agent implements RouteSink {
   constructor(private readonly o: AgentOptions) {
     this.assigned = new PrefixMirror({ client: o.client, prefix: keys.assignments(o.hostId), log: o.log });
     this.statuses = new PrefixMirror({ client: o.client, prefix: keys.statuses(), log: o.log, resyncMs: 30_000 });
+    o.out.beforeRegrant = () => this.fence();
+  }
+
+  /**
+   * The host lease was lost (a freeze, a partition): the scheduler may have moved our slots away
+   * meanwhile. Re-read `assign/<me>/` (the watch may resume late or not at all) and apply it, so the
+   * instances whose assignment is gone stop now and their endpoints are not put again on the new lease.
+   */
+  private async fence(): Promise<void> {
+    if (this.stopped) return;
+    await this.assigned.relist();
+    this.kick();
+    await this.applying;
   }
 
   async start(): Promise<void> {

@@ -14,6 +14,7 @@ import type { Etcd3, IOperation, Lease } from 'etcd3';
 import { keys } from './keys';
 
 const MAX_OPS = 128;
+const REGRANT_GATE_MS = 5000;
 
 export interface LeasedKeysOptions {
   client: Etcd3;
@@ -37,6 +38,14 @@ export class LeasedKeys extends EventEmitter {
   private seq = 0;
   private writtenSeq = 0;
   grants = 0;
+  /**
+   * Runs after a lease loss, before the new lease is granted and the keys put on it again (the agent
+   * stops what is no longer assigned here, so a stale host never re-publishes endpoints of dynos the
+   * scheduler moved away). Bounded by REGRANT_GATE_MS: a hook that can't finish must not keep the
+   * host's keys out of etcd, nor a stop() waiting.
+   */
+  beforeRegrant: (() => Promise<void>) | undefined;
+  private gate: Promise<void> | undefined;
 
   constructor(private readonly o: LeasedKeysOptions) {
     super();
@@ -126,7 +135,11 @@ export class LeasedKeys extends EventEmitter {
 
   private async writeDiff(): Promise<void> {
     const { client } = this.o;
-    if (!this.leaseId) await this.grant();
+    if (!this.leaseId) {
+      await this.gate;
+      if (this.stopped) throw new Error('stopped');
+      await this.grant();
+    }
     const ops: { op: IOperation; key: string; value: string | undefined }[] = [];
     for (const [k, v] of this.desired) if (this.published.get(k) !== v) ops.push({ op: client.put(k).value(v).lease(this.leaseId!), key: k, value: v });
     for (const k of this.published.keys()) if (!this.desired.has(k)) ops.push({ op: client.delete().key(k), key: k, value: undefined });
@@ -146,14 +159,30 @@ export class LeasedKeys extends EventEmitter {
     const lease = this.o.client.lease(this.o.ttlSeconds, { autoKeepAlive: true });
     const id = await lease.grant();
     this.grants++;
+    // a re-grant is logged, so a loop of them (a lease lost again at once) shows in the daemon's log
+    if (this.grants > 1) this.o.log?.(`host lease ${id} granted (grant ${this.grants})`);
     this.lease = lease;
     this.leaseId = id;
+    // etcd3 can emit 'lost' twice for one lease (its keepalive loop and its error path both do):
+    // the second must not clear what the first's re-grant already published
+    let handled = false;
     lease.on('lost', (err) => {
-      if (this.lease !== lease || this.stopped) return;
+      if (this.lease !== lease || this.stopped || handled) return;
+      handled = true;
       this.o.log?.(`host lease ${id} lost (${err.message}): granting a new one and putting every key on it again`);
       this.leaseId = undefined;
       // everything goes again on the new lease; the old one is revoked once it has
       this.published.clear();
+      const hook = this.beforeRegrant;
+      if (hook) {
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<void>((r) => (timer = setTimeout(r, REGRANT_GATE_MS)));
+        const gate: Promise<void> = Promise.race([hook().catch((e: unknown) => this.o.log?.(`before re-granting the host lease: ${(e as Error).message}`)), bound]).finally(() => {
+          clearTimeout(timer);
+          if (this.gate === gate) this.gate = undefined;
+        });
+        this.gate = gate;
+      }
       this.kick();
       void this.flushed().then(() => lease.revoke().catch(() => undefined));
     });
