@@ -10,6 +10,7 @@
  * Figures per fault (detection, replacement, failures against the in-flight bound, added latency)
  * are printed with t.comment for BENCHMARKS.md.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
@@ -45,7 +46,19 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
   const h3Watch: HostWatch = await watchHost(client, 'h3');
   t.teardown(() => h3Watch.close());
 
-  const h3Cgroups = (): string[] => cluster.dynoCgroups().filter((c) => c.startsWith('h3/'));
+  /**
+   * h3's dyno cgroups that still hold a process. A daemon killed with -9 cannot remove its dynos'
+   * cgroups, so an empty one left behind is not a running dyno.
+   */
+  const h3Cgroups = (): string[] =>
+    cluster.dynoCgroups().filter((c) => {
+      if (!c.startsWith('h3/')) return false;
+      try {
+        return /^populated 1$/m.test(fs.readFileSync(path.join(h3.cgroupRoot, c.slice(3), 'cgroup.events'), 'utf8'));
+      } catch {
+        return false;
+      }
+    });
 
   /**
    * Makes sure a web dyno runs on h3 (the faults are about it): once h3 is off probation, drains the
@@ -116,7 +129,9 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
 
     const creates = h3Watch.creates.length;
     await h3.start();
-    t.ok(h3Watch.creates.length > creates, 'h3 registered again: a new incarnation');
+    // the watch event may trail the daemon's ready line by a moment
+    await waitFor('h3 registered again', async () => (h3Watch.creates.length > creates ? true : undefined), 5000, 20);
+    t.pass('h3 registered again: a new incarnation');
     await sleep(2 * TTL_MS);
     const list = await psOf(h1, 'hello');
     t.ok(isWhole(list, { type: 'web', count: 3 }), `still 3 web dynos, no duplicate, 2T after the restart: ${JSON.stringify(list)}`);
@@ -156,8 +171,10 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     await t.test(`${n}. ${name}: only in-flight requests lost, replaced within T+5 s, h3 fences its duplicates`, async (t) => {
       const run = await underLoad(t);
       const logFrom = h3.log.length;
-      const t0 = Date.now();
+      // t0 once the cut is in place: it runs `nsenter … ip`/`nft` synchronously (tens of ms), and a
+      // request that starts during that call may still finish before the cut takes effect
       cut();
+      const t0 = Date.now();
       let t1 = 0;
       try {
         const gone = await h3Watch.goneAfter(t0, 20_000);
