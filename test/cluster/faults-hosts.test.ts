@@ -124,6 +124,8 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     t.ok(f.failed <= f.inFlight, `failed ${f.failed} ≤ in flight on h3 at t0 ${f.inFlight}: ${JSON.stringify(f.failedSample)}`);
     t.equal(f.failedAfterGrace, 0, 'no failure among requests started after t0 + 50 ms');
     t.equal(f.failedNotInFlight, 0, 'every failure was in flight at t0');
+    // a vanished dyno fails a connect in ~0.2 s (tuned neighbour probes) and the router retries elsewhere
+    t.ok(f.addedP99 <= 500, `added p99 latency ${Math.round(f.addedP99)} ms ≤ 500 ms`);
     t.ok(whole.at - t0 <= REPLACE_MS, `replacement up in ${whole.at - t0} ms ≤ ${REPLACE_MS}`);
     t.same(h3Cgroups(), [], "h3's dynos died with their daemon");
 
@@ -188,6 +190,8 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
         const f = await figures(t, name, run, t0, t1, { detection: gone - t0, replaced: whole.at - t0, fencedAfterHeal: fenced - t1 });
         t.ok(f.failed <= f.inFlight, `failed ${f.failed} ≤ in flight on h3 at t0 ${f.inFlight}: ${JSON.stringify(f.failedSample)}`);
         t.equal(f.failedNotInFlight, 0, 'every failure was in flight at t0');
+        // spec §7: a connect into the cut blackholes until the router's connect timeout (5 s by default) at worst
+        t.ok(f.addedP99 <= 5200, `added p99 latency ${Math.round(f.addedP99)} ms ≤ connect timeout + 0.2 s`);
         t.ok(isWhole(after.list, { type: 'web', count: 3 }), 'formation = 3 after the heal');
         // h3's lease expired while it could not hear etcd: it must re-grant once, not in a loop
         const log = h3.log.slice(logFrom);
