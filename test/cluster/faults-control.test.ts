@@ -1,0 +1,424 @@
+/**
+ * Control-plane faults of spec §7 Tier 2 (#5–#8), issue 11: three netns hosts (h1, h2 all roles; h3
+ * dynos+scheduler), three etcd members, host lease TTL 3 s, examples/hello web=3 under closed-loop
+ * keep-alive load (C=12) through both routers. Each fault is healed and checked before the next:
+ *  5. kill -9 of the etcd leader member (restarted), then SIGSTOP of the etcd leader for 6 s;
+ *  6. kill -9 of the scheduler leader's daemon (restarted), then SIGSTOP of the new leader for 8 s;
+ *  7. two of three etcd members frozen for 20 s (quorum lost);
+ *  8. a router host (h2) cut off from etcd only (nft drop towards the members in its namespace).
+ * A watch on /manifold/v1/ from the test process records the history the checks read: DELETEs under
+ * hosts/, scheduler ticks, election keys and every assign put's leaderRev (the fence it was written under).
+ */
+import path from 'node:path';
+import t from 'tap';
+import type { IKeyValue } from 'etcd3';
+import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
+import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
+import { startLoad, type LoadRecord, type LoadRun } from './helpers/load';
+import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
+import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { keys, PREFIX, SCHEDULER_ELECTION } from '../../src/cluster/keys';
+import { parseRecord, type AssignmentRecord, type HostRecord } from '../../src/cluster/records';
+import { deriveRoutes } from '../../src/cluster/route-state';
+
+const HELLO = path.join(ROOT, 'examples/hello');
+const HOST = 'hello.example.test';
+const ELECTION = `${PREFIX}election/${SCHEDULER_ELECTION}/`;
+const TTL_S = 3;
+
+interface PsDyno {
+  name: string;
+  type: string;
+  state: string;
+  host?: string;
+}
+
+const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, dynos)' : fabricMissing();
+
+async function ps(d: HostDaemon): Promise<PsDyno[]> {
+  const r = await d.cli('ps', '-a', 'hello', '--json');
+  if (r.code !== 0) throw new Error(`ps failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { dynos: PsDyno[] }).dynos;
+}
+
+/** One watch event as the checks need it: when the test saw it, at which revision, what it was. */
+interface HistEvent {
+  at: number;
+  type: 'put' | 'delete';
+  key: string;
+  value: string;
+  mod: number;
+  create: number;
+}
+
+/** The watch history of /manifold/v1/ (a client on all three members: it resumes on another member). */
+class History {
+  readonly events: HistEvent[] = [];
+  private stopFn: (() => Promise<void>) | undefined;
+
+  constructor(private readonly fabric: Fabric) {}
+
+  async start(): Promise<void> {
+    const client = createEtcdClient(this.fabric.etcdLocalEndpoints);
+    const rev = Number((await client.get(keys.layout()).exec()).header.revision);
+    // from revision 1 of what matters: the election keys already there, so the leader is known at every put
+    const w = await client.watch().prefix(PREFIX).startRevision(String(Math.max(1, rev - 5000))).create();
+    const on = (type: 'put' | 'delete') => (kv: IKeyValue): void => {
+      this.events.push({ at: Date.now(), type, key: kv.key.toString(), value: kv.value.toString(), mod: Number(kv.mod_revision), create: Number(kv.create_revision) });
+    };
+    w.on('put', on('put'));
+    w.on('delete', on('delete'));
+    // a member loss ends the stream with an error; etcd3 reconnects and resumes from the last revision it saw
+    w.on('error', () => undefined);
+    this.stopFn = async () => {
+      await w.cancel().catch(() => undefined);
+      client.close();
+    };
+  }
+
+  stop(): Promise<void> {
+    return this.stopFn?.() ?? Promise.resolve();
+  }
+
+  between(a: number, b: number): HistEvent[] {
+    return this.events.filter((e) => e.at >= a && e.at <= b);
+  }
+
+  hostDeletes(a: number, b: number): HistEvent[] {
+    return this.between(a, b).filter((e) => e.type === 'delete' && e.key.startsWith(keys.hosts()));
+  }
+
+  /** The largest gap between consecutive tick values (the leader's clock at each write) in [a, b], ms. */
+  tickGap(a: number, b: number): number {
+    const ticks = this.events.filter((e) => e.type === 'put' && e.key === keys.tick()).map((e) => Number(e.value)).filter((v) => v >= a - 2000 && v <= b);
+    let gap = 0;
+    for (let i = 1; i < ticks.length; i++) gap = Math.max(gap, ticks[i]! - ticks[i - 1]!);
+    if (ticks.length > 0) gap = Math.max(gap, b - ticks[ticks.length - 1]!);
+    return ticks.length === 0 ? b - a : gap;
+  }
+
+  /**
+   * Every assign put whose leaderRev is not the create revision of the leader key current at its
+   * revision (the live election key with the lowest create revision). Replays the history in order.
+   */
+  staleAssignPuts(): string[] {
+    const live = new Map<string, number>();
+    const bad: string[] = [];
+    let checked = 0;
+    for (const e of this.events) {
+      if (e.key.startsWith(ELECTION)) {
+        if (e.type === 'put') live.set(e.key, e.create);
+        else live.delete(e.key);
+        continue;
+      }
+      if (e.type !== 'put' || !e.key.startsWith(keys.allAssignments())) continue;
+      const rec = parseRecord<AssignmentRecord>(e.value);
+      if (!rec?.leaderRev) continue;
+      checked++;
+      const leader = Math.min(...live.values());
+      if (Number(rec.leaderRev) !== leader) bad.push(`${e.key}@${e.mod}: leaderRev ${rec.leaderRev}, leader key created at ${leader}`);
+    }
+    if (checked === 0) bad.push('no assign put in the history (the check checked nothing)');
+    return bad;
+  }
+
+  /** When the election changed hands after `since` (epoch ms): the first put of a candidate key other than `from`. */
+  electedAfter(since: number, fromKey: string | undefined): HistEvent | undefined {
+    return this.events.find((e) => e.at >= since && e.type === 'put' && e.key.startsWith(ELECTION) && e.key !== fromKey && this.isLeaderAt(e));
+  }
+
+  private isLeaderAt(target: HistEvent): boolean {
+    const live = new Map<string, number>();
+    for (const e of this.events) {
+      if (e.key.startsWith(ELECTION)) {
+        if (e.type === 'put') live.set(e.key, e.create);
+        else live.delete(e.key);
+      }
+      if (e === target) break;
+    }
+    return Math.min(...live.values()) === target.create;
+  }
+}
+
+/** A route table (RoutesFile, or a router's /v1/local/table answer) in a form two tables compare by (as the nemesis does). */
+function canonical(file: unknown): string {
+  type App = { hosts: string[]; backends?: { dyno: string; address: string; state?: string }[]; maintenance?: boolean; crashed?: unknown };
+  const apps = (file as { apps?: Record<string, App> } | null)?.apps ?? {};
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(apps).sort()) {
+    const a = apps[name]!;
+    out[name] = {
+      hosts: [...a.hosts].sort(),
+      backends: (a.backends ?? []).map((b) => `${b.dyno}@${b.address}:${b.state ?? 'up'}`).sort(),
+      maintenance: a.maintenance === true,
+      crashed: Boolean(a.crashed),
+    };
+  }
+  return JSON.stringify(out);
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
+}
+
+/** Load figures around a fault at t0 healed at t1: in flight at t0, failures, latency before vs during. */
+function analyse(records: LoadRecord[], t0: number, t1: number) {
+  const lat = (r: LoadRecord): number => r.end - r.start;
+  const before = records.filter((r) => r.start >= t0 - 5000 && r.end < t0).map(lat);
+  const during = records.filter((r) => r.start >= t0 && r.start <= t1 + 2000).map(lat);
+  const failed = records.filter((r) => r.status !== 200);
+  return {
+    total: records.length,
+    failed: failed.length,
+    firstFailures: failed.slice(0, 5).map((r) => ({ target: r.target, status: r.status, error: r.error, dyno: r.dyno, atMs: Math.round(r.start - t0) })),
+    inFlightAtT0: records.filter((r) => r.start <= t0 && r.end > t0),
+    p50Before: pct(before, 50),
+    p99Before: pct(before, 99),
+    p50During: pct(during, 50),
+    p99During: pct(during, 99),
+    maxDuring: pct(during, 100),
+    duringCount: during.length,
+  };
+}
+
+function summary(a: ReturnType<typeof analyse>): string {
+  return `requests ${a.total}, failed ${a.failed}, in flight at t0 ${a.inFlightAtT0.length}, latency p50/p99 before ${a.p50Before}/${a.p99Before} ms, during ${a.p50During}/${a.p99During} ms (max ${a.maxDuring} ms, ${a.duringCount} requests)`;
+}
+
+t.test('control-plane faults (spec §7 #5–#8)', { skip, timeout: 600_000 }, async (t) => {
+  const fabric: Fabric = await startFabric(t, { hosts: 3 });
+  const cluster = new ClusterHosts(fabric);
+  t.teardown(() => cluster.stop());
+  const h1 = cluster.add('h1', { hostTtl: `${TTL_S}s` });
+  const h2 = cluster.add('h2', { hostTtl: `${TTL_S}s` });
+  const h3 = cluster.add('h3', { roles: 'dynos,scheduler', hostTtl: `${TTL_S}s` });
+  // h3 first, so it is elected scheduler leader: killing it (fault 6) then costs no router
+  await h3.start();
+  await Promise.all([h1.start(), h2.start()]);
+  const routers = [h1.router, h2.router];
+  const client = createEtcdClient(fabric.etcdLocalEndpoints);
+  t.teardown(() => client.close());
+  const history = new History(fabric);
+  t.teardown(() => history.stop());
+
+  const leaderKey = async (): Promise<{ key: string; host: string; create: number } | undefined> => {
+    const kvs = (await client.getAll().prefix(ELECTION).exec()).kvs;
+    const first = [...kvs].sort((a, b) => Number(a.create_revision) - Number(b.create_revision))[0];
+    return first ? { key: first.key.toString(), host: first.value.toString(), create: Number(first.create_revision) } : undefined;
+  };
+  const webUp = async (n: number): Promise<PsDyno[]> =>
+    waitFor(`${n} web dynos up`, async () => {
+      const list = (await ps(h1)).filter((d) => d.type === 'web');
+      return list.length === n && list.every((d) => d.state === 'up') ? list : undefined;
+    }, 60_000, 200);
+  const hostCreates = async (): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {};
+    for (const kv of (await client.getAll().prefix(keys.hosts()).exec()).kvs) out[kv.key.toString()] = Number(kv.create_revision);
+    return out;
+  };
+  const load = (): LoadRun => startLoad(fabric, { targets: routers, host: HOST, connections: 12, durationMs: 180_000, timeoutMs: 15_000, dynoBodyRegex: 'Hello from (\\S+)' });
+
+  await t.test('deploy web=3, one per host', async (t) => {
+    t.equal((await h1.cli('apps:create', 'hello')).code, 0);
+    const dep = await h1.cli('deploy', HELLO, '-a', 'hello');
+    t.equal(dep.code, 0, dep.stderr);
+    t.equal((await h2.cli('ps:scale', 'web=3', '-a', 'hello')).code, 0);
+    const web = await webUp(3);
+    t.equal(new Set(web.map((d) => d.host)).size, 3, `spread: ${web.map((d) => `${d.name}@${d.host}`).join(' ')}`);
+    t.equal((await leaderKey())?.host, 'h3', 'h3 leads the scheduler');
+    await history.start();
+  });
+
+  await t.test('5: etcd leader killed, then frozen 6 s: no failed request, no host lost, scheduler writes resume', async (t) => {
+    const run = load();
+    await sleep(2000);
+    const creates0 = await hostCreates();
+    // kill -9 of the etcd leader, restarted 3 s later
+    const m1 = await fabric.leaderMember();
+    const t0 = Date.now();
+    await fabric.killMember(m1);
+    await sleep(3000);
+    await fabric.startMember(m1);
+    const t1 = Date.now();
+    await sleep(3000);
+    const gapKill = history.tickGap(t0, Date.now());
+    // SIGSTOP of the (new) etcd leader for 6 s
+    const m2 = await fabric.leaderMember();
+    const t2 = Date.now();
+    fabric.stopMember(m2);
+    await sleep(6000);
+    fabric.contMember(m2);
+    const t3 = Date.now();
+    // a scheduler write right after the heal: web=4 placed and up
+    const sc = await h1.cli('ps:scale', 'web=4', '-a', 'hello');
+    t.equal(sc.code, 0, sc.stderr);
+    await webUp(4);
+    const placedMs = Date.now() - t3;
+    const gapStop = history.tickGap(t2, Date.now());
+    await sleep(1500);
+    const r = await run.stop();
+    const a = analyse(r.records, t0, t3);
+    t.comment(`5 kill: e${m1} killed, serving again ${t1 - t0} ms later: max gap between scheduler ticks ${gapKill} ms`);
+    t.comment(`5 stop: e${m2} frozen 6 s: max gap between scheduler ticks ${gapStop} ms; web=4 up ${placedMs} ms after the heal`);
+    t.comment(`5 load: ${summary(a)}`);
+    t.equal(a.failed, 0, `no failed request: ${JSON.stringify(a.firstFailures)}`);
+    t.same(history.hostDeletes(t0, Date.now()).map((e) => e.key), [], 'no DELETE under hosts/');
+    t.same(await hostCreates(), creates0, 'every host key kept its create revision (no lease lost)');
+    // the spec's "scheduler writes resume ≤ 3 s": a tick at least every 3 s + one tick interval
+    t.ok(gapKill <= 4000, `ticks resumed within 3 s of the kill (max gap ${gapKill} ms)`);
+    t.ok(gapStop <= 6000 + 4000, `ticks resumed within 3 s of the thaw (max gap ${gapStop} ms)`);
+    t.ok(placedMs <= 8000, `web=4 placed and up ${placedMs} ms after the heal`);
+  });
+
+  await t.test('6: scheduler leader killed, then the new leader frozen 8 s: standby elected, no stale write', async (t) => {
+    const run = load();
+    await sleep(2000);
+    const lead0 = await leaderKey();
+    t.ok(lead0, 'a scheduler leader');
+    const victim = cluster.get(lead0!.host);
+    const byDyno = new Map((await ps(h1)).map((d) => [d.name, d.host]));
+    const t0 = Date.now();
+    victim.child?.kill('SIGKILL');
+    const next = await waitFor('a new scheduler leader', async () => {
+      const l = await leaderKey();
+      return l && l.key !== lead0!.key ? l : undefined;
+    }, 30_000, 100);
+    const electedMs = (history.electedAfter(t0, lead0!.key)?.at ?? Date.now()) - t0;
+    await victim.start();
+    const t1 = Date.now();
+    await webUp(4);
+    await sleep(2000);
+    // SIGSTOP of the new leader for 8 s
+    const frozen = cluster.get(next.host);
+    const t2 = Date.now();
+    frozen.child?.kill('SIGSTOP');
+    const third = await waitFor('a standby elected while the leader is frozen', async () => {
+      const l = await leaderKey();
+      return l && l.key !== next.key ? l : undefined;
+    }, 30_000, 100);
+    const electedMs2 = (history.electedAfter(t2, next.key)?.at ?? Date.now()) - t2;
+    const waited = Date.now() - t2;
+    if (waited < 8000) await sleep(8000 - waited);
+    frozen.child?.kill('SIGCONT');
+    const t3 = Date.now();
+    await webUp(4);
+    const wholeMs = Date.now() - t3;
+    await sleep(3000);
+    const r = await run.stop();
+    const kill = analyse(r.records.filter((x) => x.start < t1), t0, t1);
+    const lost = kill.inFlightAtT0.filter((x) => x.dyno !== undefined && byDyno.get(x.dyno) === victim.host).length;
+    const stop = analyse(r.records.filter((x) => x.start >= t1), t2, t3);
+    t.comment(`6 kill: scheduler leader ${victim.host} killed: ${next.host} elected after ${electedMs} ms (bound ${3000 + TTL_S * 1000} ms); ${summary(kill)}; in flight on ${victim.host}'s dynos at t0: ${lost}`);
+    t.comment(`6 stop: ${next.host} frozen 8 s: ${third.host} elected after ${electedMs2} ms; formation whole ${wholeMs} ms after the thaw; ${summary(stop)}`);
+    t.ok(electedMs <= 3000 + TTL_S * 1000, `standby elected ${electedMs} ms after the kill`);
+    t.ok(electedMs2 <= 3000 + TTL_S * 1000, `standby elected ${electedMs2} ms after the freeze`);
+    // the killed daemon's dynos die with it (pdeathsig): only what was in flight there may fail (spec #1's bound)
+    t.ok(kill.failed <= lost, `kill: failed ${kill.failed} ≤ in flight on ${victim.host}'s dynos ${lost}: ${JSON.stringify(kill.firstFailures)}`);
+    t.equal(stop.failed, 0, `freeze: no failed request: ${JSON.stringify(stop.firstFailures)}`);
+    t.same(history.staleAssignPuts(), [], 'every assign put carries the leaderRev of the leader of its revision');
+  });
+
+  await t.test('7: two of three etcd members frozen 20 s: no dyno stopped, no lease lost, routers keep routing', async (t) => {
+    const run = load();
+    await sleep(2000);
+    const creates0 = await hostCreates();
+    const dynos0 = cluster.dynoCgroups().sort();
+    const leader = await fabric.leaderMember();
+    // the leader and one follower: the survivor is a lone follower with no quorum
+    const frozen = [leader, leader === 1 ? 2 : 1];
+    const t0 = Date.now();
+    for (const m of frozen) fabric.stopMember(m);
+    await sleep(20_000);
+    for (const m of frozen) fabric.contMember(m);
+    const t1 = Date.now();
+    await sleep(TTL_S * 1000 + 3000);
+    const r = await run.stop();
+    const a = analyse(r.records, t0, t1);
+    const dynos1 = cluster.dynoCgroups().sort();
+    const creates1 = await hostCreates();
+    const gap = history.tickGap(t1, Date.now());
+    const dels = history.hostDeletes(t0, Date.now()).map((e) => `${e.key.slice(keys.hosts().length)} ${e.at - t1} ms`);
+    t.comment(`7: e${frozen.join(', e')} frozen 20 s (e${leader} was the etcd leader): ${summary(a)}; tick gap after the thaw ${gap} ms; host DELETEs after the thaw: ${dels.join(', ') || 'none'}`);
+    t.equal(a.failed, 0, `no failed request: ${JSON.stringify(a.firstFailures)}`);
+    t.same(dynos1, dynos0, 'the same dyno cgroups before and after: no dyno stopped or restarted');
+    t.same(creates1, creates0, 'every host key kept its create revision (no lease lost)');
+    t.same(history.hostDeletes(t0, Date.now()).map((e) => e.key), [], 'no DELETE under hosts/');
+    t.same(history.staleAssignPuts(), [], 'no stale assign put');
+  });
+
+  await t.test('8: router host h2 cut off from etcd 10 s: keeps routing, resyncs after the heal', async (t) => {
+    const token = (await client.get(keys.secret()).string()) ?? '';
+    const rec = parseRecord<HostRecord>((await client.get(keys.host('h2')).string()) ?? '');
+    t.ok(rec, 'h2 host record');
+    const admin = `${rec!.uplink}:${rec!.clusterPort}`;
+    const call = async <T>(p: string, body: unknown): Promise<T> => {
+      const out = await fabric.run('cl', 'curl', ['-s', '-m', '15', '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json', '-d', JSON.stringify(body), `http://${admin}${p}`], 20_000);
+      return (JSON.parse(out.stdout) as { result: T }).result;
+    };
+    const applied = (rev: number): Promise<{ rev: number; at: number | null }> => call('/v1/local/applied', { rev, timeout: 10_000 });
+    /** h2's table as it routes now against the one derived from etcd now; retried while etcd changes under it. */
+    const tableVsEtcd = async (): Promise<{ got: string; want: string }> => {
+      let got = '';
+      let want = '';
+      for (let i = 0; i < 20; i++) {
+        want = canonical(deriveRoutes((await client.getAll().prefix(PREFIX).exec()).kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), 'example.test'));
+        got = canonical(await call<unknown>('/v1/local/table', {}));
+        if (got === want) break;
+        await sleep(250);
+      }
+      return { got, want };
+    };
+    const ips = fabric.etcdEndpoints.map((u) => new URL(u).hostname);
+    const table = 'mf-fault8';
+    const script = [
+      `add table inet ${table}`,
+      `add chain inet ${table} out { type filter hook output priority 0 ; }`,
+      `add chain inet ${table} in { type filter hook input priority 0 ; }`,
+      `add rule inet ${table} out ip daddr { ${ips.join(', ')} } drop`,
+      `add rule inet ${table} in ip saddr { ${ips.join(', ')} } drop`,
+    ].join('\n');
+    t.teardown(() => void fabric.exec('h2', 'nft', ['delete', 'table', 'inet', table]));
+    const run = load();
+    await sleep(2000);
+    const t0 = Date.now();
+    fabric.execOk('h2', 'nft', ['-f', '-'], { input: `${script}\n` });
+    await sleep(10_000);
+    fabric.execOk('h2', 'nft', ['delete', 'table', 'inet', table]);
+    const t1 = Date.now();
+    const rev = Number((await client.get(keys.layout()).exec()).header.revision);
+    const a8 = await applied(rev);
+    const resyncMs = (a8.at ?? Date.now()) - t1;
+    const web = await webUp(4);
+    await sleep(4000);
+    const tables = await tableVsEtcd();
+    const r = await run.stop();
+    const a = analyse(r.records, t0, t1);
+    const viaH2 = r.records.filter((x) => x.target === h2.router);
+    const duringH2 = viaH2.filter((x) => x.start >= t0 && x.start <= t1);
+    // what each router reached in the last 3 s: both tables come from etcd, so after the resync they agree
+    const reached = (target: string): string[] => [...new Set(r.records.filter((x) => x.target === target && x.start >= Date.now() - 3000 && x.status === 200).map((x) => x.dyno ?? '?'))].sort();
+    t.comment(`8: h2 cut from etcd 10 s: ${summary(a)}; through h2 during the cut ${duringH2.length} requests, ${duringH2.filter((x) => x.status !== 200).length} failed; h2 applied revision ${rev} ${resyncMs} ms after the heal; host DELETEs ${history.hostDeletes(t0, Date.now()).map((e) => e.key).join(',') || 'none'}`);
+    t.ok(duringH2.length > 20, `h2 kept routing during the cut (${duringH2.length} requests)`);
+    t.equal(a.failed, 0, `no failed request: ${JSON.stringify(a.firstFailures)}`);
+    t.not(a8.at, null, `h2 applied etcd's revision ${rev} after the heal (at ${a8.rev})`);
+    t.comment(`8: web dynos in ps ${web.map((d) => `${d.name}@${d.host}`).join(' ')}; reached through h1 ${reached(h1.router).join(' ')}, through h2 ${reached(h2.router).join(' ')}`);
+    t.equal(tables.got, tables.want, "h2's route table is the one derived from etcd");
+    t.same(history.staleAssignPuts(), [], 'no stale assign put');
+  });
+
+  await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {
+    await history.stop();
+    client.close();
+    await cluster.stop();
+    t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
+    await fabric.stop();
+    const leak = fabric.leakCheck();
+    t.same(leak.dirs, [], 'no fabric dir');
+    t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
+    t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
+    t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
+    t.same(leak.rootLinksRemoved, [], 'no root interface removed');
+  });
+});
