@@ -12,6 +12,7 @@ import { ManifoldError } from '../manifold/errors';
 import type { ApiServer, LogSourceOf } from '../manifold/api/server';
 import type { LogHub } from '../manifold/logs/hub';
 import type { Supervisor } from '../manifold/supervisor/supervisor';
+import type { DrainWatcher } from '../manifold/supervisor/types';
 import type { Router } from '../router';
 import { Agent } from './agent';
 import { ClusterFleet } from './cluster-fleet';
@@ -156,7 +157,7 @@ export class ClusterNode {
   }
 
   /** The agent's RouteSink and the drain watcher the supervisor is built with (dynos role). */
-  supervisorHooks(slugRoot: string, domain: string): { routes: Agent; drain: FleetDrain } {
+  supervisorHooks(slugRoot: string, domain: string): { routes: Agent; drain: DrainWatcher } {
     this.out = new LeasedKeys({ client: this.client, ttlSeconds: this.cfg.hostTtlSeconds, log: (l) => this.log(l) });
     this.hosts = new PrefixMirror({ client: this.client, prefix: keys.hosts(), log: (l) => this.log(l), resyncMs: 5000 });
     this.drains = new PrefixMirror({ client: this.client, prefix: keys.drains(), log: (l) => this.log(l), resyncMs: 5000 });
@@ -175,7 +176,10 @@ export class ClusterNode {
       domain,
       log: (l) => this.log(`agent: ${l}`),
     });
-    return { routes: this.agent, drain: new FleetDrain({ client: this.client, token: () => this.secret, published: () => this.out.flushed(), log: (l) => this.log(l) }) };
+    const fleetDrain = new FleetDrain({ client: this.client, token: () => this.secret, published: () => this.out.flushed(), log: (l) => this.log(l) });
+    // cut off from etcd (--stop-after-disconnect tripped): no router can be asked, the dynos stop at once
+    const drain = { waitIdle: (app: string, address: string, ms: number): Promise<void> => (this.guard?.cutOff ? Promise.resolve() : fleetDrain.waitIdle(app, address, ms)) };
+    return { routes: this.agent, drain };
   }
 
   /** Starts every role; the supervisor, router and hub are the daemon's. */
