@@ -190,7 +190,35 @@ export class LeasedKeys extends EventEmitter {
     // follows puts them on this one, and a revoke now would delete them first (a DELETE of hosts/<id>
     // and of every endpoint, which the scheduler and the routers act on). The 'lost' handler revokes it
     // once the keys have moved.
+    this.watchBeats(lease);
     this.emit('lease', id);
     return id;
+  }
+
+  /**
+   * etcd3 keeps a lease alive on one stream to one member and gives up on that member only after a
+   * whole TTL without an answer, then opens the next stream on a member picked at random (maybe the
+   * same one). With T = 3 s the server expires the lease first: the control-plane fault test saw the
+   * etcd leader frozen for 6 s cost a host its lease, its dynos moved and requests failed. So when a
+   * keepalive beat (T/3) passes with no answer, one more keepalive goes out on a fresh stream, which
+   * the pool sends to a member picked afresh, bounded by one beat. An "expired" answer is a positive
+   * one: etcd3 then reports the lease lost, and the 'lost' handler moves the keys to a new lease.
+   */
+  private watchBeats(lease: Lease): void {
+    const beat = (this.o.ttlSeconds * 1000) / 3;
+    let lastOk = Date.now();
+    lease.on('keepaliveSucceeded', () => (lastOk = Date.now()));
+    const timer = setInterval(() => {
+      if (this.lease !== lease || lease.revoked() || this.stopped) {
+        clearInterval(timer);
+        return;
+      }
+      if (Date.now() - lastOk <= beat + 250) return;
+      lease.keepaliveOnce({ deadline: Date.now() + beat }).then(
+        () => (lastOk = Date.now()),
+        () => undefined,
+      );
+    }, beat / 2);
+    timer.unref();
   }
 }
