@@ -51,6 +51,8 @@ export interface FaultWindow {
   graceMs?: number;
   /** The baseline latency window before t0 (default 5 s). */
   beforeMs?: number;
+  /** When the fault was detected (e.g. hosts/<id> deleted): for failedAfterDetection. */
+  detectedAt?: number;
 }
 
 export interface FaultFigures {
@@ -64,6 +66,11 @@ export interface FaultFigures {
   failedAfterGrace: number;
   /** Failed requests that were not in flight on the faulted host at t0 (0 when the bound holds for the right reason). */
   failedNotInFlight: number;
+  /**
+   * Failed requests started more than 500 ms after detectedAt (routers have dropped the faulted
+   * host's backends by then); 0 when detectedAt is not given.
+   */
+  failedAfterDetection: number;
   /** A few failed records, for messages. */
   failedSample: LoadRecord[];
   p50Before: number;
@@ -108,6 +115,7 @@ export function analyzeFault(records: readonly LoadRecord[], w: FaultWindow): Fa
     failed: failed.length,
     failedAfterGrace: failed.filter((r) => r.start > w.t0 + grace).length,
     failedNotInFlight: failed.filter((r) => !inFlight.has(r)).length,
+    failedAfterDetection: w.detectedAt === undefined ? 0 : failed.filter((r) => r.start > w.detectedAt! + 500).length,
     failedSample: failed.slice(0, 5),
     p50Before,
     p99Before,
@@ -123,7 +131,7 @@ export function formatFigures(name: string, f: FaultFigures, extra: Record<strin
   const parts = [
     `${name}:`,
     ...Object.entries(extra).map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v) + 'ms' : (v ?? '-')}`),
-    `failed=${f.failed} (after t0+grace ${f.failedAfterGrace}, not in flight ${f.failedNotInFlight})`,
+    `failed=${f.failed} (after t0+grace ${f.failedAfterGrace}, not in flight ${f.failedNotInFlight}, after detection ${f.failedAfterDetection})`,
     `inFlight@t0=${f.inFlight}/${f.inFlightAll}`,
     `requests=${f.total}`,
     `p50 ${Math.round(f.p50Before)}→${Math.round(f.p50During)}ms`,
