@@ -24,3 +24,11 @@ t.test(`nemesis, seed ${seed}, ${minutes} min`, { skip, timeout: (minutes * 60 +
   t.comment(`records kept in ${r.dir} (removed when every checker passed)`);
   if (r.safety.length === 0 && r.availability.failed <= r.availability.bound && r.liveness.ok && r.convergence.ok) fs.rmSync(r.dir, { recursive: true, force: true });
 });
+
+t.test('60 s under load with no fault: no spurious host expiry at the test TTL of 3 s (spec §7 gate)', { skip, timeout: 600_000 }, async (t) => {
+  const r = await runNemesis({ seed, minutes: 1, ttl: 3, faults: false, log: (l) => t.comment(l) });
+  t.same(r.hostExpiries, [], 'no host lease expired');
+  t.equal(r.availability.failed, 0, `no failed request of ${r.availability.total}`);
+  t.ok(r.liveness.ok && r.convergence.ok, `${r.liveness.detail}; ${r.convergence.detail}`);
+  if (r.hostExpiries.length === 0 && r.availability.failed === 0) fs.rmSync(r.dir, { recursive: true, force: true });
+});
