@@ -43,8 +43,21 @@ export function clientOptions(endpoints: readonly string[]): IOptions {
       'grpc.keepalive_permit_without_calls': 1,
     },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + UNARY_DEADLINE_MS }),
-    faultHandling: { watchBackoff: new WatchBackoffPolicy(50, 1000) },
+    faultHandling: {
+      // No per-member circuit breaker (etcd3's default opens for 5 s after 3 failures): while the
+      // members elect a new leader it opened on the survivors too, and refused every call for ~3 s,
+      // lease keepalives included, so 3 s host leases expired with nothing wrong but an election
+      // (control-plane fault test, etcd leader killed). Each call still has its 2 s deadline, and
+      // the global retry (etcd3's default, 3 attempts) moves to another member.
+      host: () => cockatiel().noop,
+      watchBackoff: new WatchBackoffPolicy(50, 1000),
+    },
   };
+}
+
+/** cockatiel (etcd3's fault-handling library, pinned to etcd3's own version), loaded with the client. */
+function cockatiel(): typeof import('cockatiel') {
+  return require('cockatiel') as typeof import('cockatiel');
 }
 
 /** Creates a client on `endpoints` (URLs like http://127.0.0.1:2379). The caller closes it. */
