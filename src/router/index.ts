@@ -16,7 +16,7 @@ import { UpstreamPool } from './conn/upstream';
 import { RouterError } from './errors';
 import { formatLogLine, type RouterLogRecord } from './log';
 import { Balancer } from './routing/balancer';
-import { RouteTable } from './routing/route-table';
+import { addressDropped, RouteTable } from './routing/route-table';
 import { fireDue, Sweeper } from './timers';
 
 export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config';
@@ -50,6 +50,7 @@ export class Router extends EventEmitter implements RouterCore {
   readonly quarantine = new Map<string, number>();
   readonly waiting = new Set<Exchange>();
   readonly connecting = new Set<Exchange>();
+  readonly awaitingReply = new Set<Exchange>();
   readonly clients = new Set<ClientConnection>();
   readonly appInFlight = new Map<string, number>();
   private readonly servers: net.Server[] = [];
@@ -62,9 +63,12 @@ export class Router extends EventEmitter implements RouterCore {
     this.pool = new UpstreamPool(this.config);
     this.sweeper = new Sweeper(this.config.sweepMs, (now) => this.sweep(now));
     // Connects to a dyno the table no longer has are aborted and retried elsewhere at once (a dead
-    // host's endpoints were removed); requests waiting for a dyno retry as soon as the table changes.
+    // host's endpoints were removed), so are replayable requests it has not answered a byte of; its
+    // idle pooled connections are closed; requests waiting for a dyno retry as soon as the table changes.
     this.table.on('change', (snapshot) => {
+      this.pool.closeIdleWhere((address) => addressDropped(snapshot, address));
       if (this.connecting.size > 0) for (const ex of [...this.connecting]) ex.onTableChange(snapshot);
+      if (this.awaitingReply.size > 0) for (const ex of [...this.awaitingReply]) ex.onTableChange(snapshot);
       for (const ex of [...this.waiting]) ex.dispatch();
     });
   }

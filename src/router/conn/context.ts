@@ -18,6 +18,11 @@ export interface RouterCore {
   readonly waiting: Set<Exchange>;
   /** Requests whose fresh connect to a dyno is under way (aborted if the table drops that dyno). */
   readonly connecting: Set<Exchange>;
+  /**
+   * Replayable requests (bodiless, idempotent) sent to a dyno that has not answered a byte yet:
+   * replayed on another dyno if the table drops that dyno.
+   */
+  readonly awaitingReply: Set<Exchange>;
   readonly clients: Set<ClientConnection>;
   /** In-flight requests per app (H11). */
   readonly appInFlight: Map<string, number>;

@@ -195,7 +195,7 @@ export class Exchange {
     }
     // A pooled socket might have been closed by the dyno a moment ago; only requests we may
     // safely replay (idempotent, no body) take that risk.
-    const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && isIdempotent(this.head.method) && this.info.bodyKind === BodyKind.None;
+    const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && this.replayable();
     const pooled = canReuse ? this.core.pool.acquire(backend.address) : null;
     const now = Date.now();
     this.connectStart = now;
@@ -229,24 +229,41 @@ export class Exchange {
     this.dispatch();
   }
 
+  /** Safe to send twice: an idempotent method without a body (pooled sockets, replays). */
+  private replayable(): boolean {
+    return isIdempotent(this.head.method) && this.info.bodyKind === BodyKind.None;
+  }
+
   /**
    * The route table changed: if this request is still connecting to a dyno the table dropped (its
    * host died and its endpoints were removed), the connect is abandoned and the request goes to
-   * another dyno at once instead of waiting for the connect timeout. It counts as an attempt; the
+   * another dyno at once instead of waiting for the connect timeout. So does a replayable request
+   * already sent to that dyno that has not had a byte of answer (on a cut link it would wait for the
+   * first-byte timeout): its socket is destroyed, never pooled. It counts as an attempt; the
    * dropped address is not quarantined (it is gone from the table anyway).
    */
   onTableChange(snapshot: RouteSnapshot): void {
     const backend = this.backend;
-    if (this.phase !== Phase.Connecting || this.upstream === null || backend === null || this.app === null) return;
+    if (this.upstream === null || backend === null || this.app === null) return;
+    const connecting = this.phase === Phase.Connecting;
+    const unanswered = this.phase === Phase.Sent && !this.sawResponseByte && this.core.awaitingReply.has(this);
+    if (!connecting && !unanswered) return;
     if (!backendDropped(snapshot.apps.get(this.app.name), backend.address)) return;
     this.core.connecting.delete(this);
+    this.core.awaitingReply.delete(this);
     const conn = this.upstream;
     this.upstream = null;
     conn.destroy();
-    this.connectMs = Date.now() - this.connectStart;
+    if (connecting) this.connectMs = Date.now() - this.connectStart;
+    else this.client.clearDeadline(); // the first-byte wait on the dropped dyno
     (this.tried ??= new Set()).add(backend.address);
     this.releaseBalancer();
-    this.logRetry(backend, 'backend removed from the route table while connecting; retrying on another dyno');
+    this.logRetry(
+      backend,
+      connecting
+        ? 'backend removed from the route table while connecting; retrying on another dyno'
+        : 'backend removed from the route table before it answered; retrying on another dyno',
+    );
     if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
     this.phase = Phase.Routing;
     this.dispatch();
@@ -287,6 +304,7 @@ export class Exchange {
       // Head only: one write, no cork needed.
       sock.write(head, 'latin1');
       this.requestSent(now);
+      if (isIdempotent(this.head.method)) this.core.awaitingReply.add(this);
       return;
     }
     sock.cork();
@@ -354,7 +372,10 @@ export class Exchange {
       return;
     }
     if (this.phase !== Phase.Sent) return;
-    this.sawResponseByte = true;
+    if (!this.sawResponseByte) {
+      this.sawResponseByte = true;
+      this.core.awaitingReply.delete(this);
+    }
     const csock = this.client.socket;
     csock.cork();
     try {
@@ -551,6 +572,7 @@ export class Exchange {
   onUpstreamEof(conn: UpstreamConnection): void {
     if (conn !== this.upstream) return;
     conn.exchange = null;
+    this.core.awaitingReply.delete(this);
     switch (this.phase) {
       case Phase.Connecting:
         this.connectFailed(conn.errorCode === 'ETIMEDOUT' ? 'timeout' : 'refused');
@@ -756,6 +778,7 @@ export class Exchange {
 
   private releaseCounters(): void {
     this.core.connecting.delete(this);
+    this.core.awaitingReply.delete(this);
     this.releaseBalancer();
     this.core.waiting.delete(this);
     if (this.appCounted && this.app !== null) {
@@ -775,7 +798,7 @@ export class Exchange {
     this.log(code, cause);
   }
 
-  /** A warning line (no H-code, no status) for a connect abandoned and retried elsewhere. */
+  /** A warning line (no H-code, no status) for a connect or an unanswered request abandoned and retried elsewhere. */
   private logRetry(backend: Backend, cause: string): void {
     if (!this.core.logging) return;
     this.core.log({

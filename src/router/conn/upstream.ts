@@ -141,6 +141,15 @@ export class UpstreamPool {
     }
   }
 
+  /** Closes every idle connection to an address `dropped` says is gone (no request may be sent on them). */
+  closeIdleWhere(dropped: (address: string) => boolean): void {
+    for (const [address, stack] of this.idle) {
+      if (!dropped(address)) continue;
+      for (const c of stack) c.destroy();
+      this.idle.delete(address);
+    }
+  }
+
   closeAll(): void {
     for (const stack of this.idle.values()) for (const c of stack) c.destroy();
     this.idle.clear();

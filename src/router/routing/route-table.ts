@@ -125,6 +125,24 @@ export function backendDropped(app: AppRoute | undefined, address: string): bool
   return !live.has(address);
 }
 
+/** Per snapshot: every address some app still has a live (not crashed) backend at. Memoised. */
+const snapshotLive = new WeakMap<RouteSnapshot, ReadonlySet<string>>();
+
+/**
+ * True when no app of the snapshot has a live backend at `address` any more (backendDropped for
+ * every app; addresses are unique across apps). Pure: the router closes such addresses' idle
+ * pooled connections, which carry no app.
+ */
+export function addressDropped(snapshot: RouteSnapshot, address: string): boolean {
+  let live = snapshotLive.get(snapshot);
+  if (live === undefined) {
+    const set = new Set<string>();
+    for (const app of snapshot.apps.values()) for (const b of app.backends) if (b.state !== 'crashed') set.add(b.address);
+    snapshotLive.set(snapshot, (live = set));
+  }
+  return !live.has(address);
+}
+
 export declare interface RouteTable {
   on(event: 'change', listener: (snapshot: RouteSnapshot) => void): this;
 }
