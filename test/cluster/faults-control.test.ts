@@ -148,15 +148,20 @@ function canonical(file: unknown): string {
 }
 
 t.test('control-plane faults (spec §7 #5–#8)', { skip, timeout: 600_000 }, async (t) => {
-  const fabric: Fabric = await startFabric(t, { hosts: 3 });
+  const fabric: Fabric = await startFabric(t, { hosts: 4 });
   const cluster = new ClusterHosts(fabric);
   t.teardown(() => cluster.stop());
-  const h1 = cluster.add('h1', { hostTtl: `${TTL_S}s` });
-  const h2 = cluster.add('h2', { hostTtl: `${TTL_S}s` });
+  // The scheduler runs only on h3 and h4 (a standby with no dynos): killing or freezing its leader
+  // (fault 6) never takes a router down with it, whichever of the two leads after faults 5's
+  // elections. (With the scheduler on the router hosts too, leadership moved to h1 during fault 5
+  // and fault 6 then killed the router the load went through.)
+  const h1 = cluster.add('h1', { roles: 'dynos,router,api', hostTtl: `${TTL_S}s` });
+  const h2 = cluster.add('h2', { roles: 'dynos,router,api', hostTtl: `${TTL_S}s` });
   const h3 = cluster.add('h3', { roles: 'dynos,scheduler', hostTtl: `${TTL_S}s` });
-  // h3 first, so it is elected scheduler leader: killing it (fault 6) then costs no router
+  const h4 = cluster.add('h4', { roles: 'scheduler', hostTtl: `${TTL_S}s` });
+  // h3 first, so it is elected scheduler leader
   await h3.start();
-  await Promise.all([h1.start(), h2.start()]);
+  await Promise.all([h1.start(), h2.start(), h4.start()]);
   const routers = [h1.router, h2.router];
   const client = createEtcdClient(fabric.etcdLocalEndpoints);
   t.teardown(() => client.close());
