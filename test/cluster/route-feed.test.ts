@@ -93,6 +93,11 @@ function main(): void {
     clearInterval(ticker);
     process.off('unhandledRejection', onRejection);
     w?.close();
+    // Twice in CI (never in a run alone) this file passed every assertion and then did not exit until
+    // tap's timeout: some gRPC handle of a member killed and restarted mid-test outlived the clients'
+    // close(). Not found yet; an unref'd timer ends the process with tap's own exit code if anything is
+    // still alive 5 s after the last teardown, so a pass is not reported as a timeout.
+    setTimeout(() => process.exit(), 5000).unref();
   });
 
   /** etcd's state, derived as the feed must. */
