@@ -4,6 +4,8 @@
  * the API read them. Pure types and tiny parsers: no etcd code.
  */
 
+import type { DynoStatus } from '../manifold/supervisor/model';
+
 export type Role = 'dynos' | 'router' | 'scheduler' | 'api';
 export const ROLES: readonly Role[] = ['dynos', 'router', 'scheduler', 'api'];
 
@@ -58,24 +60,8 @@ export interface EndpointRecord {
   since?: number;
 }
 
-/** `status/<app>/<slot>`, under the agent's lease: what `ps` shows, and H10 for the routers. */
-export interface StatusRecord {
-  host: string;
-  name: string;
-  type: string;
-  state: 'starting' | 'up' | 'crashed' | 'down' | 'complete';
-  since: number;
-  command: string;
-  size: string;
-  release: number;
-  pid: number | null;
-  address: string | null;
-  crashes: number;
-  restartAt: number | null;
-  reason: string | null;
-  oneoff: boolean;
-  gen?: number;
-}
+/** `status/<app>/<slot>/<host>`, under the agent's lease: the dyno's `ps` status and its host (H10 for the routers). */
+export type StatusRecord = DynoStatus & { host: string };
 
 /** `routers/<id>`, under the router's own lease: where agents ask whether a draining dyno is idle. */
 export interface RouterRecord {

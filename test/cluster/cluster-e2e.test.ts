@@ -7,7 +7,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
-import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
+import { ClusterHosts, type HostDaemon, assertNothingLeft } from './helpers/cluster-hosts';
 import { startLoad, type LoadResult } from './helpers/load';
 import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
@@ -175,14 +175,6 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
   });
 
   await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {
-    await cluster.stop();
-    t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
-    await fabric.stop();
-    const leak = fabric.leakCheck();
-    t.same(leak.dirs, [], 'no fabric dir');
-    t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
-    t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
-    t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
-    t.same(leak.rootLinksRemoved, [], 'no root interface removed');
+    await assertNothingLeft(t, cluster, fabric);
   });
 });

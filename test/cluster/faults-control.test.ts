@@ -13,7 +13,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { IKeyValue } from 'etcd3';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
-import { ClusterHosts, type HostDaemon } from './helpers/cluster-hosts';
+import { ClusterHosts, type HostDaemon, assertNothingLeft } from './helpers/cluster-hosts';
 import { startLoad, type LoadRun } from './helpers/load';
 import { analyzeFault, dynosOn, formatFigures, psOf, type PsDyno } from './helpers/faults';
 import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
@@ -392,14 +392,6 @@ t.test('control-plane faults (spec §7 #5–#8)', { skip, timeout: 600_000 }, as
   await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {
     await history.stop();
     client.close();
-    await cluster.stop();
-    t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
-    await fabric.stop();
-    const leak = fabric.leakCheck();
-    t.same(leak.dirs, [], 'no fabric dir');
-    t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
-    t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
-    t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
-    t.same(leak.rootLinksRemoved, [], 'no root interface removed');
+    await assertNothingLeft(t, cluster, fabric);
   });
 });

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
-import { ClusterHosts } from './helpers/cluster-hosts';
+import { ClusterHosts, assertNothingLeft } from './helpers/cluster-hosts';
 import { startLoad, type LoadRun } from './helpers/load';
 import { analyzeFault, dynosOn, formatFigures, isWhole, psOf, waitWhole, watchHost, type FaultFigures, type HostWatch, type PsDyno } from './helpers/faults';
 import { ROOT, sleep, waitFor } from '../manifold/helpers/daemon';
@@ -214,14 +214,6 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
 
   await t.test('stopping the daemons and the fabric leaves nothing', async (t) => {
     await h3Watch.close();
-    await cluster.stop();
-    t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
-    await fabric.stop();
-    const leak = fabric.leakCheck();
-    t.same(leak.dirs, [], 'no fabric dir');
-    t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
-    t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
-    t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
-    t.same(leak.rootLinksRemoved, [], 'no root interface removed');
+    await assertNothingLeft(t, cluster, fabric);
   });
 });

@@ -11,6 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { CgroupTree } from '../../../src/runtime/cgroup';
 import { BIN, runCli, sleep, type CliResult } from '../../manifold/helpers/daemon';
 import type { Fabric } from './fabric';
+import type { Test } from 'tap';
 
 export const ROUTER_PORT = 8080;
 
@@ -162,4 +163,17 @@ export class ClusterHosts {
     if (fs.existsSync(this.dir)) out.push(this.dir);
     return out;
   }
+}
+
+/** The last subtest of every fabric test: daemons and fabric stopped, nothing of theirs left anywhere. */
+export async function assertNothingLeft(t: Test, cluster: ClusterHosts, fabric: Fabric): Promise<void> {
+  await cluster.stop();
+  t.same(cluster.leftovers(), [], 'no cgroup subtree, run dir or state dir left');
+  await fabric.stop();
+  const leak = fabric.leakCheck();
+  t.same(leak.dirs, [], 'no fabric dir');
+  t.same(leak.processesInNamespaces, [], 'no process (daemon, dyno, etcd) left in the namespaces');
+  t.same(leak.ourLinksInRoot, [], 'no fabric veth or bridge in the root namespace');
+  t.same(leak.rootLinksAdded.filter((l) => /^(manifold|mf)/.test(l)), [], 'no dyno bridge or veth in the root namespace');
+  t.same(leak.rootLinksRemoved, [], 'no root interface removed');
 }
