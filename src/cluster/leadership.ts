@@ -69,11 +69,14 @@ export class Leadership extends EventEmitter {
    * state is a client-side guess (etcd3 reports lost after 2×TTL without an answer, while the server
    * may have refreshed the lease on a leader change), and the server's compare is the authority.
    */
-  async fencedTxn(ops: IOperation[]): Promise<boolean> {
+  async fencedTxn(ops: IOperation[], deadlineMs?: number): Promise<boolean> {
     if (ops.length > MAX_TXN_OPS) throw new RangeError(`a fenced Txn takes at most ${MAX_TXN_OPS} ops (got ${ops.length}); batch them`);
     if (!this.leaderKey || !this.leaderRevision) return false; // never elected: there is nothing to fence on
     const { client } = this.opts;
-    const res = await client.if(this.leaderKey, 'Create', '==', this.leaderRevision).then(...ops).commit();
+    const txn = client.if(this.leaderKey, 'Create', '==', this.leaderRevision).then(...ops);
+    // a caller's own deadline replaces the client's default one (etcd-client.ts)
+    if (deadlineMs !== undefined) txn.options({ deadline: Date.now() + deadlineMs });
+    const res = await txn.commit();
     return res.succeeded;
   }
 

@@ -283,16 +283,26 @@ export class Scheduler extends EventEmitter {
     const l = this.leadership;
     const term = this.term;
     if (!l || !term) return;
-    try {
-      const put = this.client.put(keys.tick()).value(String(Date.now()));
-      // On the leader lease (spec §3), so a dead leader's last tick goes with it. The fence holds the
-      // lease alive at commit: its key still exists with this term's create revision.
-      if (this.leaderLease) put.lease(this.leaderLease);
-      const ok = await l.fencedTxn([put]);
-      this.emit('tick', ok);
-      if (!ok) await this.deposed(term, 'the tick write failed');
-    } catch (err) {
-      this.log(`scheduler: tick failed (${err instanceof Error ? err.message : String(err)})`);
+    // A frozen or cut etcd member holds a call until its deadline (gRPC keepalive takes ~4 s to give
+    // up on it). The tick is a fenced put of a timestamp, safe to apply twice, so it gets one tick
+    // interval as its deadline and one more try at once (etcd3 picks the member at random per call):
+    // the routers' watchdog (3 s) keeps its heartbeat while one member is frozen.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        const put = this.client.put(keys.tick()).value(String(Date.now()));
+        // On the leader lease (spec §3), so a dead leader's last tick goes with it. The fence holds the
+        // lease alive at commit: its key still exists with this term's create revision.
+        if (this.leaderLease) put.lease(this.leaderLease);
+        const ok = await l.fencedTxn([put], this.tickMs);
+        this.emit('tick', ok);
+        if (!ok) await this.deposed(term, 'the tick write failed');
+        return;
+      } catch (err) {
+        if (attempt === 2 || this.term !== term) {
+          this.log(`scheduler: tick failed (${err instanceof Error ? err.message : String(err)})`);
+          return;
+        }
+      }
     }
   }
 

@@ -10,7 +10,6 @@
  * Figures per fault (detection, replacement, failures against the in-flight bound, added latency)
  * are printed with t.comment for BENCHMARKS.md.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
@@ -46,19 +45,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
   const h3Watch: HostWatch = await watchHost(client, 'h3');
   t.teardown(() => h3Watch.close());
 
-  /**
-   * h3's dyno cgroups that still hold a process. A daemon killed with -9 cannot remove its dynos'
-   * cgroups, so an empty one left behind is not a running dyno.
-   */
-  const h3Cgroups = (): string[] =>
-    cluster.dynoCgroups().filter((c) => {
-      if (!c.startsWith('h3/')) return false;
-      try {
-        return /^populated 1$/m.test(fs.readFileSync(path.join(h3.cgroupRoot, c.slice(3), 'cgroup.events'), 'utf8'));
-      } catch {
-        return false;
-      }
-    });
+  const h3Cgroups = (): string[] => cluster.liveDynoCgroups('h3');
 
   /**
    * Makes sure a web dyno runs on h3 (the faults are about it): once h3 is off probation, drains the
@@ -95,10 +82,10 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     return { load, before, hostDynos };
   }
 
-  async function figures(t: Test, name: string, run: Run, t0: number, t1: number, extra: Record<string, number | string | undefined>, detectedAt?: number): Promise<FaultFigures> {
+  async function figures(t: Test, name: string, run: Run, t0: number, t1: number, extra: Record<string, number | string | undefined>, detectedAt?: number, struckAt?: number): Promise<FaultFigures> {
     await sleep(1000);
     const r = await run.load.stop();
-    const f = analyzeFault(r.records, { t0, t1, hostDynos: run.hostDynos, detectedAt });
+    const f = analyzeFault(r.records, { t0, t1, hostDynos: run.hostDynos, detectedAt, struckAt });
     t.comment(formatFigures(name, f, extra));
     t.ok(f.total > 100, `${f.total} requests`);
     return f;
@@ -118,12 +105,14 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     const run = await underLoad(t);
     const t0 = Date.now();
     h3.child?.kill('SIGKILL');
+    // its dynos die by PDEATHSIG a moment later: the fault has struck once they are all dead
+    const dead = await cluster.dynosGoneAt('h3');
     const gone = await h3Watch.goneAfter(t0, 15_000);
     const whole = await waitWhole(h1, { app: 'hello', type: 'web', count: 3, also: (l) => webOn(l, 'h3').length === 0, timeoutMs: 30_000 });
-    const f = await figures(t, 'kill -9 h3', run, t0, whole.at, { detection: gone - t0, replaced: whole.at - t0 });
-    t.ok(f.failed <= f.inFlight, `failed ${f.failed} ≤ in flight on h3 at t0 ${f.inFlight}: ${JSON.stringify(f.failedSample)}`);
-    t.equal(f.failedAfterGrace, 0, 'no failure among requests started after t0 + 50 ms');
-    t.equal(f.failedNotInFlight, 0, 'every failure was in flight at t0');
+    const f = await figures(t, 'kill -9 h3', run, t0, whole.at, { dynosDead: dead - t0, detection: gone - t0, replaced: whole.at - t0 }, undefined, dead);
+    t.ok(f.failed <= f.inFlight, `failed ${f.failed} ≤ in flight on h3 from the kill until its dynos were dead (${dead - t0} ms) ${f.inFlight}: ${JSON.stringify(f.failedSample)}`);
+    t.equal(f.failedAfterGrace, 0, `no failure among requests started 50 ms after h3's dynos were dead`);
+    t.equal(f.failedNotInFlight, 0, 'every failure was in flight on h3 while its dynos died');
     // a vanished dyno fails a connect in ~0.2 s (tuned neighbour probes) and the router retries elsewhere
     t.ok(f.addedP99 <= 500, `added p99 latency ${Math.round(f.addedP99)} ms ≤ 500 ms`);
     t.ok(whole.at - t0 <= REPLACE_MS, `replacement up in ${whole.at - t0} ms ≤ ${REPLACE_MS}`);
@@ -148,6 +137,10 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     let t1 = 0;
     try {
       const gone = await h3Watch.goneAfter(t0, 15_000);
+      // Spec: h3's endpoints (on its lease, deleted with hosts/h3) gone ≤ T + 0.5 s. etcd renews a lease
+      // at most T/3 before the freeze and revokes expired ones in 500 ms rounds; 0.5 s more for the watch
+      // event to reach this process on a loaded 2-core box.
+      t.ok(gone - t0 <= TTL_MS + 1000, `h3's lease (and endpoints) gone ${gone - t0} ms after the freeze (≤ T + 1 s)`);
       // h3's dyno is alive but its status went with the lease: ps shows 3 web dynos elsewhere
       const whole = await waitWhole(h1, { app: 'hello', type: 'web', count: 3, also: (l) => webOn(l, 'h3').length === 0, timeoutMs: 30_000 });
       t.ok(whole.at - t0 <= REPLACE_MS, `replacement up in ${whole.at - t0} ms ≤ ${REPLACE_MS}`);
@@ -156,7 +149,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
       t1 = Date.now();
       process.kill(pid, 'SIGCONT');
       const fenced = await waitFor("h3's duplicate stopped", async () => (h3Cgroups().length === 0 ? Date.now() : undefined), 20_000, 20);
-      t.ok(fenced - t1 <= 3000, `h3 stopped its duplicate ${fenced - t1} ms after SIGCONT (≤ 3 s; spec: 1 s after reconnecting)`);
+      t.ok(fenced - t1 <= 1000, `h3 stopped its duplicate ${fenced - t1} ms after SIGCONT (spec: ≤ 1 s)`);
       const after = await waitWhole(h1, { app: 'hello', type: 'web', count: 3, timeoutMs: 10_000 });
       const f = await figures(t, 'SIGSTOP h3 10 s', run, t0, t1, { detection: gone - t0, replaced: whole.at - t0, fencedAfterCont: fenced - t1 });
       t.equal(f.failed, 0, `no failed request: ${JSON.stringify(f.failedSample)}`);
@@ -188,13 +181,11 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
         const fenced = await waitFor("h3's duplicate stopped", async () => (h3Cgroups().length === 0 ? Date.now() : undefined), 30_000, 20);
         const after = await waitWhole(h1, { app: 'hello', type: 'web', count: 3, timeoutMs: 20_000 });
         const f = await figures(t, name, run, t0, t1, { detection: gone - t0, replaced: whole.at - t0, fencedAfterHeal: fenced - t1 }, gone);
-        // Spec §7 wants failed ≤ in flight on h3 at t0. Not met yet: until h3's lease expires, a
-        // router still sends requests to h3's dyno over its pooled keep-alive connections, and they
-        // hang into the cut (the router retries pending connects to a dropped backend, not requests
-        // already sent). In a closed loop every worker meets h3 within ~50 ms, so up to C requests
-        // are lost. Asserted: ≤ C, and none among requests started once routers dropped h3.
-        t.comment(`${name}: failed ${f.failed} vs spec bound (in flight on h3 at t0) ${f.inFlight}`);
-        t.ok(f.failed <= 12, `failed ${f.failed} ≤ C = 12 (one per closed-loop connection): ${JSON.stringify(f.failedSample)}`);
+        // Spec §7: failed ≤ in flight on h3 at t0. Until h3's lease expires, routers still send requests
+        // to h3's dyno (over pooled keep-alive connections too) and they hang in the cut; once the
+        // endpoint is dropped the router replays those it may (bodiless idempotent, no byte answered)
+        // on another dyno, so they finish late rather than fail (router: backend-dropped.test.ts).
+        t.ok(f.failed <= f.inFlight, `failed ${f.failed} ≤ in flight on h3 at t0 ${f.inFlight}: ${JSON.stringify(f.failedSample)}`);
         t.equal(f.failedAfterDetection, 0, 'no failure among requests started 0.5 s after h3 was detected gone');
         // spec §7: a connect into the cut blackholes until the router's connect timeout (5 s by default) at worst
         t.ok(f.addedP99 <= 5200, `added p99 latency ${Math.round(f.addedP99)} ms ≤ connect timeout + 0.2 s`);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { CgroupTree } from '../../../src/runtime/cgroup';
-import { BIN, runCli, sleep, type CliResult } from '../../manifold/helpers/daemon';
+import { BIN, runCli, sleep, waitFor, type CliResult } from '../../manifold/helpers/daemon';
 import type { Fabric } from './fabric';
 import type { Test } from 'tap';
 
@@ -151,6 +151,31 @@ export class ClusterHosts {
       for (const e of fs.readdirSync(d.cgroupRoot, { withFileTypes: true })) if (e.isDirectory()) out.push(`${d.host}/${e.name}`);
     }
     return out;
+  }
+
+  /**
+   * `host`'s dyno cgroups that still hold a process. A daemon killed with -9 cannot remove its dynos'
+   * cgroups, so an empty one left behind is not a running dyno.
+   */
+  liveDynoCgroups(host: string): string[] {
+    const root = this.get(host).cgroupRoot;
+    return this.dynoCgroups().filter((c) => {
+      if (!c.startsWith(`${host}/`)) return false;
+      try {
+        return /^populated 1$/m.test(fs.readFileSync(path.join(root, c.slice(host.length + 1), 'cgroup.events'), 'utf8'));
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /**
+   * Epoch ms at which `host` was first seen with no live dyno (polled every 5 ms). After a daemon's
+   * kill -9 its dynos die by PDEATHSIG, which takes from a few ms to over 50 ms on a loaded box: a
+   * request that reaches a dyno in that window meets the fault as surely as one in flight at the kill.
+   */
+  async dynosGoneAt(host: string, timeoutMs = 10_000): Promise<number> {
+    return waitFor(`no live dyno on ${host}`, async () => (this.liveDynoCgroups(host).length === 0 ? Date.now() : undefined), timeoutMs, 5);
   }
 
   /** What the daemons may have left: cgroups, run dirs (the leak assertions). */

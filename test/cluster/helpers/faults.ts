@@ -3,7 +3,8 @@
  * t0 (epoch ms, the clock the load client's records use: client and test run on one machine) and
  * healed at t1. The figures:
  *
- * - in flight at t0 on the faulted host: records with start < t0 < end whose dyno ran on that host.
+ * - in flight at t0 on the faulted host: records with start < t0 < end whose dyno ran on that host
+ *   (with `struckAt`, for a fault that takes a while to strike: records overlapping [t0, struckAt]).
  *   A request that got no answer from a dyno carries no dyno name (status 0 from the client's
  *   timeout, or a router H-code page); one of those in flight at t0 is counted as on the faulted
  *   host, so the bound is an upper bound. `failedNotInFlight` is what keeps it honest: a failure
@@ -47,7 +48,13 @@ export interface FaultWindow {
   t1?: number;
   /** Dyno names (web.3 …) that ran on the faulted host at t0; empty for a fault on no dyno host. */
   hostDynos: ReadonlySet<string>;
-  /** Requests started this long after t0 are "new" requests (default 50 ms). */
+  /**
+   * When the fault had fully struck, if later than t0: after a daemon's kill -9, the moment its dynos
+   * were all dead (they die by PDEATHSIG, not at once). "In flight" then means in flight on the
+   * faulted host at some moment of [t0, struckAt], and the grace counts from struckAt. Default t0.
+   */
+  struckAt?: number;
+  /** Requests started this long after t0 (or struckAt) are "new" requests (default 50 ms). */
   graceMs?: number;
   /** The baseline latency window before t0 (default 5 s). */
   beforeMs?: number;
@@ -56,13 +63,13 @@ export interface FaultWindow {
 }
 
 export interface FaultFigures {
-  /** Requests in flight at t0 (any host): at most C. */
+  /** Requests in flight at t0 (any host): at most C (closed loop, C connections). */
   inFlightAll: number;
-  /** Requests in flight at t0 on the faulted host (upper bound, see the file comment): the failure bound. */
+  /** Requests in flight on the faulted host at t0 (or during [t0, struckAt]; upper bound, see the file comment): the failure bound. */
   inFlight: number;
   total: number;
   failed: number;
-  /** Failed requests started after t0 + graceMs. */
+  /** Failed requests started after (struckAt ?? t0) + graceMs. */
   failedAfterGrace: number;
   /** Failed requests that were not in flight on the faulted host at t0 (0 when the bound holds for the right reason). */
   failedNotInFlight: number;
@@ -91,6 +98,7 @@ export function percentile(xs: readonly number[], p: number): number {
 
 const ok = (r: LoadRecord): boolean => r.status === 200;
 const spans = (r: LoadRecord, t: number): boolean => r.start < t && t < r.end;
+const overlaps = (r: LoadRecord, a: number, b: number): boolean => r.start < b && a < r.end;
 
 export function analyzeFault(records: readonly LoadRecord[], w: FaultWindow): FaultFigures {
   const grace = w.graceMs ?? 50;
@@ -99,7 +107,8 @@ export function analyzeFault(records: readonly LoadRecord[], w: FaultWindow): Fa
   const inFlightAll = records.filter((r) => spans(r, w.t0));
   // a failed request has no dyno (no answer from one): counted for the faulted host, see above
   const onHost = (r: LoadRecord): boolean => (r.dyno !== undefined ? w.hostDynos.has(r.dyno) : !ok(r));
-  const inFlight = new Set(inFlightAll.filter(onHost));
+  const struck = Math.max(w.t0, w.struckAt ?? w.t0);
+  const inFlight = new Set(records.filter((r) => overlaps(r, w.t0, struck) && onHost(r)));
   const failed = records.filter((r) => !ok(r));
   const lat = (from: number, to: number): number[] => records.filter((r) => r.start >= from && r.start < to).map((r) => r.end - r.start);
   const before = lat(w.t0 - beforeMs, w.t0);
@@ -113,7 +122,7 @@ export function analyzeFault(records: readonly LoadRecord[], w: FaultWindow): Fa
     inFlight: inFlight.size,
     total: records.length,
     failed: failed.length,
-    failedAfterGrace: failed.filter((r) => r.start > w.t0 + grace).length,
+    failedAfterGrace: failed.filter((r) => r.start > struck + grace).length,
     failedNotInFlight: failed.filter((r) => !inFlight.has(r)).length,
     failedAfterDetection: w.detectedAt === undefined ? 0 : failed.filter((r) => r.start > w.detectedAt! + 500).length,
     failedSample: failed.slice(0, 5),
