@@ -196,7 +196,7 @@ export class Exchange {
     // A pooled socket might have been closed by the dyno a moment ago; only requests we may
     // safely replay (idempotent, no body) take that risk.
     const canReuse = this.core.config.upstreamKeepAlive && !this.retriedStale && this.replayable();
-    const pooled = canReuse ? this.core.pool.acquire(backend.address) : null;
+    const pooled = canReuse ? this.core.pool.acquire(backend.address, this.client) : null;
     const now = Date.now();
     this.connectStart = now;
     if (pooled !== null) {
@@ -371,7 +371,12 @@ export class Exchange {
       this.tunnelFromUpstream(chunk);
       return;
     }
-    if (this.phase !== Phase.Sent) return;
+    if (this.phase !== Phase.Sent) {
+      // Bytes before the request was written: the dyno speaks out of turn; whatever it says, the
+      // socket is never pooled (nothing is relayed, the exchange ends as it would have).
+      if (this.upstream !== null) this.upstream.broken = true;
+      return;
+    }
     if (!this.sawResponseByte) {
       this.sawResponseByte = true;
       this.core.awaitingReply.delete(this);
@@ -418,6 +423,9 @@ export class Exchange {
           if (this.head.versionMinor === 1) this.client.write(buildInterimHead(head, this.core.config.via));
           continue;
         }
+        // A final response without a body ends here: any byte after it in this read belongs to no
+        // request (a late body, or junk); the socket is not reused (finish() sees `broken`).
+        if (info.bodyKind === BodyKind.None && off < buf.length) up.broken = true;
         this.startResponse(head, info);
         if ((this.phase as Phase) === Phase.Tunnel) {
           if (off < buf.length) this.tunnelFromUpstream(buf.subarray(off)); // copied there
@@ -710,8 +718,9 @@ export class Exchange {
     this.upstream = null;
     if (up !== null) {
       const info = this.respInfo;
-      if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) this.core.pool.release(up);
-      else up.destroy();
+      if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) {
+        this.core.pool.release(up, info.bodyMayFollow ? this.client : null);
+      } else up.destroy();
     }
     const now = Date.now();
     this.log(null, null, now);

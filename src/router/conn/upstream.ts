@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { HeadParser } from '../http1/head-parser';
 import type { RouterConfig } from '../config';
 import type { Backend } from '../routing/route-table';
+import type { ClientConnection } from './client-conn';
 import type { Exchange } from './exchange';
 
 /**
@@ -33,6 +34,12 @@ export class UpstreamConnection {
   reused = false;
   /** Saw something that forbids reuse (extra bytes, parse error, early response). */
   broken = false;
+  /**
+   * The only client connection whose requests may still use this socket, once it answered a
+   * body-less response whose head described a body (ResponseInfo.bodyMayFollow): if the dyno sends
+   * that body late, it can only ever reach the client that asked. Null: any client.
+   */
+  owner: ClientConnection | null = null;
   dead = false;
   idleSince = 0;
   /** Last socket error code (ECONNREFUSED, ECONNRESET…). */
@@ -91,13 +98,23 @@ export class UpstreamPool {
 
   constructor(readonly config: RouterConfig) {}
 
-  /** A pooled, live connection to `address`, or null. */
-  acquire(address: string): UpstreamConnection | null {
+  /**
+   * A pooled, live connection to `address` that `client` may use (the most recent one), or null.
+   * Connections owned by another client are skipped, and dropped once their owner is gone.
+   */
+  acquire(address: string, client: ClientConnection): UpstreamConnection | null {
     const stack = this.idle.get(address);
     if (stack === undefined) return null;
-    while (stack.length > 0) {
-      const conn = stack.pop()!;
-      if (!conn.dead && !conn.socket.destroyed) return conn;
+    for (let i = stack.length - 1; i >= 0; i--) {
+      const conn = stack[i]!;
+      if (conn.dead || conn.socket.destroyed || (conn.owner !== null && conn.owner.closed)) {
+        stack.splice(i, 1);
+        conn.destroy();
+        continue;
+      }
+      if (conn.owner !== null && conn.owner !== client) continue;
+      stack.splice(i, 1);
+      return conn;
     }
     return null;
   }
@@ -106,9 +123,13 @@ export class UpstreamPool {
     return new UpstreamConnection(this, backend);
   }
 
-  /** Returns a healthy connection to the idle stack (or closes it if the stack is full). */
-  release(conn: UpstreamConnection): void {
+  /**
+   * Returns a healthy connection to the idle stack (or closes it if the stack is full). `owner`
+   * restricts its reuse to that client for the rest of its life (see UpstreamConnection.owner).
+   */
+  release(conn: UpstreamConnection, owner: ClientConnection | null = null): void {
     conn.exchange = null;
+    if (owner !== null) conn.owner = owner;
     conn.reused = true;
     conn.parser.reset();
     if (conn.dead || conn.broken || !this.config.upstreamKeepAlive) {
@@ -137,6 +158,11 @@ export class UpstreamPool {
         keepFrom++;
       }
       if (keepFrom > 0) stack.splice(0, keepFrom);
+      // Connections reserved for a client that has gone can serve nobody.
+      for (let i = stack.length - 1; i >= 0; i--) {
+        const owner = stack[i]!.owner;
+        if (owner !== null && owner.closed) stack.splice(i, 1)[0]!.destroy();
+      }
       if (stack.length === 0) this.idle.delete(address);
     }
   }

@@ -58,6 +58,12 @@ export interface ResponseInfo {
   declaredLength: number;
   /** Transfer-Encoding ends in chunked (relayed on HEAD responses to HTTP/1.1 clients). */
   declaredChunked: boolean;
+  /**
+   * A body-less response (HEAD, 204, 304) whose head still describes a body: a dyno that gets
+   * HEAD/204/304 wrong sends that body anyway, possibly late, so its connection may only carry later
+   * requests of the same client (see UpstreamPool.release), never another client's.
+   */
+  bodyMayFollow: boolean;
 }
 
 const MAX_CL_DIGITS = 15;
@@ -322,6 +328,17 @@ export function analyzeRequest(head: MessageHead): RequestInfo | ParseError {
 }
 
 /**
+ * Whether a final response that carries no body (RFC 9112 §6.3 rule 1) has framing headers that
+ * describe one: Transfer-Encoding, a Content-Length above 0, or, to HEAD, no framing at all (the
+ * same response to GET would run until close). A 204/304 without framing headers describes nothing:
+ * no sender may give those a body, so one that does is broken beyond what reuse rules can fix.
+ */
+function describesBody(head: boolean, te: boolean, contentLength: number): boolean {
+  if (te || contentLength > 0) return true;
+  return head && contentLength < 0;
+}
+
+/**
  * Decides how a response body is delimited (RFC 9112 §6.3), given the request method and whether
  * the request asked to upgrade. Response-side errors map to 502 (H25 for limits, H17 otherwise).
  */
@@ -373,6 +390,7 @@ export function analyzeResponse(head: MessageHead, requestMethod: string, upgrad
     connectionNames: conn.names,
     declaredLength: clCount > 0 ? clValue : -1,
     declaredChunked: teCount > 0 && teChunkedLast,
+    bodyMayFollow: false,
   };
 
   if (status === 101) {
@@ -387,6 +405,7 @@ export function analyzeResponse(head: MessageHead, requestMethod: string, upgrad
       // A 204 must not carry TE; tolerate it but never reuse the connection.
       info.upstreamClose = true;
     }
+    if (status >= 200) info.bodyMayFollow = describesBody(requestMethod === 'HEAD', teCount > 0, clValue);
     return info;
   }
   if (teCount > 0) {
