@@ -3,14 +3,16 @@
  * and says which host's dynos it put at risk (for the availability bound). The hosts that carry the
  * load's routers (h1, h2) are never frozen or killed: that would fail requests through their own
  * front door, which no cluster design can save; agents, schedulers, links and etcd members are fair game.
- * No netem here (this kernel lacks sch_netem): one-way loss is an nftables drop, and the 200 ms delay
- * fault of the spec is not available.
+ * No netem here (this kernel lacks sch_netem): one-way loss is an nftables drop, and the spec's 200 ms
+ * delay is a userspace forwarder spliced into h3's link (helpers/link-delay.ts); while it holds, h3's
+ * port is off fab0, so it is not combined with linkDown/dropTo on h3 (the faults run one at a time).
  */
 import type { Etcd3 } from 'etcd3';
 import { keys } from '../../../src/cluster/keys';
 import { sleep } from '../../manifold/helpers/daemon';
 import type { ClusterHosts } from '../helpers/cluster-hosts';
 import type { Fabric } from '../helpers/fabric';
+import { delayLink } from '../helpers/link-delay';
 
 export interface FaultContext {
   fabric: Fabric;
@@ -76,6 +78,20 @@ export const FAULTS: Fault[] = [
       await injected('h3');
       await sleep(15_000);
       ctx.fabric.undrop('h3');
+    },
+  },
+  {
+    // Fails nothing by itself, but requests and etcd calls to h3 may now outrun their timeouts
+    // (h3's lease keepalives and watch events arrive 200 ms late): its dynos count as at risk.
+    name: '200 ms delay towards h3 15 s',
+    async run(ctx, injected) {
+      const delay = await delayLink(ctx.fabric, 'h3', 200);
+      try {
+        await injected('h3');
+        await sleep(15_000);
+      } finally {
+        await delay.stop();
+      }
     },
   },
   {
