@@ -21,7 +21,9 @@ import { fireDue, Sweeper } from './timers';
 
 export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config';
 export { resolveConfig, parseTimeouts, parseListen } from './config';
-export { RouteTable } from './routing/route-table';
+export { RouteTable, RouteBatch } from './routing/route-table';
+export { RoutesError, validateRoutes, validateApp } from './routing/routes-validate';
+export type { RoutesProblem } from './routing/routes-validate';
 export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table';
 export { H_CODES, RouterError } from './errors';
 export type { HCode } from './errors';

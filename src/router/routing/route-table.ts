@@ -1,10 +1,14 @@
 /**
  * App → hostnames and web backends, read on every request and replaced atomically while traffic
  * flows: every update builds a new immutable snapshot and swaps one reference, so a request sees
- * either the old table or the new one, never half of an update.
+ * either the old table or the new one, never half of an update. Snapshots share every part an
+ * update did not touch (bucket-map.ts), so a swap costs O(changed apps), and a big reload can be
+ * committed in slices (RouteBatch) with each app switched whole.
  */
 import { EventEmitter } from 'node:events';
 import { RouterError } from '../errors';
+import { BucketMap } from './bucket-map';
+import { addressParts, normalizeHost, pathKey, RoutesError, validateApp, validateRoot } from './routes-validate';
 
 export type BackendState = 'starting' | 'up' | 'crashed' | 'draining';
 
@@ -54,30 +58,11 @@ export interface RoutesFile {
   apps: Record<string, AppInput>;
 }
 
-const STATES: ReadonlySet<string> = new Set(['starting', 'up', 'crashed', 'draining']);
-
-function normalizeHost(host: string): string {
-  return host.trim().toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
-}
-
-function parseAddress(address: string, where: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
-  if (!m || Number(m[3]) > 65535 || Number(m[3]) === 0) throw new RouterError('EROUTES', `${where}: bad address "${address}" (expected host:port)`);
-  return { host: m[1] ?? m[2]!, port: Number(m[3]) };
-}
-
 function buildApp(name: string, input: AppInput): AppRoute {
-  if (!input || typeof input !== 'object') throw new RouterError('EROUTES', `app ${name}: expected an object`);
-  if (!Array.isArray(input.hosts) || input.hosts.some((h) => typeof h !== 'string' || h.length === 0)) {
-    throw new RouterError('EROUTES', `app ${name}: "hosts" must be an array of hostnames`);
-  }
   const backends: Backend[] = [];
-  for (const [i, b] of (input.backends ?? []).entries()) {
-    const where = `app ${name} backend ${i}`;
-    if (!b || typeof b.dyno !== 'string' || typeof b.address !== 'string') throw new RouterError('EROUTES', `${where}: needs "dyno" and "address"`);
-    const state = b.state ?? 'up';
-    if (!STATES.has(state)) throw new RouterError('EROUTES', `${where}: bad state "${String(state)}"`);
-    backends.push(Object.freeze({ dyno: b.dyno, address: b.address, ...parseAddress(b.address, where), state }));
+  for (const b of input.backends ?? []) {
+    const { host, port } = addressParts(b.address)!;
+    backends.push(Object.freeze({ dyno: b.dyno, address: b.address, host, port, state: b.state ?? 'up' }));
   }
   const up = backends.filter((b) => b.state === 'up');
   const starting = backends.filter((b) => b.state === 'starting').length;
@@ -95,18 +80,64 @@ function buildApp(name: string, input: AppInput): AppRoute {
   });
 }
 
-function snapshotOf(apps: Map<string, AppRoute>): RouteSnapshot {
-  const hosts = new Map<string, AppRoute>();
-  for (const app of apps.values()) {
-    for (const h of app.hosts) {
-      const other = hosts.get(h);
-      if (other && other.name !== app.name) throw new RouterError('EROUTES', `host ${h} is claimed by both ${other.name} and ${app.name}`);
-      hosts.set(h, app);
-    }
+/** Same route, field by field: an unchanged app keeps its object (memos keyed by it survive a reload). */
+function sameRoute(a: AppRoute, b: AppRoute): boolean {
+  if (a.maintenance !== b.maintenance || a.crashed !== b.crashed || a.hosts.length !== b.hosts.length || a.backends.length !== b.backends.length) return false;
+  for (let i = 0; i < a.hosts.length; i++) if (a.hosts[i] !== b.hosts[i]) return false;
+  for (let i = 0; i < a.backends.length; i++) {
+    const x = a.backends[i]!;
+    const y = b.backends[i]!;
+    if (x.dyno !== y.dyno || x.address !== y.address || x.state !== y.state) return false;
   }
-  return Object.freeze({ apps, hosts });
+  return true;
 }
 
+/** Addresses of an app's backends that may take a connection (not crashed), with repeats. */
+function liveOf(app: AppRoute | undefined): string[] {
+  return app === undefined ? [] : app.backends.filter((b) => b.state !== 'crashed').map((b) => b.address);
+}
+
+interface Snapshot extends RouteSnapshot {
+  readonly apps: BucketMap<AppRoute>;
+  readonly hosts: BucketMap<AppRoute>;
+  /** Live backend address → how many backends (any app) have it; kept per swap for addressDropped. */
+  readonly live: BucketMap<number>;
+}
+
+const EMPTY: Snapshot = Object.freeze({ apps: BucketMap.empty<AppRoute>(), hosts: BucketMap.empty<AppRoute>(), live: BucketMap.empty<number>() });
+
+/**
+ * A set of app changes validated and built against the table, not applied yet: RouteTable.batch()
+ * fills it app by app (a reload spreads that over event-loop turns), check() looks for hosts
+ * claimed twice once the whole batch is in, commit() applies it, whole or in slices.
+ */
+export class RouteBatch {
+  /** name → new route, or null to remove the app. */
+  readonly routes = new Map<string, AppRoute | null>();
+
+  constructor(readonly label: string) {}
+
+  get size(): number {
+    return this.routes.size;
+  }
+
+  /** Validates and builds one app (throws RoutesError); an app equal to `current` keeps that object. */
+  set(name: string, input: unknown, current: AppRoute | undefined): void {
+    const built = buildApp(name, validateApp(name, input, this.label));
+    this.routes.set(name, current !== undefined && sameRoute(current, built) ? current : built);
+  }
+
+  remove(name: string): void {
+    this.routes.set(name, null);
+  }
+
+  /** The entries in order, for committing in slices (fixed once the first slice is committed). */
+  list(): readonly (readonly [string, AppRoute | null])[] {
+    return (this.#list ??= [...this.routes]);
+  }
+
+  #list: (readonly [string, AppRoute | null])[] | undefined;
+}
 /** Per-snapshot app: addresses of its backends that may still take a connection (not crashed). Memoised. */
 const liveAddresses = new WeakMap<AppRoute, ReadonlySet<string>>();
 
@@ -125,15 +156,16 @@ export function backendDropped(app: AppRoute | undefined, address: string): bool
   return !live.has(address);
 }
 
-/** Per snapshot: every address some app still has a live (not crashed) backend at. Memoised. */
+/** Per foreign snapshot (not built by a RouteTable): every live address. Memoised. */
 const snapshotLive = new WeakMap<RouteSnapshot, ReadonlySet<string>>();
 
 /**
  * True when no app of the snapshot has a live backend at `address` any more (backendDropped for
  * every app; addresses are unique across apps). Pure: the router closes such addresses' idle
- * pooled connections, which carry no app.
+ * pooled connections, which carry no app. O(1) on a table's snapshots: they carry the live count.
  */
 export function addressDropped(snapshot: RouteSnapshot, address: string): boolean {
+  if ((snapshot as Partial<Snapshot>).live instanceof BucketMap) return !(snapshot as Snapshot).live.has(address);
   let live = snapshotLive.get(snapshot);
   if (live === undefined) {
     const set = new Set<string>();
@@ -148,10 +180,16 @@ export declare interface RouteTable {
 }
 
 export class RouteTable extends EventEmitter {
-  #snapshot: RouteSnapshot = snapshotOf(new Map());
+  #snapshot: Snapshot = EMPTY;
+  /** Bumped on every swap: a batch prepared over several turns knows whether the table moved meanwhile. */
+  #version = 0;
 
   get snapshot(): RouteSnapshot {
     return this.#snapshot;
+  }
+
+  get version(): number {
+    return this.#version;
   }
 
   /** Route for a Host (lower-case, no port). */
@@ -163,27 +201,88 @@ export class RouteTable extends EventEmitter {
     return this.#snapshot.apps.get(name);
   }
 
-  /** Replaces the whole table (e.g. a reloaded routes file). Throws EROUTES and keeps the old table on bad input. */
-  replace(file: RoutesFile): void {
-    if (!file || typeof file !== 'object' || !file.apps || typeof file.apps !== 'object') {
-      throw new RouterError('EROUTES', 'routes must look like {"apps": {"NAME": {"hosts": [...], "backends": [...]}}}');
+  /** An empty batch of changes to fill (batch.set / batch.remove), check() and commit(). */
+  batch(label = 'routes'): RouteBatch {
+    return new RouteBatch(label);
+  }
+
+  /**
+   * Throws RoutesError if committing the whole batch would leave a host claimed by two apps. O(batch):
+   * only the batch's hosts are looked up. Call again if the table's version moved since.
+   */
+  check(batch: RouteBatch): void {
+    const claimed = new Map<string, string>();
+    for (const [name, route] of batch.routes) {
+      if (route === null) continue;
+      for (let i = 0; i < route.hosts.length; i++) {
+        const h = route.hosts[i]!;
+        let other = claimed.get(h);
+        if (other === undefined) {
+          const owner = this.#snapshot.hosts.get(h);
+          // the owner keeps the host unless the batch changes it too (then its new hosts were seen or will be)
+          if (owner !== undefined && owner.name !== name && !batch.routes.has(owner.name)) other = owner.name;
+        }
+        if (other !== undefined && other !== name) {
+          throw new RoutesError(`${pathKey('apps', name)}.hosts[${i}]`, 'duplicate-host', `host ${h} is claimed by both ${other} and ${name}`, batch.label);
+        }
+        claimed.set(h, name);
+      }
     }
-    const apps = new Map<string, AppRoute>();
-    for (const [name, input] of Object.entries(file.apps)) apps.set(name, buildApp(name, input));
-    this.#swap(apps);
+  }
+
+  /**
+   * Applies batch entries [from, to) in one swap: each app is switched whole, so a request sees an
+   * app's old route or its new one. A checked batch committed in slices never claims a host twice:
+   * a host moving to an app is taken over, and the app it left only drops it if it still owns it.
+   */
+  commit(batch: RouteBatch, from = 0, to = batch.size): void {
+    const old = this.#snapshot;
+    const apps: [string, AppRoute | undefined][] = [];
+    const hostDrops: [string, undefined][] = [];
+    const hostSets: [string, AppRoute][] = [];
+    const liveDelta = new Map<string, number>();
+    const list = batch.list();
+    for (let i = from; i < Math.min(to, list.length); i++) {
+      const [name, route] = list[i]!;
+      const prev = old.apps.get(name);
+      if (prev === route || (prev === undefined && route === null)) continue;
+      apps.push([name, route ?? undefined]);
+      if (prev !== undefined) for (const h of prev.hosts) if (old.hosts.get(h) === prev) hostDrops.push([h, undefined]);
+      if (route !== null) for (const h of route.hosts) hostSets.push([h, route]);
+      for (const a of liveOf(prev)) liveDelta.set(a, (liveDelta.get(a) ?? 0) - 1);
+      for (const a of liveOf(route ?? undefined)) liveDelta.set(a, (liveDelta.get(a) ?? 0) + 1);
+    }
+    const live: [string, number | undefined][] = [];
+    for (const [a, d] of liveDelta) {
+      if (d === 0) continue;
+      const n = (old.live.get(a) ?? 0) + d;
+      live.push([a, n > 0 ? n : undefined]);
+    }
+    this.#swap(Object.freeze({ apps: old.apps.with(apps), hosts: old.hosts.with([...hostDrops, ...hostSets]), live: old.live.with(live) }));
+  }
+
+  /** Replaces the whole table (e.g. a reloaded routes file). Throws EROUTES and keeps the old table on bad input. */
+  replace(file: RoutesFile, label = 'routes'): void {
+    const doc = validateRoot(file, label);
+    const batch = this.batch(label);
+    for (const name of Object.keys(doc.apps)) batch.set(name, doc.apps[name], this.app(name));
+    for (const name of this.#snapshot.apps.keys()) if (!Object.hasOwn(doc.apps, name)) batch.remove(name);
+    this.check(batch);
+    this.commit(batch);
   }
 
   setApp(name: string, input: AppInput): void {
-    const apps = new Map(this.#snapshot.apps);
-    apps.set(name, buildApp(name, input));
-    this.#swap(apps);
+    const batch = this.batch();
+    batch.set(name, input, this.app(name));
+    this.check(batch);
+    this.commit(batch);
   }
 
   removeApp(name: string): void {
     if (!this.#snapshot.apps.has(name)) return;
-    const apps = new Map(this.#snapshot.apps);
-    apps.delete(name);
-    this.#swap(apps);
+    const batch = this.batch();
+    batch.remove(name);
+    this.commit(batch);
   }
 
   /** Applies a change to one app's current definition. */
@@ -209,15 +308,17 @@ export class RouteTable extends EventEmitter {
     this.updateApp(name, (a) => ({ ...a, crashed }));
   }
 
+  /** Apps sorted by name: the order no longer follows insertion (the table is hashed), so make it stable. */
   toJSON(): RoutesFile {
     const apps: Record<string, AppInput> = {};
-    for (const [name, app] of this.#snapshot.apps) apps[name] = toInput(app);
+    for (const name of [...this.#snapshot.apps.keys()].sort()) apps[name] = toInput(this.#snapshot.apps.get(name)!);
     return { apps };
   }
 
-  #swap(apps: Map<string, AppRoute>): void {
-    this.#snapshot = snapshotOf(apps);
-    this.emit('change', this.#snapshot);
+  #swap(snapshot: Snapshot): void {
+    this.#snapshot = snapshot;
+    this.#version++;
+    this.emit('change', snapshot);
   }
 }
 
