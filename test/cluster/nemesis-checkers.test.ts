@@ -64,4 +64,9 @@ t.test('availability: the bound counts requests in flight to the faulted host at
   t.same({ failed: a.failed, bound: a.bound }, { failed: 2, bound: 2 });
   const none = checkAvailability(records, [{ name: 'etcd', at: 100, dynosOnHost: [] }]);
   t.equal(none.bound, 0, 'a fault that risks no host allows no failure');
+  // a kill whose dynos were all dead only at 121: the request started at 120 on web.3 was at risk too
+  const slow = checkAvailability(records, [{ name: 'kill', at: 100, dynosOnHost: ['web.3'], until: 121 }]);
+  t.equal(slow.bound, 3, 'requests in flight on the host until the fault had struck count');
+  const early = checkAvailability(records, [{ name: 'kill', at: 100, dynosOnHost: ['web.3'], until: 50 }]);
+  t.equal(early.bound, 2, 'an until before the fault changes nothing');
 });

@@ -64,12 +64,14 @@ export interface FaultMark {
   at: number;
   /** Dynos that ran on the faulted host then (empty for faults that touch no dynos' host). */
   dynosOnHost: string[];
+  /** When the fault had fully struck, if later than `at` (a killed daemon's dynos all dead). */
+  until?: number;
 }
 
 /**
  * Failed requests against the spec's bound: for each host fault, the requests in flight at the
- * moment of the fault that went to one of that host's dynos, or whose dyno is unknown (a failed
- * request names none). Returns the failures and the bound.
+ * moment of the fault (or until it had fully struck) that went to one of that host's dynos, or whose
+ * dyno is unknown (a failed request names none). Returns the failures and the bound.
  */
 export function checkAvailability(records: readonly LoadRecord[], faults: readonly FaultMark[]): { failed: number; bound: number; failures: LoadRecord[] } {
   const failures = records.filter((r) => r.status !== 200);
@@ -77,7 +79,8 @@ export function checkAvailability(records: readonly LoadRecord[], faults: readon
   for (const f of faults) {
     if (f.dynosOnHost.length === 0) continue;
     const on = new Set(f.dynosOnHost);
-    bound += records.filter((r) => r.start <= f.at && r.end >= f.at && (r.dyno === undefined || on.has(r.dyno))).length;
+    const until = Math.max(f.at, f.until ?? f.at);
+    bound += records.filter((r) => r.start <= until && r.end >= f.at && (r.dyno === undefined || on.has(r.dyno))).length;
   }
   return { failed: failures.length, bound, failures };
 }

@@ -21,6 +21,12 @@ export interface FaultContext {
   /** Seeded randomness in [0, 1). */
   random: () => number;
   log: (line: string) => void;
+  /**
+   * For a fault that takes a while to strike (a daemon's kill -9: its dynos die by PDEATHSIG a moment
+   * later): the epoch ms it had fully struck. Requests in flight on the host at risk until then count
+   * in the availability bound.
+   */
+  struck: (at: number) => void;
 }
 
 export interface Fault {
@@ -48,6 +54,7 @@ export const FAULTS: Fault[] = [
       const d = ctx.cluster.get('h3');
       await d.stop('SIGKILL');
       await injected('h3');
+      ctx.struck(await ctx.cluster.dynosGoneAt('h3'));
       await sleep(between(ctx, 3000, 6000));
       await d.start();
     },
@@ -122,6 +129,7 @@ export const FAULTS: Fault[] = [
       await d.stop('SIGKILL');
       // the leader may be h3 (it runs dynos too): then its dynos are at risk like an agent kill's
       await injected(leader === 'h3' ? 'h3' : undefined);
+      if (leader === 'h3') ctx.struck(await ctx.cluster.dynosGoneAt('h3'));
       await sleep(between(ctx, 2000, 5000));
       await d.start();
     },

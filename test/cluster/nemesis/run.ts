@@ -125,8 +125,12 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     for (let i = 0; i < 120 && (await whole()); i++) await sleep(500);
 
     const load = startLoad(fabric, { targets: [h1.router, cluster.get('h2').router], host: HOST, connections: 12, durationMs: o.minutes * 60_000 + 180_000, dynoBodyRegex: 'Hello from (\\S+)' });
-    const ctx: FaultContext = { fabric, cluster, client, random: () => rng.next(), log };
     const marks: FaultMark[] = [];
+    const struck = (at: number): void => {
+      const m = marks.at(-1);
+      if (m) m.until = at;
+    };
+    const ctx: FaultContext = { fabric, cluster, client, random: () => rng.next(), log, struck };
     const done: NemesisReport['faults'] = [];
     const deadline = Date.now() + o.minutes * 60_000;
     await sleep(rng.int(10_000, 20_000));
