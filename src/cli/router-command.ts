@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import type { BalanceStrategy, Router, RoutesFile } from '../router';
+import type { BalanceStrategy, LoadResult, Router, RoutesLoader } from '../router';
 
 // The router loads when it runs, not when the command line is parsed.
 const routerModule = (): typeof import('../router') => require('../router') as typeof import('../router');
@@ -25,41 +25,21 @@ interface RouterArgs {
   'log-prefix': boolean;
 }
 
-function readRoutes(file: string): RoutesFile {
-  const { RouterError } = routerModule();
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new RouterError('EROUTES', `cannot read ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as RoutesFile;
-  } catch (err) {
-    throw new RouterError('EROUTES', `${file} is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-/** Reloads the routes on SIGHUP and on file change (debounced; the directory is watched so atomic renames count). */
-function watchRoutes(router: Router, file: string, onReload: (err: Error | null) => void): () => void {
+/**
+ * Reloads the routes on SIGHUP and on file change (debounced; the directory is watched so atomic
+ * renames count). Reading, parsing and diffing happen in the loader's worker: this thread only
+ * swaps the apps that changed, so a reload of a big file stalls no request.
+ */
+function watchRoutes(loader: RoutesLoader, file: string, onReload: (err: Error | null, result: LoadResult | null) => void): () => void {
   let timer: NodeJS.Timeout | null = null;
-  let lastText: string | null = null;
   const reload = (force: boolean): void => {
-    try {
-      const text = fs.readFileSync(file, 'utf8');
-      if (!force && text === lastText) return;
-      lastText = text;
-      router.table.replace(readRoutes(file));
-      onReload(null);
-    } catch (err) {
-      onReload(err as Error);
-    }
+    loader.load(force).then(
+      (result) => {
+        if (result.changed) onReload(null, result);
+      },
+      (err: unknown) => onReload(err as Error, null),
+    );
   };
-  try {
-    lastText = fs.readFileSync(file, 'utf8');
-  } catch {
-    lastText = null;
-  }
   const schedule = (): void => {
     if (timer !== null) clearTimeout(timer);
     timer = setTimeout(() => {
@@ -81,12 +61,18 @@ function watchRoutes(router: Router, file: string, onReload: (err: Error | null)
 }
 
 export async function runRouter(args: RouterArgs): Promise<Router> {
-  const { createRouter, parseListen, parseTimeouts } = routerModule();
+  const { createRouter, parseListen, parseTimeouts, RoutesLoader } = routerModule();
   const listen = args.listen.map(parseListen);
   const timeouts = args.timeouts !== undefined ? parseTimeouts(args.timeouts) : {};
   const routesFile = path.resolve(args.routes);
   const router = createRouter({ listen, balance: args.balance, timeouts });
-  router.table.replace(readRoutes(routesFile));
+  const loader = new RoutesLoader(router.table, routesFile);
+  try {
+    await loader.load(true);
+  } catch (err) {
+    await loader.close();
+    throw err;
+  }
   const prefix = args['log-prefix'];
   const log = new LogBatcher(prefix);
   router.on('log', (entry) => {
@@ -95,12 +81,13 @@ export async function runRouter(args: RouterArgs): Promise<Router> {
   router.on('error', (err) => process.stderr.write(`manifold router: ${err.message}\n`));
   const bound = await router.listen();
   process.stderr.write(`manifold router: listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}\n`);
-  const stopWatching = watchRoutes(router, routesFile, (err) => {
+  const stopWatching = watchRoutes(loader, routesFile, (err, r) => {
     if (err) process.stderr.write(`manifold router: routes not reloaded, keeping the previous table: ${err.message}\n`);
-    else process.stderr.write(`manifold router: routes reloaded from ${routesFile}\n`);
+    else process.stderr.write(`manifold router: routes reloaded from ${routesFile} (${r!.total} apps, ${r!.updated} added or changed, ${r!.removed} removed)\n`);
   });
   const stop = (): void => {
     stopWatching();
+    void loader.close();
     void router.close().then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);

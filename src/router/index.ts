@@ -24,6 +24,8 @@ export { resolveConfig, parseTimeouts, parseListen } from './config';
 export { RouteTable, RouteBatch } from './routing/route-table';
 export { RoutesError, validateRoutes, validateApp } from './routing/routes-validate';
 export type { RoutesProblem } from './routing/routes-validate';
+export { RoutesLoader } from './routing/routes-loader';
+export type { LoadResult, RoutesLoaderOptions } from './routing/routes-loader';
 export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table';
 export { H_CODES, RouterError } from './errors';
 export type { HCode } from './errors';

@@ -103,3 +103,61 @@ t.test('bad arguments exit 2 with one line on stderr', async (t) => {
   t.equal(await new Promise<number | null>((resolve) => q.child.once('exit', resolve)), 2);
   t.match(q.stderr, /bad timeout "first-byte=soon"/);
 });
+
+/** Routes files the router must refuse (issue 12), with the line it must print. */
+const BAD_FILES: readonly [string, string, RegExp][] = [
+  ['apps is an array', '{"apps": []}', /routes file: apps: expected an object of app name → route, got an array/],
+  ['crashed is a string', JSON.stringify({ apps: { a: { hosts: ['a.test'], crashed: 'false' } } }), /routes file: apps\.a\.crashed: expected a boolean or \{"message": "\.\.\."\}, got "false"/],
+  ['maintenance is "yes"', JSON.stringify({ apps: { a: { hosts: ['a.test'], maintenance: 'yes' } } }), /routes file: apps\.a\.maintenance: expected a boolean, got "yes"/],
+  ['host with a path', JSON.stringify({ apps: { a: { hosts: ['a.example.com/x'] } } }), /routes file: apps\.a\.hosts\[0\]: bad hostname "a\.example\.com\/x"/],
+  ['backends is a string', JSON.stringify({ apps: { a: { hosts: ['a.test'], backends: 'x' } } }), /routes file: apps\.a\.backends: expected an array, got "x"/],
+  ['negative port', JSON.stringify({ apps: { a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: '127.0.0.1:-80' }] } } }), /routes file: apps\.a\.backends\[0\]\.address: bad address "127\.0\.0\.1:-80"/],
+  ['non-integer port', JSON.stringify({ apps: { a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: '127.0.0.1:80.5' }] } } }), /routes file: apps\.a\.backends\[0\]\.address: bad address "127\.0\.0\.1:80\.5"/],
+  ['bad address', JSON.stringify({ apps: { a: { hosts: ['a.test'], backends: [{ dyno: 'web.1', address: 'http://10.0.0.1' }] } } }), /routes file: apps\.a\.backends\[0\]\.address: bad address "http:\/\/10\.0\.0\.1"/],
+  ['host claimed twice', JSON.stringify({ apps: { a: { hosts: ['a.test'] }, b: { hosts: ['A.test'] } } }), /routes file: apps\.b\.hosts\[0\]: host a\.test is claimed by both a and b/],
+];
+
+t.test('a bad routes file at start: exit 2, one line on stderr naming the JSON path', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'router-cli-bad-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  await Promise.all(
+    BAD_FILES.map(async ([what, text, re], i) => {
+      const file = path.join(dir, `routes-${i}.json`);
+      fs.writeFileSync(file, text);
+      const p = run(['router', '--listen', '127.0.0.1:0', '--routes', file]);
+      const code = await new Promise<number | null>((resolve) => p.child.once('exit', resolve));
+      t.equal(code, 2, `${what}: exit 2`);
+      t.match(p.stderr, re, `${what}: the message`);
+      t.equal(p.stderr.trim().split('\n').length, 1, `${what}: one line`);
+      t.notMatch(p.stderr, /listening/, `${what}: never listened`);
+    }),
+  );
+});
+
+t.test('a bad routes file at reload: error logged, the old table keeps routing', async (t) => {
+  const one = await FakeDyno.start(() => okResponse('one'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'router-cli-bad-reload-'));
+  const file = path.join(dir, 'routes.json');
+  fs.writeFileSync(file, routes(one.address));
+  const p = run(['router', '--listen', '127.0.0.1:0', '--routes', file]);
+  t.teardown(async () => {
+    p.child.kill('SIGKILL');
+    await one.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const port = Number((await p.waitErr(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+  const c = await RawClient.connect(port);
+  t.teardown(() => c.close());
+  for (const [what, text, re] of BAD_FILES) {
+    const refusals = (p.stderr.match(/routes not reloaded/g) ?? []).length;
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file);
+    await waitText(() => String((p.stderr.match(/routes not reloaded/g) ?? []).length), new RegExp(`^${refusals + 1}$`), 5000);
+    const line = p.stderr.trim().split('\n').pop()!;
+    t.match(line, /^manifold router: routes not reloaded, keeping the previous table: routes file: /, `${what}: logged`);
+    t.match(line, re, `${what}: the message`);
+    c.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+    t.equal((await c.readResponse()).body.toString(), 'one', `${what}: old table still routes`);
+  }
+  t.notMatch(p.stderr, /routes reloaded/, 'no bad file was applied');
+});

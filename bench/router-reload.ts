@@ -1,0 +1,261 @@
+// `node dist/bench/router-reload.js`: request latency through `manifold router` while its routes
+// file (10 000 apps) is reloaded over and over (issue 12: every request stalled 280-530 ms per reload).
+//
+// One process holds a trivial `net` backend on loopback and C closed-loop keep-alive clients
+// (GET to a random app's host; every answer must be 200 "ok"); the router is its own process.
+// Phase "steady": no reload. Phase "reloads": the file is atomically replaced (copy + rename) by one
+// of two versions that differ in BENCH_CHANGED apps, the next one as soon as the router printed
+// "routes reloaded" plus BENCH_GAP_MS. Latency = write of the request → last byte of the answer.
+//
+// Environment (all optional):
+//   BENCH_APPS=10000 BENCH_CHANGED=100 (apps that differ between the two versions; 10000 = all)
+//   BENCH_SECONDS=10 (reload phase; steady phase is half) BENCH_CONNECTIONS=16 BENCH_GAP_MS=100
+//   BENCH_BEFORE=/path/to/old/checkout/dist  also run that build's router first, print both
+//   BENCH_MAX_SECONDS=180 (hard stop)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFile, rename } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { fmt, mdTable } from './lib/stats';
+
+function envNum(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
+  return n;
+}
+
+const cfg = {
+  apps: Math.max(1, Math.round(envNum('BENCH_APPS', 10_000))),
+  changed: Math.round(envNum('BENCH_CHANGED', 100)),
+  seconds: envNum('BENCH_SECONDS', 10),
+  connections: Math.max(1, Math.round(envNum('BENCH_CONNECTIONS', 16))),
+  gapMs: envNum('BENCH_GAP_MS', 100),
+  maxSeconds: envNum('BENCH_MAX_SECONDS', 180),
+  before: process.env.BENCH_BEFORE,
+  /** Requests per phase at most: bounds the load whatever the box. */
+  maxRequests: 3_000_000,
+};
+
+const log = (msg: string): void => void process.stderr.write(`[router-reload ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const children = new Set<ChildProcess>();
+const hardStop = setTimeout(() => {
+  log(`hard stop after ${cfg.maxSeconds} s`);
+  for (const c of children) c.kill('SIGKILL');
+  process.exit(1);
+}, cfg.maxSeconds * 1000);
+hardStop.unref();
+
+/** The backend: answers every request head with 200 "ok" (requests have no body). */
+async function startBackend(): Promise<{ port: number; server: net.Server }> {
+  const reply = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  const server = net.createServer({ noDelay: true }, (s) => {
+    let tail = '';
+    s.on('data', (d: Buffer) => {
+      const text = tail + d.toString('latin1');
+      let at = 0;
+      for (let i = text.indexOf('\r\n\r\n'); i !== -1; i = text.indexOf('\r\n\r\n', at)) {
+        s.write(reply);
+        at = i + 4;
+      }
+      tail = text.slice(at);
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
+
+/** Version 0 or 1 of the file; they differ in the dyno names of apps [0, changed). */
+function routesText(version: 0 | 1, backendPort: number): string {
+  const apps: Record<string, unknown> = {};
+  for (let i = 0; i < cfg.apps; i++) {
+    const alt = version === 1 && i < cfg.changed;
+    apps[`app-${i}`] = {
+      hosts: [`app-${i}.bench.test`, `www.app-${i}.bench.test`],
+      backends: [
+        { dyno: alt ? 'web.3' : 'web.1', address: `127.0.0.1:${backendPort}`, state: 'up' },
+        { dyno: alt ? 'web.4' : 'web.2', address: `127.0.0.1:${backendPort}`, state: 'up' },
+      ],
+      maintenance: false,
+    };
+  }
+  return JSON.stringify({ apps });
+}
+
+interface Router {
+  child: ChildProcess;
+  port: number;
+  reloads(): number;
+  stderr(): string;
+}
+
+async function startRouter(dist: string, file: string): Promise<Router> {
+  const cli = join(dist, 'test/router/helpers/run-router-cli.js');
+  const child = spawn(process.execPath, [cli, 'router', '--listen', '127.0.0.1:0', '--routes', file, '--no-log-prefix'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(err);
+    if (m) return { child, port: Number(m[1]), reloads: () => (err.match(/routes reloaded/g) ?? []).length, stderr: () => err };
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`router did not start: ${err}`);
+    await sleep(20);
+  }
+}
+
+interface PhaseResult {
+  latencies: Float64Array;
+  count: number;
+  errors: number;
+  firstError: string;
+}
+
+/** C closed-loop keep-alive clients for `ms`: latency per request in ms. */
+async function load(port: number, ms: number, during?: () => Promise<void>): Promise<PhaseResult> {
+  const lat = new Float64Array(cfg.maxRequests);
+  const r: PhaseResult = { latencies: lat, count: 0, errors: 0, firstError: '' };
+  const stopAt = Date.now() + ms;
+  const client = (id: number): Promise<void> =>
+    new Promise((done) => {
+      const s = net.connect({ port, host: '127.0.0.1', noDelay: true });
+      let buf = '';
+      let sent = 0;
+      let n = id;
+      const next = (): void => {
+        if (Date.now() >= stopAt || r.count >= cfg.maxRequests) {
+          s.end();
+          return done();
+        }
+        n = (n * 1103515245 + 12345) % 2147483648;
+        sent = performance.now();
+        s.write(`GET / HTTP/1.1\r\nHost: app-${n % cfg.apps}.bench.test\r\n\r\n`);
+      };
+      s.on('connect', next);
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        const head = buf.indexOf('\r\n\r\n');
+        if (head === -1) return;
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, head))?.[1] ?? 0);
+        if (buf.length < head + 4 + len) return;
+        const status = buf.slice(9, 12);
+        const body = buf.slice(head + 4, head + 4 + len);
+        buf = buf.slice(head + 4 + len);
+        if (r.count < lat.length) lat[r.count] = performance.now() - sent;
+        r.count++;
+        if (status !== '200' || body !== 'ok') {
+          r.errors++;
+          r.firstError ||= `${status} ${body.slice(0, 80)}`;
+        }
+        next();
+      });
+      s.on('error', (err) => {
+        r.errors++;
+        r.firstError ||= err.message;
+        done();
+      });
+    });
+  const side = during?.();
+  await Promise.all(Array.from({ length: cfg.connections }, (_, i) => client(i + 1)));
+  await side;
+  return r;
+}
+
+function pct(r: PhaseResult, p: number): number {
+  const v = r.latencies.slice(0, Math.min(r.count, r.latencies.length)).sort();
+  if (v.length === 0) return Number.NaN;
+  return p >= 1 ? v[v.length - 1]! : v[Math.min(v.length - 1, Math.floor(p * v.length))]!;
+}
+
+interface VariantResult {
+  name: string;
+  steady: PhaseResult;
+  reloading: PhaseResult;
+  reloads: number;
+  reloadMs: number[];
+}
+
+async function variant(name: string, dist: string, dir: string): Promise<VariantResult> {
+  const file = join(dir, 'routes.json');
+  const versions = [join(dir, 'v0.json'), join(dir, 'v1.json')];
+  await copyFile(versions[0]!, file);
+  log(`${name}: starting ${dist}`);
+  const router = await startRouter(dist, file);
+  try {
+    await load(router.port, 1000); // warm-up (JIT, pooled connections)
+    const steady = await load(router.port, (cfg.seconds * 1000) / 2);
+    log(`${name}: steady ${steady.count} requests`);
+    const reloadMs: number[] = [];
+    let stop = false;
+    const reloader = async (): Promise<void> => {
+      for (let k = 1; !stop; k++) {
+        const before = router.reloads();
+        const started = performance.now();
+        await copyFile(versions[k % 2]!, `${file}.tmp`);
+        await rename(`${file}.tmp`, file);
+        const deadline = Date.now() + 15_000;
+        while (router.reloads() === before) {
+          if (Date.now() > deadline) throw new Error(`${name}: no "routes reloaded" 15 s after a change: ${router.stderr().slice(-300)}`);
+          await sleep(2);
+        }
+        reloadMs.push(performance.now() - started);
+        await sleep(cfg.gapMs);
+      }
+    };
+    let failure: unknown;
+    const reloading = await load(router.port, cfg.seconds * 1000, async () => {
+      try {
+        const run = reloader();
+        await sleep(cfg.seconds * 1000);
+        stop = true;
+        await run;
+      } catch (err) {
+        failure = err;
+        stop = true;
+      }
+    });
+    if (failure !== undefined) throw failure;
+    log(`${name}: ${reloading.count} requests during ${reloadMs.length} reloads`);
+    return { name, steady, reloading, reloads: reloadMs.length, reloadMs };
+  } finally {
+    router.child.kill('SIGTERM');
+    children.delete(router.child);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'router-reload-'));
+  const backend = await startBackend();
+  try {
+    writeFileSync(join(dir, 'v0.json'), routesText(0, backend.port));
+    writeFileSync(join(dir, 'v1.json'), routesText(1, backend.port));
+    const results: VariantResult[] = [];
+    if (cfg.before) results.push(await variant('before', resolve(cfg.before), dir));
+    results.push(await variant('after', resolve(__dirname, '..'), dir));
+    const ms = (x: number): string => (x >= 10 ? fmt(x) : fmt(x, 2));
+    const rows = results.flatMap((v) => [
+      [v.name, 'steady (no reload)', fmt(v.steady.count), ms(pct(v.steady, 0.5)), ms(pct(v.steady, 0.99)), ms(pct(v.steady, 1)), String(v.steady.errors), '–'],
+      [v.name, `${v.reloads} reloads`, fmt(v.reloading.count), ms(pct(v.reloading, 0.5)), ms(pct(v.reloading, 0.99)), ms(pct(v.reloading, 1)), String(v.reloading.errors), ms([...v.reloadMs].sort((a, b) => a - b)[v.reloadMs.length >> 1] ?? Number.NaN)],
+    ]);
+    process.stdout.write(`\nrouter reload: ${cfg.apps} apps, ${Math.min(cfg.changed, cfg.apps)} changed per reload, ${cfg.connections} keep-alive clients, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n`);
+    process.stdout.write(`${mdTable(['build', 'phase', 'requests', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'reload median ms'], rows)}\n`);
+    for (const v of results) if (v.steady.errors + v.reloading.errors > 0) process.stdout.write(`${v.name}: first error: ${v.steady.firstError || v.reloading.firstError}\n`);
+  } finally {
+    backend.server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(1);
+  },
+);
