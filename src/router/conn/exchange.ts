@@ -535,10 +535,7 @@ export class Exchange {
       const dec = this.respDecoder!;
       next = dec.execute(buf, off, buf.length, this.deChunk ? this.deChunkSink : null);
       if (next < 0) {
-        // Bad chunk mid-response: the head is already out, so the client connection is cut.
-        this.logError('H17', 'bad chunk');
-        this.destroyUpstream();
-        this.abort();
+        this.failBody('bad chunk');
         return -1;
       }
       if (!this.deChunk && next > off) {
@@ -562,6 +559,27 @@ export class Exchange {
       return buf.length;
     }
     return next;
+  }
+
+  /**
+   * The dyno's response body broke its framing. H17 "Poorly formatted HTTP response" is Heroku's
+   * code for a dyno that answered but not in valid HTTP (H13 is a close without any answer, H18 an
+   * answer cut by the dyno closing); it is what a malformed response head gets too (failResponse).
+   * If the response head still waits in `pendingHead` (it goes out with the first body bytes),
+   * the client has had nothing: it is dropped and the client gets H17's 503 page, as for a bad
+   * head. Otherwise the head is out and the client connection is cut, the log saying H17.
+   */
+  private failBody(cause: string): void {
+    this.destroyUpstream();
+    if (this.pendingHead !== null) {
+      this.pendingHead = null;
+      this.respHeadSent = false;
+      this.status = null;
+      this.bytesOut = 0;
+      return this.respondAndLog('H17', H_CODES.H17.status, 'application-error', cause, true);
+    }
+    this.logError('H17', cause);
+    this.abort();
   }
 
   private failResponse(code: ParseError): void {
