@@ -104,3 +104,26 @@ t.test('unchanged apps keep their route objects across a replace', async (t) => 
   t.equal(table.app('b')?.maintenance, true);
   t.same(Object.keys(table.toJSON().apps), ['a', 'b'], 'toJSON sorted by name');
 });
+
+t.test('a batch committed in slices: each app whole, a host moving between apps never unrouted', async (t) => {
+  const table = new RouteTable();
+  table.replace({ apps: { a: { hosts: ['a.test', 'move.test'] }, b: { hosts: ['b.test'] }, c: { hosts: ['c.test'] } } });
+  const a0 = table.app('a');
+  const batch = table.batch();
+  batch.set('a', { hosts: ['a.test'], maintenance: true }, table.app('a'));
+  batch.remove('c');
+  batch.set('b', { hosts: ['b.test', 'move.test', 'c.test'] }, table.app('b'));
+  table.check(batch);
+  table.commit(batch, 0, 1);
+  t.equal(table.app('a')?.maintenance, true, 'slice 1: a switched');
+  t.equal(table.lookupHost('move.test'), a0, 'slice 1: the moving host still routes to its old app');
+  table.commit(batch, 1, 2);
+  t.equal(table.app('c'), undefined, 'slice 2: c removed');
+  t.equal(table.lookupHost('c.test')?.name, 'c', 'slice 2: c.test, taken by b later, still routed');
+  table.commit(batch, 2, 3);
+  t.equal(table.lookupHost('move.test')?.name, 'b', 'slice 3: b took the host');
+  t.equal(table.lookupHost('c.test')?.name, 'b');
+  t.equal(table.lookupHost('a.test'), table.app('a'));
+  t.equal(table.snapshot.hosts.size, 4, 'no host left behind');
+  t.equal(table.snapshot.apps.size, 2);
+});

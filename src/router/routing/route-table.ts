@@ -131,6 +131,17 @@ export class RouteBatch {
     this.routes.set(name, null);
   }
 
+  /** Host → the app of this batch that will own it, for hosts moving between apps in slices. */
+  claimant(host: string): string | undefined {
+    if (this.#claims === undefined) {
+      this.#claims = new Map();
+      for (const [name, route] of this.routes) if (route !== null) for (const h of route.hosts) this.#claims.set(h, name);
+    }
+    return this.#claims.get(host);
+  }
+
+  #claims: Map<string, string> | undefined;
+
   /** The entries in order, for committing in slices (fixed once the first slice is committed). */
   list(): readonly (readonly [string, AppRoute | null])[] {
     return (this.#list ??= [...this.routes]);
@@ -232,8 +243,9 @@ export class RouteTable extends EventEmitter {
 
   /**
    * Applies batch entries [from, to) in one swap: each app is switched whole, so a request sees an
-   * app's old route or its new one. A checked batch committed in slices never claims a host twice:
-   * a host moving to an app is taken over, and the app it left only drops it if it still owns it.
+   * app's old route or its new one. A checked batch committed in slices never claims a host twice
+   * and never leaves one unrouted: a host moving to an app is taken over when that app commits, and
+   * the app it left only drops it if it still owns it and no app of the batch takes it.
    */
   commit(batch: RouteBatch, from = 0, to = batch.size): void {
     const old = this.#snapshot;
@@ -247,7 +259,14 @@ export class RouteTable extends EventEmitter {
       const prev = old.apps.get(name);
       if (prev === route || (prev === undefined && route === null)) continue;
       apps.push([name, route ?? undefined]);
-      if (prev !== undefined) for (const h of prev.hosts) if (old.hosts.get(h) === prev) hostDrops.push([h, undefined]);
+      // A host moving to an app of a later slice keeps its old route until that slice: never unrouted.
+      if (prev !== undefined) {
+        for (const h of prev.hosts) {
+          if (old.hosts.get(h) !== prev) continue;
+          const next = batch.claimant(h);
+          if (next === undefined || next === name) hostDrops.push([h, undefined]);
+        }
+      }
       if (route !== null) for (const h of route.hosts) hostSets.push([h, route]);
       for (const a of liveOf(prev)) liveDelta.set(a, (liveDelta.get(a) ?? 0) - 1);
       for (const a of liveOf(route ?? undefined)) liveDelta.set(a, (liveDelta.get(a) ?? 0) + 1);

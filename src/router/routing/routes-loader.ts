@@ -51,6 +51,7 @@ export class RoutesLoader {
   /** Loads run one at a time; requests during one are folded into one next load. */
   #running: Promise<LoadResult> | null = null;
   #queued: { force: boolean; promise: Promise<LoadResult> } | null = null;
+  #dead: string | null = null;
 
   constructor(table: RouteTable, file: string, o: RoutesLoaderOptions = {}) {
     this.#table = table;
@@ -59,7 +60,13 @@ export class RoutesLoader {
     this.#worker = new Worker(path.join(__dirname, 'routes-worker.js'));
     this.#worker.unref(); // a loader never keeps a stopping router alive
     this.#worker.on('message', (m: FromWorker) => this.#onMessage(m));
-    this.#worker.on('error', (err) => this.#pending?.resolve({ type: 'error', seq: this.#pending.seq, error: { message: `routes worker failed: ${err.message}` } }));
+    // A dead worker fails the load in progress and every later one, instead of leaving them waiting.
+    const fail = (why: string): void => {
+      this.#dead ??= why;
+      this.#pending?.resolve({ type: 'error', seq: this.#pending.seq, error: { message: this.#dead } });
+    };
+    this.#worker.on('error', (err) => fail(`routes worker failed: ${err.message}`));
+    this.#worker.on('exit', (code) => fail(`routes worker exited (${code})`));
   }
 
   /** Applies the file if its text changed since the last load (`force`: even if not). Rejects with RouterError EROUTES. */
@@ -94,6 +101,7 @@ export class RoutesLoader {
   }
 
   async #run(force: boolean): Promise<LoadResult> {
+    if (this.#dead !== null) throw new RouterError('EROUTES', this.#dead);
     // Someone else swapped the table since our last load (or there was none): diff against nothing.
     const full = this.#appliedVersion !== this.#table.version;
     const seq = ++this.#seq;
