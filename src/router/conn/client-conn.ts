@@ -7,6 +7,7 @@ import type * as net from 'node:net';
 import { HeadParser, NEED_MORE, type MessageHead } from '../http1/head-parser';
 import { analyzeRequest } from '../http1/framing';
 import { ParseError, parseErrorInfo } from '../http1/parse-errors';
+import { H_CODES, type HCode } from '../errors';
 import { errorResponse } from '../responses';
 import { Deadline, type HasDeadline } from '../timers';
 import type { RouterCore } from './context';
@@ -209,12 +210,35 @@ export class ClientConnection implements HasDeadline {
     const e = parseErrorInfo(code);
     const out = errorResponse(e.status, 'bad-request', false, true, null);
     if (this.socket.writable) this.socket.write(out);
+    this.logRefused('H26', e.cause, e.status, head);
+    this.closeAfterFlush();
+  }
+
+  /**
+   * 408 for a request head not finished within clientIdleMs. Logged as H28 "Client Connection
+   * Idle" (Heroku: the client sent a partial request, then went idle) with the status the client
+   * got, 408 rather than H28's usual 499 (that one is for a stalled body, after routing). H26 would
+   * call a slow client a malformed one. Method and path are there if the request line arrived.
+   */
+  private headTimedOut(): void {
+    if (this.socket.writable) this.socket.write(errorResponse(408, 'bad-request', false, true, null));
+    const head = this.parser?.head ?? null;
+    this.logRefused('H28', null, 408, head !== null && head.method !== '' ? head : null);
+    this.parser = null;
+    this.headAcc = null;
+    this.closeAfterFlush();
+  }
+
+  /** The log line for a request the router answered itself before routing it (no host, no dyno). */
+  private logRefused(code: HCode, cause: string | null, status: number, head: MessageHead | null): void {
+    if (!this.core.logging) return;
+    const h = H_CODES[code];
     this.core.log({
-      at: 'error',
-      code: 'H26',
-      desc: 'Request Error',
-      cause: e.cause,
-      sock: null,
+      at: h.at,
+      code,
+      desc: h.desc,
+      cause,
+      sock: h.sock,
       app: null,
       method: head?.method ?? '',
       path: head?.target ?? '',
@@ -224,11 +248,10 @@ export class ClientConnection implements HasDeadline {
       dyno: '',
       connectMs: null,
       serviceMs: null,
-      status: e.status,
+      status,
       bytes: null,
       protocol: this.core.config.protocol,
     });
-    this.closeAfterFlush();
   }
 
   private enqueue(buf: Buffer, off: number): void {
@@ -329,8 +352,7 @@ export class ClientConnection implements HasDeadline {
         this.destroy();
         return;
       case Deadline.HeadRead:
-        if (this.socket.writable) this.socket.write(errorResponse(408, 'bad-request', false, true, null));
-        this.closeAfterFlush();
+        this.headTimedOut();
         return;
       default:
         this.exchange?.onDeadline(kind);

@@ -660,6 +660,7 @@ export class Exchange {
   /** `chunk` may be the shared read buffer: what is written is a copy. */
   private tunnelFromUpstream(chunk: Buffer): void {
     this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
+    this.bytesOut += chunk.length; // bytes= on the line that ends the tunnel
     if (!this.client.write(copyOut(chunk, 0, chunk.length))) this.upstream?.socket.pause();
   }
 
@@ -718,6 +719,10 @@ export class Exchange {
         }
         return this.respondAndLog('H15', 503, 'application-error', null, true);
       case Deadline.TunnelIdle:
+        // Nothing either way for idleMs. H15 "Idle connection" is Heroku's code for its idle
+        // timeout on an open connection; H28 is a client that sent part of a request and stalled,
+        // which a tunnel's silence is not (either side may owe the next message). Status stays 101.
+        this.logError('H15', null);
         this.endTunnel();
         return;
       default:
