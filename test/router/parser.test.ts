@@ -39,11 +39,10 @@ const REQUESTS: Array<[string, string, Expect]> = [
   ['empty header value', `GET / HTTP/1.1\r\n${H}X-Empty:\r\n\r\n`, { ok: BodyKind.None }],
   ['tab inside a value', `GET / HTTP/1.1\r\n${H}X-T: a\tb\r\n\r\n`, { ok: BodyKind.None }],
 
-  // ── rejected: request line ──
+  // ── rejected: request line ──  (HTTP/1.2 is accepted as 1.1: RFC 9110 §2.5, issue 12; rfc-accept.test.ts)
   ['HTTP/0.9', 'GET /\r\n\r\n', { error: 'invalid_target', status: 400 }],
   ['lower-case version', `GET / http/1.1\r\n${H}\r\n`, { error: 'invalid_version', status: 400 }],
   ['HTTP/2.0', `GET / HTTP/2.0\r\n${H}\r\n`, { error: 'unsupported_version', status: 505 }],
-  ['HTTP/1.2', `GET / HTTP/1.2\r\n${H}\r\n`, { error: 'unsupported_version', status: 505 }],
   ['HTTP/01.1', `GET / HTTP/01.1\r\n${H}\r\n`, { error: 'invalid_version', status: 400 }],
   ['two spaces', `GET  / HTTP/1.1\r\n${H}\r\n`, { error: 'invalid_target', status: 400 }],
   ['trailing space', `GET / HTTP/1.1 \r\n${H}\r\n`, { error: 'invalid_version', status: 400 }],
@@ -140,12 +139,12 @@ t.test('limits (vegur request suite: url_limits, header_line_limits, header_coun
   t.match(parseRequestHead(Buffer.from(`${line(10000)}${H}\r\n`)), { status: 414 }, 'request line of 10000 → 414');
   t.match(parseRequestHead(Buffer.from(line(10000))), { status: 414, incomplete: false }, 'an unfinished overlong line is refused before its end');
   t.ok(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${'n'.repeat(1000)}: v\r\n\r\n`)).ok, 'header name of 1000 is fine');
-  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${'n'.repeat(2100)}: v\r\n\r\n`)), { status: 400, errorName: 'header_name_too_long' });
+  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${'n'.repeat(2100)}: v\r\n\r\n`)), { status: 431, errorName: 'header_name_too_long' });
   t.ok(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}X: ${'v'.repeat(8192)}\r\n\r\n`)).ok, 'header value of 8192 is fine');
-  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}X: ${'v'.repeat(9100)}\r\n\r\n`)), { status: 400, errorName: 'header_line_too_long' });
+  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}X: ${'v'.repeat(9100)}\r\n\r\n`)), { status: 431, errorName: 'header_line_too_long' });
   const fields = (n: number): string => Array.from({ length: n }, (_, i) => `X-${i}: v\r\n`).join('');
   t.ok(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${fields(999)}\r\n`)).ok, '1000 headers including Host are fine');
-  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${fields(1100)}\r\n`)), { status: 400, errorName: 'too_many_headers' });
+  t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}${fields(1100)}\r\n`)), { status: 431, errorName: 'too_many_headers' });
   t.match(parseRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${H}`), { ...DEFAULT_REQUEST_LIMITS, maxHeadBytes: 20 }), { status: 431 });
 });
 

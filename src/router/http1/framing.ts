@@ -185,7 +185,10 @@ function validateHost(host: string, into: HostParts): boolean {
     }
   }
   if (port > 65535) return false;
-  const hostPart = hostEnd === len ? host : host.slice(0, hostEnd);
+  // A fully qualified name may end in the root's empty label ("a.test."): the same host, as the
+  // route table stores it (RFC 3986 §3.2.2). One dot only; "a.test.." stays unroutable.
+  const nameEnd = hostEnd > 1 && host.charCodeAt(hostEnd - 1) === 0x2e ? hostEnd - 1 : hostEnd;
+  const hostPart = nameEnd === len ? host : host.slice(0, nameEnd);
   into.routeHost = hostPart.toLowerCase();
   into.hostPort = port;
   return true;

@@ -264,7 +264,11 @@ export class HeadParser {
   }
 }
 
-/** Checks `HTTP/1.0` or `HTTP/1.1` at `i`; other `HTTP/d.d` → UnsupportedVersion (505). */
+/**
+ * Checks `HTTP/1.d` at `i`. A minor version above 1 is read as 1.1 (RFC 9110 §2.5: a recipient
+ * processes a higher minor version of a major version it implements as its highest one; we answer
+ * and forward as HTTP/1.1 in any case). Another major → UnsupportedVersion (505).
+ */
 function parseVersion(buf: Buffer, i: number, end: number, head: MessageHead): ParseError {
   if (end - i < 8) return ParseError.InvalidVersion;
   if (buf[i] !== 0x48 || buf[i + 1] !== 0x54 || buf[i + 2] !== 0x54 || buf[i + 3] !== 0x50 || buf[i + 4] !== 0x2f || buf[i + 6] !== 0x2e) {
@@ -273,7 +277,7 @@ function parseVersion(buf: Buffer, i: number, end: number, head: MessageHead): P
   const major = buf[i + 5]! - 0x30;
   const minor = buf[i + 7]! - 0x30;
   if (major < 0 || major > 9 || minor < 0 || minor > 9) return ParseError.InvalidVersion;
-  if (major !== 1 || minor > 1) return ParseError.UnsupportedVersion;
-  head.versionMinor = minor;
+  if (major !== 1) return ParseError.UnsupportedVersion;
+  head.versionMinor = minor > 1 ? 1 : minor;
   return ParseError.None;
 }

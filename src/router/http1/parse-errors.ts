@@ -75,9 +75,11 @@ export const PARSE_ERRORS: readonly ParseErrorInfo[] = [
   badHeader('invalid_header_name'),
   badHeader('space_before_colon'),
   badHeader('invalid_header_value'),
-  badHeader('header_name_too_long'),
-  badHeader('header_line_too_long'),
-  badHeader('too_many_headers'),
+  // Over a size limit of the head: 431 Request Header Fields Too Large (RFC 6585 §5), not a
+  // malformed request; the request line alone has 414.
+  badHeader('header_name_too_long', 431),
+  badHeader('header_line_too_long', 431),
+  badHeader('too_many_headers', 431),
   badHeader('head_too_large', 431),
   badHeader('missing_host'),
   badHeader('duplicate_host'),

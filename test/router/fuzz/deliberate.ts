@@ -85,7 +85,7 @@ export const DELIBERATE: readonly Deliberate[] = [
   {
     id: 'http-version',
     direction: 'stricter',
-    rule: 'only HTTP/1.0 and HTTP/1.1 (505 otherwise)',
+    rule: 'only HTTP/1.x (505 for any other major version; 1.2+ are read as 1.1, see http-1-higher-minor)',
     reason: 'llhttp parses any HTTP/d.d such as HTTP/2.0 or HTTP/0.9 on the HTTP/1 wire; we answer 505 (docs/router.md#parsing-strictness)',
     matches: (i, o, u) => stricter(['unsupported_version'], o, u) && !/ HTTP\/1\.[01]\r?$/.test(requestLine(i)),
   },
@@ -163,6 +163,13 @@ export const DELIBERATE: readonly Deliberate[] = [
       const ex = fieldLines(i).filter(([n, v]) => n === 'expect' && v !== '');
       return ex.length > 1 || ex.some(([, v]) => v.toLowerCase() !== '100-continue');
     },
+  },
+  {
+    id: 'http-1-higher-minor',
+    direction: 'more permissive',
+    rule: 'HTTP/1.2 … HTTP/1.9 are read (and forwarded, answered) as HTTP/1.1',
+    reason: 'RFC 9110 §2.5: a recipient processes a higher minor version of a major version it implements as its highest minor (issue 12); llhttp rejects them',
+    matches: (i, o, u) => o.verdict === 'reject' && o.detail.startsWith('HPE_INVALID_VERSION') && u.verdict !== 'reject' && / HTTP\/1\.[2-9]\r$/.test(requestLine(i)),
   },
   {
     id: 'empty-expect',
