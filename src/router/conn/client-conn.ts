@@ -30,22 +30,38 @@ export enum ClientPhase {
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_QUEUE_FULL = 2;
 
-/** Growable buffer for a head that arrives in several packets (amortised O(n) copying). */
+/**
+ * Bytes read and thrown away after the router has half-closed (lingering close, RFC 9112 §9.6:
+ * reading on lets the client see the response rather than a reset). Beyond this the socket stops
+ * reading until the client closes or Linger destroys it: every read allocates a buffer the GC
+ * reclaims late, and a client flooding a refused connection must not cost the router memory.
+ */
+const LINGER_DISCARD_BYTES = 16 * 1024;
+
+/**
+ * Growable buffer for a head that arrives in several packets (amortised O(n) copying). Capacity
+ * doubles but never past `cap` (head size limit + 1: process() appends no more than that), so an
+ * unfinished head costs a connection at most the limit, however much the client sends.
+ */
 class Accumulator {
   buf: Buffer;
   used = 0;
-  constructor(first: Buffer) {
-    this.buf = Buffer.allocUnsafe(Math.max(4096, first.length * 2));
+  constructor(
+    first: Buffer,
+    private readonly cap: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(first.length, Math.min(cap, Math.max(4096, first.length * 2))));
     this.append(first);
   }
   append(src: Buffer): void {
-    if (this.used + src.length > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + src.length));
+    const needed = this.used + src.length;
+    if (needed > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(needed, Math.min(this.cap, this.buf.length * 2)));
       this.buf.copy(bigger, 0, 0, this.used);
       this.buf = bigger;
     }
     src.copy(this.buf, this.used);
-    this.used += src.length;
+    this.used = needed;
   }
   view(): Buffer {
     return this.buf.subarray(0, this.used);
@@ -87,6 +103,8 @@ export class ClientConnection implements HasDeadline {
   private queue: Buffer | null = null;
   private pauseReasons = 0;
   private draining = false;
+  /** Bytes discarded since closeAfterFlush (see LINGER_DISCARD_BYTES). */
+  private discarded = 0;
 
   constructor(
     readonly core: RouterCore,
@@ -142,6 +160,11 @@ export class ClientConnection implements HasDeadline {
       this.exchange?.tunnelFromClient(chunk);
       return;
     }
+    if (this.phase === ClientPhase.Closed) {
+      this.discarded += chunk.length;
+      if (this.discarded > LINGER_DISCARD_BYTES) this.socket.pause();
+      return;
+    }
     this.process(chunk, 0);
   }
 
@@ -150,17 +173,25 @@ export class ClientConnection implements HasDeadline {
     for (;;) {
       if (off >= buf.length || this.phase === ClientPhase.Closed) return;
       if (this.phase === ClientPhase.Head) {
+        const limit = this.core.config.limits.request.maxHeadBytes;
         let data = buf;
         let base = off;
+        // Bytes of this read past the point where the head must have ended (kept out of the accumulator).
+        let beyond: Buffer | null = null;
         if (this.headAcc !== null) {
-          this.headAcc.append(off === 0 ? buf : buf.subarray(off));
+          const chunk = off === 0 ? buf : buf.subarray(off);
+          // One byte over the limit is enough for the parser to refuse the head; more is never
+          // copied. (After NEED_MORE the accumulator holds at most `limit` bytes: room ≥ 1.)
+          const room = limit + 1 - this.headAcc.used;
+          if (chunk.length > room) beyond = chunk.subarray(room);
+          this.headAcc.append(beyond === null ? chunk : chunk.subarray(0, room));
           data = this.headAcc.view();
           base = 0;
         }
         const parser = (this.parser ??= new HeadParser(true, this.core.config.limits.request));
         const r = parser.execute(data, base);
         if (r === NEED_MORE) {
-          if (this.headAcc === null) this.headAcc = new Accumulator(buf.subarray(off));
+          if (this.headAcc === null) this.headAcc = new Accumulator(buf.subarray(off), limit + 1);
           if (this.deadlineKind !== Deadline.HeadRead) this.setDeadline(Deadline.HeadRead, this.core.config.timeouts.clientIdleMs);
           return;
         }
@@ -172,8 +203,14 @@ export class ClientConnection implements HasDeadline {
         }
         const head = parser.head;
         this.startRequest(head);
-        buf = data;
-        off = base + r;
+        if (beyond !== null) {
+          // The head ended within the limit and this read went on past it: body or pipelined bytes.
+          buf = Buffer.concat([data.subarray(base + r), beyond]);
+          off = 0;
+        } else {
+          buf = data;
+          off = base + r;
+        }
         continue;
       }
       if (this.phase === ClientPhase.Body && this.exchange !== null) {

@@ -5,6 +5,8 @@ import type { AppInput, RouterConfigInput } from '../../../src/router/index';
 
 export interface ChildRouter {
   port: number;
+  /** The router process (for /proc/PID/status). */
+  pid: number;
   logs: string[];
   rss(): Promise<number>;
   close(): Promise<void>;
@@ -27,6 +29,7 @@ export async function startChildRouter(apps: Record<string, AppInput>, config: R
   });
   return {
     port,
+    pid: child.pid!,
     logs,
     rss: () =>
       new Promise<number>((resolve) => {
