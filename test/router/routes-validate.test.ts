@@ -111,7 +111,7 @@ t.test('a batch committed in slices: each app whole, a host moving between apps 
   const a0 = table.app('a');
   const batch = table.batch();
   batch.set('a', { hosts: ['a.test'], maintenance: true }, table.app('a'));
-  batch.remove('c');
+  batch.remove('c', table.app('c'));
   batch.set('b', { hosts: ['b.test', 'move.test', 'c.test'] }, table.app('b'));
   table.check(batch);
   table.commit(batch, 0, 1);

@@ -109,13 +109,27 @@ const EMPTY: Snapshot = Object.freeze({ apps: BucketMap.empty<AppRoute>(), hosts
 /**
  * A set of app changes validated and built against the table, not applied yet: RouteTable.batch()
  * fills it app by app (a reload spreads that over event-loop turns), check() looks for hosts
- * claimed twice once the whole batch is in, commit() applies it, whole or in slices.
+ * claimed twice once the whole batch is in, commit() applies it, whole or in slices. Host claims
+ * are recorded as apps are added, so check() only looks at hosts taken from apps outside the batch
+ * (usually none): with 10 000 changed apps a whole-batch check stalled one turn for ~25 ms.
  */
 export class RouteBatch {
   /** name → new route, or null to remove the app. */
   readonly routes = new Map<string, AppRoute | null>();
+  /** Apps set to a route that differs from the table's when they were added (removals not counted). */
+  changed = 0;
+  /** Host → the app of this batch that will own it. */
+  readonly #claims = new Map<string, string>();
+  /** The first host two apps of the batch claim. */
+  #conflict: RoutesError | undefined;
+  /** [host, app, index, owner]: hosts the batch takes from an app that was not in it when added. */
+  readonly #taken: [string, string, number, string][] = [];
+  #list: (readonly [string, AppRoute | null])[] | undefined;
 
-  constructor(readonly label: string) {}
+  constructor(
+    readonly label: string,
+    private readonly snapshot: () => RouteSnapshot,
+  ) {}
 
   get size(): number {
     return this.routes.size;
@@ -124,31 +138,54 @@ export class RouteBatch {
   /** Validates and builds one app (throws RoutesError); an app equal to `current` keeps that object. */
   set(name: string, input: unknown, current: AppRoute | undefined): void {
     const built = buildApp(name, validateApp(name, input, this.label));
-    this.routes.set(name, current !== undefined && sameRoute(current, built) ? current : built);
+    const route = current !== undefined && sameRoute(current, built) ? current : built;
+    this.#put(name, route, current);
+    const hosts = this.snapshot().hosts;
+    for (let i = 0; i < route.hosts.length; i++) {
+      const h = route.hosts[i]!;
+      const other = this.#claims.get(h);
+      if (other !== undefined && other !== name) {
+        this.#conflict ??= new RoutesError(`${pathKey('apps', name)}.hosts[${i}]`, 'duplicate-host', `host ${h} is claimed by both ${other} and ${name}`, this.label);
+      }
+      this.#claims.set(h, name);
+      const owner = hosts.get(h);
+      if (owner !== undefined && owner.name !== name && !this.routes.has(owner.name)) this.#taken.push([h, name, i, owner.name]);
+    }
   }
 
-  remove(name: string): void {
-    this.routes.set(name, null);
+  remove(name: string, current: AppRoute | undefined): void {
+    this.#put(name, null, current);
+  }
+
+  #put(name: string, route: AppRoute | null, current: AppRoute | undefined): void {
+    if (this.#list !== undefined) throw new Error('RouteBatch: changed after its first commit');
+    if (this.routes.has(name)) throw new Error(`RouteBatch: app ${name} given twice`);
+    this.routes.set(name, route);
+    if (route !== null && route !== current) this.changed++;
+  }
+
+  /** Throws RoutesError if the whole batch would leave a host claimed by two apps. O(hosts taken from other apps). */
+  check(): void {
+    if (this.#conflict !== undefined) throw this.#conflict;
+    const hosts = this.snapshot().hosts;
+    for (const [h, name, i, owner] of this.#taken) {
+      // the owner keeps the host unless the batch changes it too (then its new hosts were claimed above)
+      if (this.routes.has(owner) || hosts.get(h)?.name !== owner) continue;
+      throw new RoutesError(`${pathKey('apps', name)}.hosts[${i}]`, 'duplicate-host', `host ${h} is claimed by both ${owner} and ${name}`, this.label);
+    }
   }
 
   /** Host → the app of this batch that will own it, for hosts moving between apps in slices. */
   claimant(host: string): string | undefined {
-    if (this.#claims === undefined) {
-      this.#claims = new Map();
-      for (const [name, route] of this.routes) if (route !== null) for (const h of route.hosts) this.#claims.set(h, name);
-    }
     return this.#claims.get(host);
   }
 
-  #claims: Map<string, string> | undefined;
-
-  /** The entries in order, for committing in slices (fixed once the first slice is committed). */
+  /** The entries in order, for committing in slices (the batch is fixed from the first commit on). */
   list(): readonly (readonly [string, AppRoute | null])[] {
     return (this.#list ??= [...this.routes]);
   }
-
-  #list: (readonly [string, AppRoute | null])[] | undefined;
 }
+
 /** Per-snapshot app: addresses of its backends that may still take a connection (not crashed). Memoised. */
 const liveAddresses = new WeakMap<AppRoute, ReadonlySet<string>>();
 
@@ -214,31 +251,12 @@ export class RouteTable extends EventEmitter {
 
   /** An empty batch of changes to fill (batch.set / batch.remove), check() and commit(). */
   batch(label = 'routes'): RouteBatch {
-    return new RouteBatch(label);
+    return new RouteBatch(label, () => this.#snapshot);
   }
 
-  /**
-   * Throws RoutesError if committing the whole batch would leave a host claimed by two apps. O(batch):
-   * only the batch's hosts are looked up. Call again if the table's version moved since.
-   */
+  /** Throws RoutesError if committing the whole batch would leave a host claimed by two apps. */
   check(batch: RouteBatch): void {
-    const claimed = new Map<string, string>();
-    for (const [name, route] of batch.routes) {
-      if (route === null) continue;
-      for (let i = 0; i < route.hosts.length; i++) {
-        const h = route.hosts[i]!;
-        let other = claimed.get(h);
-        if (other === undefined) {
-          const owner = this.#snapshot.hosts.get(h);
-          // the owner keeps the host unless the batch changes it too (then its new hosts were seen or will be)
-          if (owner !== undefined && owner.name !== name && !batch.routes.has(owner.name)) other = owner.name;
-        }
-        if (other !== undefined && other !== name) {
-          throw new RoutesError(`${pathKey('apps', name)}.hosts[${i}]`, 'duplicate-host', `host ${h} is claimed by both ${other} and ${name}`, batch.label);
-        }
-        claimed.set(h, name);
-      }
-    }
+    batch.check();
   }
 
   /**
@@ -285,7 +303,7 @@ export class RouteTable extends EventEmitter {
     const doc = validateRoot(file, label);
     const batch = this.batch(label);
     for (const name of Object.keys(doc.apps)) batch.set(name, doc.apps[name], this.app(name));
-    for (const name of this.#snapshot.apps.keys()) if (!Object.hasOwn(doc.apps, name)) batch.remove(name);
+    for (const [name, app] of this.#snapshot.apps) if (!Object.hasOwn(doc.apps, name)) batch.remove(name, app);
     this.check(batch);
     this.commit(batch);
   }
@@ -300,7 +318,7 @@ export class RouteTable extends EventEmitter {
   removeApp(name: string): void {
     if (!this.#snapshot.apps.has(name)) return;
     const batch = this.batch();
-    batch.remove(name);
+    batch.remove(name, this.app(name));
     this.commit(batch);
   }
 

@@ -124,15 +124,14 @@ export class RoutesLoader {
     let removed: string[];
     try {
       removed = end.full ? [...this.#table.snapshot.apps.keys()].filter((n) => !pending.names.has(n)) : end.removed;
-      for (const name of removed) batch.remove(name);
+      for (const name of removed) batch.remove(name, this.#table.app(name));
       this.#table.check(batch);
     } catch (err) {
       this.#post({ type: 'ack', seq, ok: false });
       throw err;
     }
     // apps the file names but whose route is unchanged are in a full batch too: not counted
-    let updated = 0;
-    for (const [name, route] of batch.list()) if (route !== null && route !== this.#table.app(name)) updated++;
+    const updated = batch.changed;
     for (let from = 0; from < batch.size; from += this.#slice) {
       if (from > 0) await nextTurn();
       this.#table.commit(batch, from, from + this.#slice);

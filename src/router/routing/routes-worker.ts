@@ -3,7 +3,9 @@
  * the main thread only the apps that changed since the last applied load. JSON.parse and checking a
  * 10 000-app file took 200-500 ms on a loaded box: here they stall no request.
  */
+import { readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { AppInput } from './route-table';
 import { diffRoutes } from './routes-diff';
@@ -12,6 +14,25 @@ import { RoutesError, validateRoutes } from './routes-validate';
 
 /** Apps per 'part' message: small enough that deserializing one is well under a millisecond. */
 const PART = 200;
+
+/**
+ * Lower this thread's priority (Linux: nice is per thread; /proc/thread-self names our tid): on a
+ * busy box a reload's parse then takes CPU from other work rather than from the thread serving
+ * requests. Best effort: elsewhere, or if refused, the worker runs at normal priority. Called after
+ * the first read: libuv's thread pool, shared with the main thread, is started by that read and
+ * must not inherit the lower priority.
+ */
+let lowered = false;
+function lowerPriority(): void {
+  if (lowered) return;
+  lowered = true;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 10);
+  } catch {
+    /* not Linux, or no /proc */
+  }
+}
 
 let base = new Map<string, string>();
 let lastText: string | null = null;
@@ -24,8 +45,10 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   try {
     text = await readFile(m.file, 'utf8');
   } catch (err) {
+    lowerPriority();
     return post({ type: 'error', seq: m.seq, error: { message: `cannot read ${m.file}: ${(err as Error).message}` } });
   }
+  lowerPriority();
   if (!m.force && !m.full && text === lastText) return post({ type: 'unchanged', seq: m.seq });
   let doc: unknown;
   try {
