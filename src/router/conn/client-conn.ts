@@ -12,6 +12,7 @@ import { errorResponse } from '../responses';
 import { Deadline, type HasDeadline } from '../timers';
 import type { RouterCore } from './context';
 import { Exchange } from './exchange';
+import type { PendingClient } from './context';
 
 export enum ClientPhase {
   /** Reading a request head. */
@@ -79,7 +80,7 @@ function onSocketData(this: TaggedSocket, chunk: Buffer): void {
   this[CONN].onData(chunk);
 }
 function onSocketDrain(this: TaggedSocket): void {
-  this[CONN].exchange?.onClientDrain();
+  this[CONN].onDrain();
 }
 function onSocketGone(this: TaggedSocket): void {
   this[CONN].onPeerGone();
@@ -88,11 +89,11 @@ function onSocketError(): void {
   /* 'close' follows */
 }
 
-export class ClientConnection implements HasDeadline {
+export class ClientConnection implements HasDeadline, PendingClient {
   deadline = 0;
   deadlineKind = Deadline.None;
-  phase = ClientPhase.Head;
-  exchange: Exchange | null = null;
+  private phase = ClientPhase.Head;
+  private exchange: Exchange | null = null;
   /** The head being read; allocated when a head starts, dropped when it is complete. */
   private parser: HeadParser | null = null;
   /** Lazily read from the socket (getpeername/getsockname) when a request needs them. */
@@ -337,6 +338,40 @@ export class ClientConnection implements HasDeadline {
     return this.socket.write(data);
   }
 
+  /** A head built as a string (one byte per char). */
+  writeLatin1(head: string): boolean {
+    return this.socket.write(head, 'latin1');
+  }
+
+  /** Writes between cork() and uncork() leave as one segment where they can. */
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  // ── intents of the request under way (the Exchange says what happened; the connection decides) ──
+
+  /** The request's head reached a dyno and its body follows: queued body bytes flow now, and at most idleMs apart. */
+  bodyStarted(idleUntil: number): void {
+    this.phase = ClientPhase.Body;
+    this.setDeadlineAt(Deadline.UploadIdle, idleUntil);
+    this.drainQueue();
+  }
+
+  /** The whole request was read: further bytes are pipelined requests, queued until the response ends. */
+  requestComplete(): void {
+    if (this.phase === ClientPhase.Body || this.phase === ClientPhase.Waiting) this.phase = ClientPhase.AwaitResponse;
+  }
+
+  /** The request ended in a way that leaves the connection unusable (a response cut, a client gone): close it now. */
+  exchangeAborted(): void {
+    this.exchange = null;
+    this.destroy();
+  }
+
   /** Called by the Exchange when it is over. */
   exchangeDone(keepAlive: boolean, now: number = Date.now()): void {
     this.exchange = null;
@@ -370,6 +405,10 @@ export class ClientConnection implements HasDeadline {
     this.queue = null;
     this.socket.destroy();
     this.core.clients.delete(this);
+  }
+
+  onDrain(): void {
+    this.exchange?.onClientDrain();
   }
 
   onPeerGone(): void {

@@ -2,10 +2,25 @@
 import type { RouterConfig } from '../config';
 import type { RouterLogRecord } from '../log';
 import type { Balancer } from '../routing/balancer';
-import type { RouteTable } from '../routing/route-table';
-import type { ClientConnection } from './client-conn';
-import type { Exchange } from './exchange';
+import type { RouteSnapshot, RouteTable } from '../routing/route-table';
+import type { HasDeadline } from '../timers';
 import type { UpstreamPool } from './upstream';
+
+/**
+ * A request the router core may have to move on (an Exchange): declared here, not imported, so the
+ * core's shape depends on no connection module.
+ */
+export interface PendingRequest {
+  /** Look for a dyno again (the table changed, a quarantine lapsed). */
+  dispatch(): void;
+  /** The table changed: abandon a connect or unanswered send to a dyno it dropped. */
+  onTableChange(snapshot: RouteSnapshot): void;
+}
+
+/** A client connection as the core sees it: something with deadlines that can be closed. */
+export interface PendingClient extends HasDeadline {
+  destroy(): void;
+}
 
 export interface RouterCore {
   readonly config: RouterConfig;
@@ -15,15 +30,15 @@ export interface RouterCore {
   /** Dyno address → time its quarantine ends. */
   readonly quarantine: Map<string, number>;
   /** Requests waiting for a dyno to come up or out of quarantine. */
-  readonly waiting: Set<Exchange>;
+  readonly waiting: Set<PendingRequest>;
   /** Requests whose fresh connect to a dyno is under way (aborted if the table drops that dyno). */
-  readonly connecting: Set<Exchange>;
+  readonly connecting: Set<PendingRequest>;
   /**
    * Replayable requests (bodiless, idempotent) sent to a dyno that has not answered a byte yet:
    * replayed on another dyno if the table drops that dyno.
    */
-  readonly awaitingReply: Set<Exchange>;
-  readonly clients: Set<ClientConnection>;
+  readonly awaitingReply: Set<PendingRequest>;
+  readonly clients: Set<PendingClient>;
   /** In-flight requests per app (H11). */
   readonly appInFlight: Map<string, number>;
   /** False when nobody listens for log lines: callers skip building records. */

@@ -8,12 +8,13 @@ import { ChunkedDecoder } from '../http1/chunked';
 import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing';
 import { NEED_MORE, type MessageHead } from '../http1/head-parser';
 import { ParseError, parseErrorInfo } from '../http1/parse-errors';
+import { planClientResponse, type ClientResponsePlan } from '../http1/client-response';
 import { buildInterimHead, ClientFraming, clientResponseHeadString, upstreamRequestHeadString } from '../http1/serialize';
 import { H_CODES, type HCode } from '../errors';
 import { CONTINUE_100, errorResponse, prefersJson } from '../responses';
 import { backendDropped, type AppRoute, type Backend, type RouteSnapshot } from '../routing/route-table';
 import { Deadline } from '../timers';
-import { ClientPhase, type ClientConnection } from './client-conn';
+import { admit, bootQueueExpired, connectFailureCode, dispatchStep, dynoChosenFor, retryAfterConnectFailure } from './dispatch';
 import type { RouterCore } from './context';
 import { copyOut, type UpstreamConnection } from './upstream';
 
@@ -25,6 +26,47 @@ enum Phase {
   Sent,
   Tunnel,
   Done,
+}
+
+/** Legal moves between phases, one bit per target (checked in to()). */
+const NEXT: readonly number[] = [
+  /* Routing    → */ (1 << Phase.Queued) | (1 << Phase.Connecting) | (1 << Phase.Done),
+  /* Queued     → */ (1 << Phase.Connecting) | (1 << Phase.Done),
+  /* Connecting → */ (1 << Phase.Sent) | (1 << Phase.Routing) | (1 << Phase.Done),
+  /* Sent       → */ (1 << Phase.Routing) | (1 << Phase.Tunnel) | (1 << Phase.Done),
+  /* Tunnel     → */ 1 << Phase.Done,
+  /* Done       → */ 0,
+];
+
+/**
+ * An illegal phase change is a bug: under tap (TAP=1, also set in the routers tests start) or with
+ * MANIFOLD_STRICT_STATES=1 it throws; in production it is reported and the move is made anyway
+ * (refusing it would strand a client).
+ */
+const STRICT_STATES = process.env.TAP === '1' || process.env.MANIFOLD_STRICT_STATES === '1';
+
+function illegalTransition(from: Phase, to: Phase): void {
+  const msg = `manifold router: illegal exchange transition ${Phase[from]} → ${Phase[to]}`;
+  if (STRICT_STATES) throw new Error(msg);
+  process.emitWarning(msg);
+}
+
+/** How an exchange ends; end() maps each to what the client gets, the log line and the dyno socket. */
+enum Outcome {
+  /** The dyno's response went through whole: the dyno socket may be pooled, the client kept. */
+  Relayed,
+  /** No app for the host: the router's 404. */
+  NoApp,
+  /** The router answers with the code's page; the client connection stays if the request allows. */
+  Refused,
+  /** The router answers with the code's page and closes (the request or the dyno's stream broke). */
+  RefusedClose,
+  /** The client connection is cut: a response was under way. The code, if any, is logged. */
+  Cut,
+  /** The tunnel after a 101 ended (a side closed, or idle: code H15). */
+  TunnelClosed,
+  /** The client went away before the end (H27). */
+  ClientGone,
 }
 
 enum RespPhase {
@@ -56,19 +98,38 @@ const H25_CAUSES = new Map<ParseError, string>([
   [ParseError.InvalidContentLength, 'invalid content length'],
 ]);
 
-/** The balancer filter: dynos already tried by this request, or still quarantined. */
-function skipper(tried: Set<string> | null, quarantine: Map<string, number>, now: number): (b: Backend) => boolean {
-  return (b) => {
-    if (tried !== null && tried.has(b.address)) return true;
-    const until = quarantine.get(b.address);
-    if (until === undefined) return false;
-    if (until <= now) {
-      quarantine.delete(b.address);
-      return false;
-    }
-    return true;
-  };
+/**
+ * What an exchange needs from its client connection (implemented by ClientConnection). Declared
+ * here so the exchange does not import the connection that creates it.
+ */
+export interface ExchangeClient {
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  readonly proto: string | null;
+  readonly closed: boolean;
+  write(data: Buffer): boolean;
+  writeLatin1(head: string): boolean;
+  cork(): void;
+  uncork(): void;
+  pause(): void;
+  unpause(): void;
+  setDeadline(kind: Deadline, inMs: number): void;
+  setDeadlineAt(kind: Deadline, at: number): void;
+  clearDeadline(): void;
+  drainQueue(): void;
+  takeQueue(): Buffer | null;
+  bodyStarted(idleUntil: number): void;
+  requestComplete(): void;
+  enterTunnel(): void;
+  exchangeDone(keepAlive: boolean, now?: number): void;
+  exchangeAborted(): void;
 }
+
+/**
+ * The plan of the response being started: filled and read within one synchronous call
+ * (startResponse), so one object serves every exchange.
+ */
+const PLAN: ClientResponsePlan = { framing: ClientFraming.None, contentLength: 0, deChunk: false, keepClient: false, connection: null };
 
 export class Exchange {
   private phase = Phase.Routing;
@@ -111,7 +172,7 @@ export class Exchange {
 
   constructor(
     readonly core: RouterCore,
-    readonly client: ClientConnection,
+    readonly client: ExchangeClient,
     readonly head: MessageHead,
     readonly info: RequestInfo,
   ) {
@@ -126,18 +187,12 @@ export class Exchange {
 
   start(): void {
     const app = this.core.table.lookupHost(this.info.routeHost);
-    if (app === undefined) {
-      this.failNoApp();
-      return;
-    }
-    this.app = app;
-    if (app.maintenance) return this.fail('H80');
-    if (app.crashed !== null) return this.fail('H10');
-    if (app.backends.length === 0) return this.fail('H14');
-    const perDyno = this.core.config.limits.backlogPerDyno;
-    const inFlight = this.core.appInFlight.get(app.name) ?? 0;
-    if (perDyno > 0 && inFlight >= perDyno * Math.max(1, app.up.length)) return this.fail('H11');
-    this.core.appInFlight.set(app.name, inFlight + 1);
+    const inFlight = app === undefined ? 0 : (this.core.appInFlight.get(app.name) ?? 0);
+    const halt = admit(app, inFlight, this.core.config.limits.backlogPerDyno);
+    if (app !== undefined) this.app = app;
+    if (halt === 'no-app') return this.failNoApp();
+    if (halt !== null) return this.fail(halt);
+    this.core.appInFlight.set(app!.name, inFlight + 1);
     this.appCounted = true;
     this.dispatch();
   }
@@ -146,35 +201,31 @@ export class Exchange {
   dispatch(): void {
     if (this.phase === Phase.Done) return;
     const app = this.app === null ? undefined : this.core.table.app(this.app.name);
-    if (app === undefined) return this.failNoApp();
-    this.app = app;
-    if (app.maintenance) return this.fail('H80');
-    if (app.crashed !== null) return this.fail('H10');
-    if (app.backends.length === 0) return this.fail('H14');
-    const tried = this.tried;
-    const quarantine = this.core.quarantine;
-    // Common case (nothing tried, nothing quarantined): no filter, no closure.
-    const backend =
-      tried === null && quarantine.size === 0
-        ? this.core.balancer.pick(app, null)
-        : this.core.balancer.pick(app, skipper(tried, quarantine, Date.now()));
-    if (backend === null) {
-      // Every up dyno was tried this request: give up with the last connect failure.
-      if (tried !== null && app.up.length > 0 && app.up.every((b) => tried.has(b.address))) return this.failConnect();
-      this.enqueue();
-      return;
+    if (app !== undefined) this.app = app;
+    const next = dispatchStep(app, this.tried, this.core.quarantine, Date.now, this.core.balancer);
+    switch (next) {
+      case 'no-app':
+        return this.failNoApp();
+      case 'queue':
+        return this.enqueue();
+      case 'exhausted':
+        return this.failConnect();
+      case 'H80':
+      case 'H10':
+      case 'H14':
+        return this.fail(next);
+      default:
+        this.leaveQueue();
+        this.connect(next);
     }
-    this.leaveQueue();
-    this.connect(backend);
   }
 
   private enqueue(): void {
     if (this.phase !== Phase.Queued) {
-      this.phase = Phase.Queued;
+      this.to(Phase.Queued);
       this.core.waiting.add(this);
       if (this.queuedUntil === 0) this.queuedUntil = Date.now() + this.core.config.timeouts.bootQueueMs;
-      this.client.deadline = this.queuedUntil;
-      this.client.deadlineKind = Deadline.BootQueue;
+      this.client.setDeadlineAt(Deadline.BootQueue, this.queuedUntil);
     }
   }
 
@@ -188,7 +239,7 @@ export class Exchange {
   private connect(backend: Backend): void {
     this.backend = backend;
     this.attempts++;
-    this.phase = Phase.Connecting;
+    this.to(Phase.Connecting);
     if (!this.balancerCounted) {
       this.core.balancer.acquire(backend.address);
       this.balancerCounted = true;
@@ -224,8 +275,8 @@ export class Exchange {
     this.core.quarantine.set(backend.address, Date.now() + this.core.config.timeouts.quarantineMs);
     (this.tried ??= new Set()).add(backend.address);
     this.releaseBalancer();
-    if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
-    this.phase = Phase.Routing;
+    if (!retryAfterConnectFailure(this.attempts, this.core.config.limits.maxConnectAttempts)) return this.failConnect();
+    this.to(Phase.Routing);
     this.dispatch();
   }
 
@@ -264,13 +315,13 @@ export class Exchange {
         ? 'backend removed from the route table while connecting; retrying on another dyno'
         : 'backend removed from the route table before it answered; retrying on another dyno',
     );
-    if (this.attempts >= this.core.config.limits.maxConnectAttempts) return this.failConnect();
-    this.phase = Phase.Routing;
+    if (!retryAfterConnectFailure(this.attempts, this.core.config.limits.maxConnectAttempts)) return this.failConnect();
+    this.to(Phase.Routing);
     this.dispatch();
   }
 
   private failConnect(): void {
-    this.fail(this.lastConnectError === 'timeout' ? 'H19' : 'H21');
+    this.fail(connectFailureCode(this.lastConnectError));
   }
 
   // ───────────────────────────── request ─────────────────────────────
@@ -298,7 +349,7 @@ export class Exchange {
       totalRouteMs: this.connectStart - this.receivedAt,
       keepAlive: this.core.config.upstreamKeepAlive,
     });
-    this.phase = Phase.Sent;
+    this.to(Phase.Sent);
     const sock = upstream.socket;
     if (this.reqBodyDone) {
       // Head only: one write, no cork needed.
@@ -309,9 +360,7 @@ export class Exchange {
     }
     sock.cork();
     sock.write(head, 'latin1');
-    this.client.phase = ClientPhase.Body;
-    this.client.setDeadlineAt(Deadline.UploadIdle, now + this.core.config.timeouts.idleMs);
-    this.client.drainQueue();
+    this.client.bodyStarted(now + this.core.config.timeouts.idleMs);
     sock.uncork();
   }
 
@@ -341,7 +390,7 @@ export class Exchange {
 
   private requestSent(now: number = Date.now()): void {
     this.reqBodyDone = true;
-    if (this.client.phase === ClientPhase.Body || this.client.phase === ClientPhase.Waiting) this.client.phase = ClientPhase.AwaitResponse;
+    this.client.requestComplete();
     // Heroku's 30 s starts once the whole request has been sent.
     if (this.resp === RespPhase.Head && !this.sawResponseByte) this.client.setDeadlineAt(Deadline.FirstByte, now + this.core.config.timeouts.firstByteMs);
   }
@@ -349,9 +398,10 @@ export class Exchange {
   private failRequestBody(code: ParseError): void {
     const info = parseErrorInfo(code);
     this.destroyUpstream();
-    if (this.respHeadSent) return this.abort();
+    if (this.respHeadSent) return this.end(Outcome.Cut);
     this.reqBodyDone = true; // nothing more will be read: the connection closes
-    this.respondAndLog('H26', info.status, 'bad-request', info.cause, true);
+    this.status = info.status; // H26's status depends on the cause (end() keeps a status already set)
+    this.end(Outcome.RefusedClose, 'H26', info.cause);
   }
 
   onUpstreamDrain(): void {
@@ -381,12 +431,12 @@ export class Exchange {
       this.sawResponseByte = true;
       this.core.awaitingReply.delete(this);
     }
-    const csock = this.client.socket;
-    csock.cork();
+    const client = this.client;
+    client.cork();
     try {
       this.consumeResponse(chunk, 0);
     } finally {
-      csock.uncork();
+      client.uncork();
     }
     this.flushHead();
     // A response body still under way: the dyno has idleMs to send more (one clock read per chunk).
@@ -447,53 +497,26 @@ export class Exchange {
   private startResponse(head: MessageHead, info: ResponseInfo): void {
     this.respInfo = info;
     this.status = head.status;
-    const client10 = this.head.versionMinor === 0;
-    let framing = ClientFraming.None;
-    let contentLength = 0;
-    let mustClose = !this.info.keepAlive;
-    switch (info.bodyKind) {
-      case BodyKind.Tunnel:
-        framing = ClientFraming.Upgrade;
-        break;
-      case BodyKind.Length:
-        framing = ClientFraming.Length;
-        contentLength = info.contentLength;
-        this.respRemaining = info.contentLength;
-        break;
-      case BodyKind.Chunked:
-        this.respDecoder = new ChunkedDecoder(this.core.config.limits.chunked);
-        if (client10) {
-          // HTTP/1.0 clients get the body de-chunked and delimited by closing (vegur chunked_to_1_0).
-          this.deChunk = true;
-          mustClose = true;
-        } else framing = ClientFraming.Chunked;
-        break;
-      case BodyKind.UntilClose:
-        mustClose = true;
-        break;
-      case BodyKind.None:
-        if (head.status >= 200 && head.status !== 204) {
-          if (info.declaredLength >= 0) {
-            framing = ClientFraming.Length;
-            contentLength = info.declaredLength;
-          } else if (info.declaredChunked && !client10) framing = ClientFraming.Chunked;
-        }
-        break;
-    }
-    // If the dyno answered before the request body was all sent, the rest of that body is still on
-    // the client connection: it can only be closed afterwards.
-    if (!this.reqBodyDone) mustClose = true;
-    this.keepClient = !mustClose && info.bodyKind !== BodyKind.Tunnel;
-    const connection = info.bodyKind === BodyKind.Tunnel ? null : !this.keepClient ? 'close' : client10 ? 'keep-alive' : null;
-    const out = clientResponseHeadString(head, info, { framing, contentLength, connection, via: this.core.config.via });
+    const plan = PLAN;
+    planClientResponse(plan, head.status, info, this.head.versionMinor, this.info.keepAlive, this.reqBodyDone);
+    if (info.bodyKind === BodyKind.Length) this.respRemaining = info.contentLength;
+    else if (info.bodyKind === BodyKind.Chunked) this.respDecoder = new ChunkedDecoder(this.core.config.limits.chunked);
+    this.deChunk = plan.deChunk;
+    this.keepClient = plan.keepClient;
+    const out = clientResponseHeadString(head, info, {
+      framing: plan.framing,
+      contentLength: plan.contentLength,
+      connection: plan.connection,
+      via: this.core.config.via,
+    });
     this.bytesOut += out.length; // latin1: one byte per char
     this.respHeadSent = true;
-    if (info.bodyKind === BodyKind.Tunnel || info.bodyKind === BodyKind.None || this.deChunk) this.client.socket.write(out, 'latin1');
+    if (info.bodyKind === BodyKind.Tunnel || info.bodyKind === BodyKind.None || this.deChunk) this.client.writeLatin1(out);
     else this.pendingHead = out; // written with the first body bytes, or at the end of this chunk (flushHead)
     if (info.bodyKind === BodyKind.Tunnel) return this.startTunnel();
     if (info.bodyKind === BodyKind.None) {
       this.resp = RespPhase.Done;
-      return this.finish();
+      return this.end(Outcome.Relayed);
     }
     // The ResponseIdle deadline is armed once per chunk, in onUpstreamData, if the body goes on.
     this.resp = RespPhase.Body;
@@ -504,7 +527,7 @@ export class Exchange {
     const h = this.pendingHead;
     if (h !== null) {
       this.pendingHead = null;
-      this.client.socket.write(h, 'latin1');
+      this.client.writeLatin1(h);
     }
   }
 
@@ -555,7 +578,7 @@ export class Exchange {
     }
     if (this.resp === RespPhase.Done) {
       if (next < buf.length) this.upstream!.broken = true;
-      this.finish();
+      this.end(Outcome.Relayed);
       return buf.length;
     }
     return next;
@@ -576,10 +599,9 @@ export class Exchange {
       this.respHeadSent = false;
       this.status = null;
       this.bytesOut = 0;
-      return this.respondAndLog('H17', H_CODES.H17.status, 'application-error', cause, true);
+      return this.end(Outcome.RefusedClose, 'H17', cause);
     }
-    this.logError('H17', cause);
-    this.abort();
+    this.end(Outcome.Cut, 'H17', cause);
   }
 
   private failResponse(code: ParseError): void {
@@ -587,11 +609,8 @@ export class Exchange {
     const h25 = h25Cause !== undefined;
     const cause = h25Cause ?? parseErrorInfo(code).cause;
     this.destroyUpstream();
-    if (this.respHeadSent) {
-      this.logError(h25 ? 'H25' : 'H17', cause);
-      return this.abort();
-    }
-    this.respondAndLog(h25 ? 'H25' : 'H17', h25 ? 502 : 503, 'application-error', h25 ? `HTTP restriction: ${cause}` : null, true);
+    if (this.respHeadSent) return this.end(Outcome.Cut, h25 ? 'H25' : 'H17', cause);
+    this.end(Outcome.RefusedClose, h25 ? 'H25' : 'H17', h25 ? `HTTP restriction: ${cause}` : null);
   }
 
   /** The dyno's socket ended or errored while this exchange owned it. */
@@ -604,7 +623,7 @@ export class Exchange {
         this.connectFailed(conn.errorCode === 'ETIMEDOUT' ? 'timeout' : 'refused');
         return;
       case Phase.Tunnel:
-        this.endTunnel();
+        this.end(Outcome.TunnelClosed);
         return;
       case Phase.Sent:
         break;
@@ -615,13 +634,10 @@ export class Exchange {
     conn.destroy();
     if (this.resp === RespPhase.Body && this.respInfo!.bodyKind === BodyKind.UntilClose) {
       this.resp = RespPhase.Done;
-      this.finish();
+      this.end(Outcome.Relayed);
       return;
     }
-    if (this.respHeadSent) {
-      this.logError('H18', null);
-      return this.abort();
-    }
+    if (this.respHeadSent) return this.end(Outcome.Cut, 'H18');
     if (!this.sawResponseByte) {
       // A pooled socket that dies before answering was probably closed by the dyno while idle:
       // replay once on a fresh connection (only bodiless idempotent requests reuse sockets).
@@ -629,19 +645,19 @@ export class Exchange {
         this.retriedStale = true;
         // Same dyno, same request: it stays counted in flight (releasing and re-acquiring would
         // tell a draining dyno's waitIdle it is idle while the retry is about to reach it).
-        this.phase = Phase.Routing;
+        this.to(Phase.Routing);
         this.connect(this.backend!);
         return;
       }
-      return this.respondAndLog('H13', 503, 'application-error', null, true);
+      return this.end(Outcome.RefusedClose, 'H13');
     }
-    this.respondAndLog('H18', 503, 'application-error', null, true);
+    this.end(Outcome.RefusedClose, 'H18');
   }
 
   // ───────────────────────────── tunnel ─────────────────────────────
 
   private startTunnel(): void {
-    this.phase = Phase.Tunnel;
+    this.to(Phase.Tunnel);
     this.client.enterTunnel();
     this.log(null, null);
     this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
@@ -664,67 +680,33 @@ export class Exchange {
     if (!this.client.write(copyOut(chunk, 0, chunk.length))) this.upstream?.socket.pause();
   }
 
-  private endTunnel(): void {
-    if (this.phase !== Phase.Tunnel) return;
-    this.phase = Phase.Done;
-    const up = this.upstream;
-    this.upstream = null;
-    if (up !== null) {
-      up.exchange = null;
-      up.socket.end();
-      setImmediate(() => up.destroy());
-    }
-    this.releaseCounters();
-    this.client.exchangeDone(false);
-  }
-
   // ───────────────────────────── client side events ─────────────────────────────
 
   onClientGone(): void {
-    if (this.phase === Phase.Done) return;
-    if (this.phase === Phase.Tunnel) return this.endTunnel();
-    this.leaveQueue();
-    this.destroyUpstream();
-    this.logError('H27', null);
-    this.phase = Phase.Done;
-    this.releaseCounters();
-    this.client.exchange = null;
-    this.client.destroy();
+    this.end(Outcome.ClientGone, 'H27');
   }
 
   onDeadline(kind: Deadline): void {
     switch (kind) {
       case Deadline.BootQueue: {
         this.leaveQueue();
-        const app = this.app;
-        // Up dynos that are all quarantined: platform error; otherwise nothing came up in time.
-        return this.fail(app !== null && app.up.length > 0 ? 'H99' : 'H20');
+        return this.fail(bootQueueExpired(this.app));
       }
       case Deadline.Connect:
         if (this.phase === Phase.Connecting) this.connectFailed('timeout');
         return;
       case Deadline.FirstByte:
         // The dyno connection is closed so the app can notice (unlike Heroku, which leaves it).
-        this.destroyUpstream();
-        return this.respondAndLog('H12', 503, 'application-error', null, !this.reqBodyDone);
+        return this.end(Outcome.Refused, 'H12');
       case Deadline.UploadIdle:
-        this.destroyUpstream();
-        this.logError('H28', null);
-        return this.abort();
+        return this.end(Outcome.Cut, 'H28');
       case Deadline.ResponseIdle:
-        this.destroyUpstream();
-        if (this.respHeadSent) {
-          this.logError('H15', null);
-          return this.abort();
-        }
-        return this.respondAndLog('H15', 503, 'application-error', null, true);
+        return this.end(Outcome.RefusedClose, 'H15');
       case Deadline.TunnelIdle:
         // Nothing either way for idleMs. H15 "Idle connection" is Heroku's code for its idle
         // timeout on an open connection; H28 is a client that sent part of a request and stalled,
         // which a tunnel's silence is not (either side may owe the next message). Status stays 101.
-        this.logError('H15', null);
-        this.endTunnel();
-        return;
+        return this.end(Outcome.TunnelClosed, 'H15');
       default:
         // the client connection's own deadlines (idle, head read, linger) never reach an exchange
         return;
@@ -733,66 +715,86 @@ export class Exchange {
 
   // ───────────────────────────── endings ─────────────────────────────
 
-  private finish(): void {
-    if (this.phase === Phase.Done) return;
-    this.flushHead();
-    this.phase = Phase.Done;
-    const up = this.upstream;
-    this.upstream = null;
-    if (up !== null) {
-      const info = this.respInfo;
-      if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) {
-        this.core.pool.release(up, info.bodyMayFollow ? this.client : null);
-      } else up.destroy();
+  /**
+   * The one way an exchange finishes. `code` is the H-code its log line carries (null: none, or the
+   * plain access line of a relayed response / 404). A router answer asked for once the client has
+   * a response head becomes a cut: the status already sent is the one logged.
+   */
+  private end(outcome: Outcome, code: HCode | null = null, cause: string | null = null): void {
+    const phase = this.phase;
+    if (phase === Phase.Done) return;
+    if (outcome === Outcome.ClientGone && phase === Phase.Tunnel) {
+      outcome = Outcome.TunnelClosed; // a closed side ends a tunnel quietly
+      code = null;
+    } else if ((outcome === Outcome.Refused || outcome === Outcome.RefusedClose) && this.respHeadSent) outcome = Outcome.Cut;
+    this.leaveQueue();
+    // The dyno socket: pooled after a clean response, half-closed after a tunnel, else destroyed.
+    if (outcome === Outcome.Relayed) {
+      this.flushHead();
+      this.releaseUpstream();
+    } else if (outcome === Outcome.TunnelClosed) this.closeTunnelUpstream();
+    else {
+      if (outcome === Outcome.Cut) this.flushHead();
+      this.destroyUpstream();
     }
+    // What the client gets.
+    let keepClient = false;
+    if (outcome === Outcome.Relayed) keepClient = this.keepClient;
+    else if (outcome === Outcome.NoApp || outcome === Outcome.Refused || outcome === Outcome.RefusedClose) {
+      const close = outcome === Outcome.RefusedClose || !this.reqBodyDone || !this.info.keepAlive;
+      const json = prefersJson(this.info.accept);
+      if (outcome === Outcome.NoApp) {
+        this.status = 404;
+        this.client.write(errorResponse(404, 'no-such-app', json, close, null));
+      } else {
+        const h = H_CODES[code!];
+        const status = (this.status ??= h.status);
+        this.client.write(errorResponse(status, h.page, json, close, code));
+      }
+      keepClient = !close;
+    }
+    this.to(Phase.Done);
     const now = Date.now();
-    this.log(null, null, now);
+    if (code !== null) this.logError(code, cause, now);
+    else if (outcome === Outcome.Relayed || outcome === Outcome.NoApp) this.log(null, null, now);
     this.releaseCounters();
-    this.client.exchangeDone(this.keepClient, now);
+    if (outcome === Outcome.Cut || outcome === Outcome.ClientGone) this.client.exchangeAborted();
+    else this.client.exchangeDone(keepClient, now);
   }
 
-  /** A router-generated error response (nothing or nothing final sent yet). */
+  /** A router-generated error response (nothing final sent yet). */
   private fail(code: HCode): void {
-    const h = H_CODES[code];
-    this.respondAndLog(code, h.status, h.page, null, !this.reqBodyDone);
+    this.end(Outcome.Refused, code);
   }
 
   private failNoApp(): void {
-    this.phase = Phase.Done;
-    const close = !this.reqBodyDone || !this.info.keepAlive;
-    const out = errorResponse(404, 'no-such-app', prefersJson(this.info.accept), close, null);
-    this.client.write(out);
-    this.status = 404;
-    this.log(null, null);
-    this.releaseCounters();
-    this.client.exchangeDone(!close);
+    this.end(Outcome.NoApp);
   }
 
-  private respondAndLog(code: HCode, status: number, page: (typeof H_CODES)[HCode]['page'], cause: string | null, forceClose: boolean): void {
-    if (this.phase === Phase.Done) return;
-    this.leaveQueue();
-    this.destroyUpstream();
-    if (this.respHeadSent) {
-      this.logError(code, cause);
-      return this.abort();
-    }
-    this.phase = Phase.Done;
-    const close = forceClose || !this.reqBodyDone || !this.info.keepAlive;
-    this.client.write(errorResponse(status, page, prefersJson(this.info.accept), close, code));
-    this.status = status;
-    this.logError(code, cause);
-    this.releaseCounters();
-    this.client.exchangeDone(!close);
+  /** After a complete response: back to the pool if the dyno and the request allow, else closed. */
+  private releaseUpstream(): void {
+    const up = this.upstream;
+    this.upstream = null;
+    if (up === null) return;
+    const info = this.respInfo;
+    if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) {
+      this.core.pool.release(up, info.bodyMayFollow ? this.client : null);
+    } else up.destroy();
   }
 
-  /** Cuts the client connection (a response was already under way, or the client is gone). */
-  private abort(): void {
-    this.flushHead();
-    this.phase = Phase.Done;
-    this.destroyUpstream();
-    this.releaseCounters();
-    this.client.exchange = null;
-    this.client.destroy();
+  /** A tunnel's dyno side: FIN first (what it sent may still be in flight), destroyed a turn later. */
+  private closeTunnelUpstream(): void {
+    const up = this.upstream;
+    this.upstream = null;
+    if (up === null) return;
+    up.exchange = null;
+    up.socket.end();
+    setImmediate(() => up.destroy());
+  }
+
+  private to(next: Phase): void {
+    if ((NEXT[this.phase]! & (1 << next)) === 0) illegalTransition(this.phase, next);
+    this.phase = next;
   }
 
   private destroyUpstream(): void {
@@ -824,10 +826,10 @@ export class Exchange {
   // ───────────────────────────── logging ─────────────────────────────
 
   /** Logs an H-code; the status is the one already sent (mid-response) or the code's own. */
-  private logError(code: HCode, cause: string | null): void {
+  private logError(code: HCode, cause: string | null, now: number): void {
     if (code === 'H27' || code === 'H28') this.status = 499;
     else if (this.status === null) this.status = H_CODES[code].status;
-    this.log(code, cause);
+    this.log(code, cause, now);
   }
 
   /** A warning line (no H-code, no status) for a connect or an unanswered request abandoned and retried elsewhere. */
@@ -857,7 +859,7 @@ export class Exchange {
   private log(code: HCode | null, cause: string | null, now: number = Date.now()): void {
     if (!this.core.logging) return;
     const h = code === null ? null : H_CODES[code];
-    const dynoChosen = this.backend !== null && code !== 'H10' && code !== 'H14' && code !== 'H20' && code !== 'H80' && code !== 'H11';
+    const dynoChosen = this.backend !== null && dynoChosenFor(code);
     this.core.log({
       at: h === null ? 'info' : h.at,
       code,

@@ -7,8 +7,20 @@ import * as net from 'node:net';
 import { HeadParser } from '../http1/head-parser';
 import type { RouterConfig } from '../config';
 import type { Backend } from '../routing/route-table';
-import type { ClientConnection } from './client-conn';
-import type { Exchange } from './exchange';
+
+/** Who reads a dyno connection's events while it serves a request (an Exchange). */
+export interface UpstreamUser {
+  onUpstreamConnected(): void;
+  onUpstreamDrain(): void;
+  /** `chunk` is only valid during the call (it may be the shared read buffer). */
+  onUpstreamData(chunk: Buffer): void;
+  onUpstreamEof(conn: UpstreamConnection): void;
+}
+
+/** A client connection a pooled socket may be reserved for (see UpstreamConnection.owner). */
+export interface PoolOwner {
+  readonly closed: boolean;
+}
 
 /**
  * One read buffer shared by every dyno socket (net `onread`): no Buffer/ArrayBuffer is allocated per
@@ -28,7 +40,7 @@ export function copyOut(buf: Buffer, start: number, end: number): Buffer {
 export class UpstreamConnection {
   readonly socket: net.Socket;
   readonly parser: HeadParser;
-  exchange: Exchange | null = null;
+  exchange: UpstreamUser | null = null;
   connected = false;
   /** Served at least one exchange before the current one (so it may be stale). */
   reused = false;
@@ -39,7 +51,7 @@ export class UpstreamConnection {
    * body-less response whose head described a body (ResponseInfo.bodyMayFollow): if the dyno sends
    * that body late, it can only ever reach the client that asked. Null: any client.
    */
-  owner: ClientConnection | null = null;
+  owner: PoolOwner | null = null;
   dead = false;
   idleSince = 0;
   /** Last socket error code (ECONNREFUSED, ECONNRESET…). */
@@ -102,7 +114,7 @@ export class UpstreamPool {
    * A pooled, live connection to `address` that `client` may use (the most recent one), or null.
    * Connections owned by another client are skipped, and dropped once their owner is gone.
    */
-  acquire(address: string, client: ClientConnection): UpstreamConnection | null {
+  acquire(address: string, client: PoolOwner): UpstreamConnection | null {
     const stack = this.idle.get(address);
     if (stack === undefined) return null;
     for (let i = stack.length - 1; i >= 0; i--) {
@@ -127,7 +139,7 @@ export class UpstreamPool {
    * Returns a healthy connection to the idle stack (or closes it if the stack is full). `owner`
    * restricts its reuse to that client for the rest of its life (see UpstreamConnection.owner).
    */
-  release(conn: UpstreamConnection, owner: ClientConnection | null = null): void {
+  release(conn: UpstreamConnection, owner: PoolOwner | null = null): void {
     conn.exchange = null;
     if (owner !== null) conn.owner = owner;
     conn.reused = true;
