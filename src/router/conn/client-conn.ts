@@ -4,8 +4,9 @@
  * It never interprets body bytes itself: the Exchange does.
  */
 import type * as net from 'node:net';
+import { BodyFraming } from '../http1/body-framing';
 import { HeadParser, NEED_MORE, type MessageHead } from '../http1/head-parser';
-import { analyzeRequest } from '../http1/framing';
+import { analyzeRequest, BodyKind } from '../http1/framing';
 import { ParseError, parseErrorInfo } from '../http1/parse-errors';
 import { H_CODES, type HCode } from '../errors';
 import { errorResponse } from '../responses';
@@ -104,6 +105,8 @@ export class ClientConnection implements HasDeadline, PendingClient {
   private queue: Buffer | null = null;
   private pauseReasons = 0;
   private draining = false;
+  /** Where each request body ends; made at the first request with a body, reused by the next ones. */
+  private requestBody: BodyFraming | null = null;
   /** Bytes discarded since closeAfterFlush (see LINGER_DISCARD_BYTES). */
   private discarded = 0;
 
@@ -238,7 +241,8 @@ export class ClientConnection implements HasDeadline, PendingClient {
     }
     this.requests++;
     this.phase = ClientPhase.Waiting;
-    const ex = new Exchange(this.core, this, head, info);
+    const body = info.bodyKind === BodyKind.None ? null : (this.requestBody ??= new BodyFraming(this.core.config.limits.chunked));
+    const ex = new Exchange(this.core, this, head, info, body);
     this.exchange = ex;
     ex.start();
   }

@@ -4,7 +4,7 @@
  * Also the tunnel after a 101. Every failure ends in `fail()`, which answers with an H-code.
  */
 import { randomUUID } from 'node:crypto';
-import { ChunkedDecoder } from '../http1/chunked';
+import { BodyFraming } from '../http1/body-framing';
 import { analyzeResponse, BodyKind, type RequestInfo, type ResponseInfo } from '../http1/framing';
 import { NEED_MORE, type MessageHead } from '../http1/head-parser';
 import { ParseError, parseErrorInfo } from '../http1/parse-errors';
@@ -16,6 +16,7 @@ import { backendDropped, type AppRoute, type Backend, type RouteSnapshot } from 
 import { Deadline } from '../timers';
 import { admit, bootQueueExpired, connectFailureCode, dispatchStep, dynoChosenFor, retryAfterConnectFailure } from './dispatch';
 import type { RouterCore } from './context';
+import { Tunnel } from './tunnel';
 import { copyOut, type UpstreamConnection } from './upstream';
 
 enum Phase {
@@ -151,15 +152,15 @@ export class Exchange {
 
   // request body
   private reqBodyDone: boolean;
-  private reqRemaining: number;
-  private reqDecoder: ChunkedDecoder | null = null;
+  /** Where the request body ends (the client connection's, reset for this request); null without a body. */
+  private readonly reqBody: BodyFraming | null;
 
   // response
   private resp = RespPhase.Head;
   private respAcc: Buffer | null = null;
   private respInfo: ResponseInfo | null = null;
-  private respRemaining = 0;
-  private respDecoder: ChunkedDecoder | null = null;
+  /** Set after a 101: the relay from then on. */
+  private tunnel: Tunnel | null = null;
   private deChunk = false;
   private respHeadSent = false;
   /** Response head not written yet: it goes out together with the first body bytes (one write). */
@@ -175,12 +176,13 @@ export class Exchange {
     readonly client: ExchangeClient,
     readonly head: MessageHead,
     readonly info: RequestInfo,
+    reqBody: BodyFraming | null,
   ) {
     this.requestId = info.requestId ?? randomUUID();
     this.forwardedFor = info.forwardedFor === null ? client.remoteAddress : `${info.forwardedFor}, ${client.remoteAddress}`;
     this.reqBodyDone = info.bodyKind === BodyKind.None;
-    this.reqRemaining = info.bodyKind === BodyKind.Length ? info.contentLength : 0;
-    if (info.bodyKind === BodyKind.Chunked) this.reqDecoder = new ChunkedDecoder(core.config.limits.chunked);
+    reqBody?.begin(info.bodyKind, info.contentLength);
+    this.reqBody = reqBody;
   }
 
   // ───────────────────────────── routing ─────────────────────────────
@@ -368,22 +370,14 @@ export class Exchange {
   feedBody(buf: Buffer, off: number): number {
     const up = this.upstream;
     if (up === null || this.phase !== Phase.Sent || this.reqBodyDone) return off;
-    let next: number;
-    if (this.reqDecoder !== null) {
-      next = this.reqDecoder.execute(buf, off, buf.length, null);
-      if (next < 0) {
-        this.failRequestBody(-next as ParseError);
-        return -1;
-      }
-      if (next > off && !up.socket.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.client.pause();
-      if (this.reqDecoder.done) this.requestSent();
-    } else {
-      const take = Math.min(this.reqRemaining, buf.length - off);
-      next = off + take;
-      this.reqRemaining -= take;
-      if (!up.socket.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.client.pause();
-      if (this.reqRemaining === 0) this.requestSent();
+    const body = this.reqBody!; // a request without a body is done from the start
+    const next = body.take(buf, off, null);
+    if (next < 0) {
+      this.failRequestBody(-next as ParseError);
+      return -1;
     }
+    if (next > off && !up.socket.write(off === 0 && next === buf.length ? buf : buf.subarray(off, next))) this.client.pause();
+    if (body.done) this.requestSent();
     if (!this.reqBodyDone && this.resp === RespPhase.Head) this.client.setDeadline(Deadline.UploadIdle, this.core.config.timeouts.idleMs);
     return next;
   }
@@ -418,7 +412,8 @@ export class Exchange {
   /** Bytes from the dyno. `chunk` is only valid during this call (shared read buffer): copy what is kept. */
   onUpstreamData(chunk: Buffer): void {
     if (this.phase === Phase.Tunnel) {
-      this.tunnelFromUpstream(chunk);
+      this.bytesOut += chunk.length; // bytes= on the line that ends the tunnel
+      this.tunnel!.fromUpstream(chunk);
       return;
     }
     if (this.phase !== Phase.Sent) {
@@ -478,7 +473,10 @@ export class Exchange {
         if (info.bodyKind === BodyKind.None && off < buf.length) up.broken = true;
         this.startResponse(head, info);
         if ((this.phase as Phase) === Phase.Tunnel) {
-          if (off < buf.length) this.tunnelFromUpstream(buf.subarray(off)); // copied there
+          if (off < buf.length) {
+            this.bytesOut += buf.length - off;
+            this.tunnel!.fromUpstream(buf.subarray(off)); // copied there
+          }
           return;
         }
         continue;
@@ -499,8 +497,7 @@ export class Exchange {
     this.status = head.status;
     const plan = PLAN;
     planClientResponse(plan, head.status, info, this.head.versionMinor, this.info.keepAlive, this.reqBodyDone);
-    if (info.bodyKind === BodyKind.Length) this.respRemaining = info.contentLength;
-    else if (info.bodyKind === BodyKind.Chunked) this.respDecoder = new ChunkedDecoder(this.core.config.limits.chunked);
+    if (info.bodyKind !== BodyKind.None && info.bodyKind !== BodyKind.Tunnel) this.upstream!.body.begin(info.bodyKind, info.contentLength);
     this.deChunk = plan.deChunk;
     this.keepClient = plan.keepClient;
     const out = clientResponseHeadString(head, info, {
@@ -552,30 +549,18 @@ export class Exchange {
 
   /** Streams response body bytes; returns the offset after them, or -1 when the exchange ended badly. */
   private relayBody(buf: Buffer, off: number): number {
-    const info = this.respInfo!;
-    let next: number;
-    if (info.bodyKind === BodyKind.Chunked) {
-      const dec = this.respDecoder!;
-      next = dec.execute(buf, off, buf.length, this.deChunk ? this.deChunkSink : null);
-      if (next < 0) {
-        this.failBody('bad chunk');
-        return -1;
-      }
-      if (!this.deChunk && next > off) {
-        this.bytesOut += next - off;
-        if (!this.relayToClient(buf, off, next)) this.upstream!.socket.pause();
-      }
-      if (dec.done) this.resp = RespPhase.Done;
-    } else {
-      const take = info.bodyKind === BodyKind.Length ? Math.min(this.respRemaining, buf.length - off) : buf.length - off;
-      next = off + take;
-      this.bytesOut += take;
-      if (take > 0 && !this.relayToClient(buf, off, next)) this.upstream!.socket.pause();
-      if (info.bodyKind === BodyKind.Length) {
-        this.respRemaining -= take;
-        if (this.respRemaining === 0) this.resp = RespPhase.Done;
-      }
+    const up = this.upstream!;
+    const body = up.body;
+    const next = body.take(buf, off, this.deChunk ? this.deChunkSink : null);
+    if (next < 0) {
+      this.failBody('bad chunk');
+      return -1;
     }
+    if (!this.deChunk && next > off) {
+      this.bytesOut += next - off;
+      if (!this.relayToClient(buf, off, next)) up.socket.pause();
+    }
+    if (body.done) this.resp = RespPhase.Done;
     if (this.resp === RespPhase.Done) {
       if (next < buf.length) this.upstream!.broken = true;
       this.end(Outcome.Relayed);
@@ -660,24 +645,15 @@ export class Exchange {
     this.to(Phase.Tunnel);
     this.client.enterTunnel();
     this.log(null, null);
-    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
+    this.tunnel = new Tunnel(this.client, this.upstream!, this.core.config.timeouts.idleMs);
     // Bytes the client sent after its upgrade request belong to the new protocol.
     const early = this.client.takeQueue();
-    if (early !== null) this.tunnelFromClient(early);
+    if (early !== null) this.tunnel.fromClient(early);
   }
 
+  /** Client bytes after a 101 (the client connection is in its tunnel phase). */
   tunnelFromClient(chunk: Buffer): void {
-    const up = this.upstream;
-    if (up === null) return;
-    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
-    if (!up.socket.write(chunk)) this.client.pause();
-  }
-
-  /** `chunk` may be the shared read buffer: what is written is a copy. */
-  private tunnelFromUpstream(chunk: Buffer): void {
-    this.client.setDeadline(Deadline.TunnelIdle, this.core.config.timeouts.idleMs);
-    this.bytesOut += chunk.length; // bytes= on the line that ends the tunnel
-    if (!this.client.write(copyOut(chunk, 0, chunk.length))) this.upstream?.socket.pause();
+    if (this.tunnel !== null && this.upstream !== null) this.tunnel.fromClient(chunk);
   }
 
   // ───────────────────────────── client side events ─────────────────────────────
@@ -732,7 +708,10 @@ export class Exchange {
     if (outcome === Outcome.Relayed) {
       this.flushHead();
       this.releaseUpstream();
-    } else if (outcome === Outcome.TunnelClosed) this.closeTunnelUpstream();
+    } else if (outcome === Outcome.TunnelClosed) {
+      this.tunnel!.close();
+      this.upstream = null;
+    }
     else {
       if (outcome === Outcome.Cut) this.flushHead();
       this.destroyUpstream();
@@ -780,16 +759,6 @@ export class Exchange {
     if (info !== null && !info.upstreamClose && this.reqBodyDone && !up.broken && !up.dead) {
       this.core.pool.release(up, info.bodyMayFollow ? this.client : null);
     } else up.destroy();
-  }
-
-  /** A tunnel's dyno side: FIN first (what it sent may still be in flight), destroyed a turn later. */
-  private closeTunnelUpstream(): void {
-    const up = this.upstream;
-    this.upstream = null;
-    if (up === null) return;
-    up.exchange = null;
-    up.socket.end();
-    setImmediate(() => up.destroy());
   }
 
   private to(next: Phase): void {

@@ -4,6 +4,7 @@
  * dyno's own keep-alive timeout, and no reuse of anything that saw a protocol surprise.
  */
 import * as net from 'node:net';
+import { BodyFraming } from '../http1/body-framing';
 import { HeadParser } from '../http1/head-parser';
 import type { RouterConfig } from '../config';
 import type { Backend } from '../routing/route-table';
@@ -40,6 +41,7 @@ export function copyOut(buf: Buffer, start: number, end: number): Buffer {
 export class UpstreamConnection {
   readonly socket: net.Socket;
   readonly parser: HeadParser;
+  private bodyFraming: BodyFraming | null = null;
   exchange: UpstreamUser | null = null;
   connected = false;
   /** Served at least one exchange before the current one (so it may be stale). */
@@ -84,6 +86,11 @@ export class UpstreamConnection {
       this.errorCode = err.code ?? 'EUNKNOWN';
     });
     this.socket.on('close', () => this.onEnd());
+  }
+
+  /** Where the response body being relayed ends (reset per response; made at the first body on this connection). */
+  get body(): BodyFraming {
+    return (this.bodyFraming ??= new BodyFraming(this.pool.config.limits.chunked));
   }
 
   /** `buf[0..n)` is only valid during this call (it may be the shared read buffer). */
