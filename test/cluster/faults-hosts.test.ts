@@ -47,6 +47,26 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
 
   const h3Cgroups = (): string[] => cluster.liveDynoCgroups('h3');
 
+  /** h3's network as its daemon keeps it: its routes, its forward table, and its dyno veths. */
+  interface NetState {
+    routes: string[];
+    nft: string;
+    veths: string[];
+  }
+  const h3Net = (): NetState => ({
+    // "linkdown": the dyno bridge has no carrier while no dyno is attached; not a difference in routes
+    routes: fabric.execOk('h3', 'ip', ['-o', 'route', 'show']).split('\n').filter(Boolean).map((r) => r.replace(' linkdown', '').trim()).sort(),
+    nft: fabric.exec('h3', 'nft', ['list', 'table', 'inet', 'manifold-cluster']).stdout.replace(/ # handle \d+/g, ''),
+    veths: fabric.execOk('h3', 'ip', ['-o', 'link', 'show']).split('\n').map((l) => /^\d+: (mfv[^@:]*)/.exec(l)?.[1]).filter((n): n is string => n !== undefined),
+  });
+  /** Once the fault is healed: the same routes and forward rules as before it, and one veth per dyno h3 runs. */
+  const netHealed = (t: Test, before: NetState): void => {
+    const now = h3Net();
+    t.same(now.routes, before.routes, "h3's routes are the ones it had before the fault (none left over or missing)");
+    t.equal(now.nft, before.nft, "h3's nft forward table is the one it had before the fault");
+    t.equal(now.veths.length, h3Cgroups().length, `one veth per running dyno on h3, none left over (${now.veths.join(' ') || 'none'})`);
+  };
+
   /**
    * Makes sure a web dyno runs on h3 (the faults are about it): once h3 is off probation, drains the
    * host that holds two web dynos so one of them lands on h3, then undrains it.
@@ -103,6 +123,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
 
   await t.test('1. kill -9 of h3: only in-flight requests lost, replaced within T+5 s, a restart adds no dyno', async (t) => {
     const run = await underLoad(t);
+    const net = h3Net();
     const t0 = Date.now();
     h3.child?.kill('SIGKILL');
     // its dynos die by PDEATHSIG a moment later: the fault has struck once they are all dead
@@ -126,10 +147,12 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
     await sleep(2 * TTL_MS);
     const list = await psOf(h1, 'hello');
     t.ok(isWhole(list, { type: 'web', count: 3 }), `still 3 web dynos, no duplicate, 2T after the restart: ${JSON.stringify(list)}`);
+    netHealed(t, net);
   });
 
   await t.test('2. SIGSTOP of h3 for 10 s: no failed request, replaced within T+5 s, h3 stops its duplicate on SIGCONT', async (t) => {
     const run = await underLoad(t);
+    const net = h3Net();
     const pid = h3.child?.pid;
     if (pid === undefined) throw new Error('h3 not running');
     const t0 = Date.now();
@@ -154,6 +177,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
       const f = await figures(t, 'SIGSTOP h3 10 s', run, t0, t1, { detection: gone - t0, replaced: whole.at - t0, fencedAfterCont: fenced - t1 });
       t.equal(f.failed, 0, `no failed request: ${JSON.stringify(f.failedSample)}`);
       t.ok(after.list.filter((d) => d.type === 'web').length <= 3, 'at most 3 web dynos after that');
+      netHealed(t, net);
     } finally {
       if (t1 === 0) process.kill(pid, 'SIGCONT');
     }
@@ -165,6 +189,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
   ] as const) {
     await t.test(`${n}. ${name}: only in-flight requests lost, replaced within T+5 s, h3 fences its duplicates`, async (t) => {
       const run = await underLoad(t);
+      const net = h3Net();
       const logFrom = h3.log.length;
       // t0 once the cut is in place: it runs `nsenter … ip`/`nft` synchronously (tens of ms), and a
       // request that starts during that call may still finish before the cut takes effect
@@ -190,6 +215,7 @@ t.test('host faults on three netns hosts', { skip, timeout: 600_000 }, async (t)
         // spec §7: a connect into the cut blackholes until the router's connect timeout (5 s by default) at worst
         t.ok(f.addedP99 <= 5200, `added p99 latency ${Math.round(f.addedP99)} ms ≤ connect timeout + 0.2 s`);
         t.ok(isWhole(after.list, { type: 'web', count: 3 }), 'formation = 3 after the heal');
+        netHealed(t, net);
         // h3's lease expired while it could not hear etcd: it must re-grant once, not in a loop
         const log = h3.log.slice(logFrom);
         const lost = (log.match(/host lease \S+ lost/g) ?? []).length;
