@@ -98,7 +98,7 @@ export class Router extends EventEmitter implements RouterCore {
   }
 
   /** Listens on `specs` (default: config.listen). Resolves with the bound addresses (port 0 → real port). */
-  async listen(specs: ListenSpec[] = this.config.listen): Promise<BoundAddress[]> {
+  async listen(specs: ListenSpec[] = this.config.listen, opts: { reusePort?: boolean } = {}): Promise<BoundAddress[]> {
     if (specs.length === 0) throw new RouterError('ELISTEN', 'no listen address given');
     const bound: BoundAddress[] = [];
     for (const spec of specs) {
@@ -108,7 +108,8 @@ export class Router extends EventEmitter implements RouterCore {
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
+        // reusePort (SO_REUSEPORT): router workers each accept on their own socket of one port (workers/).
+        server.listen({ host: spec.host, port: spec.port, backlog: 4096, reusePort: opts.reusePort === true }, () => {
           server.off('error', reject);
           resolve();
         });

@@ -223,8 +223,25 @@ export function addressDropped(snapshot: RouteSnapshot, address: string): boolea
   return !live.has(address);
 }
 
+/**
+ * What one swap changed, in a form postMessage can carry: app name → its new route (undefined:
+ * removed), host → the name of its app (undefined: unrouted). `version` is the source table's.
+ */
+export interface RouteDelta {
+  version: number;
+  apps: [string, AppRoute | undefined][];
+  hosts: [string, string | undefined][];
+}
+
+/** A route that crossed a thread (structured clone drops freezing): frozen again, `up` rebuilt from `backends`. */
+function freezeRoute(r: AppRoute): AppRoute {
+  const backends = r.backends.map((b) => Object.freeze({ ...b }));
+  return Object.freeze({ ...r, hosts: Object.freeze([...r.hosts]), backends: Object.freeze(backends), up: Object.freeze(backends.filter((b) => b.state === 'up')) });
+}
+
 export declare interface RouteTable {
   on(event: 'change', listener: (snapshot: RouteSnapshot) => void): this;
+  on(event: 'delta', listener: (delta: RouteDelta) => void): this;
 }
 
 export class RouteTable extends EventEmitter {
@@ -295,7 +312,42 @@ export class RouteTable extends EventEmitter {
       const n = (old.live.get(a) ?? 0) + d;
       live.push([a, n > 0 ? n : undefined]);
     }
-    this.#swap(Object.freeze({ apps: old.apps.with(apps), hosts: old.hosts.with([...hostDrops, ...hostSets]), live: old.live.with(live) }));
+    const hosts: [string, AppRoute | undefined][] = [...hostDrops, ...hostSets];
+    this.#swap(Object.freeze({ apps: old.apps.with(apps), hosts: old.hosts.with(hosts), live: old.live.with(live) }));
+    // Router workers mirror this table: they get exactly what this swap changed (workers/table-sync.ts).
+    if (this.listenerCount('delta') > 0) this.emit('delta', { version: this.#version, apps, hosts: hosts.map(([h, r]) => [h, r?.name]) } satisfies RouteDelta);
+  }
+
+  /**
+   * Applies a delta another table emitted (a router worker mirroring the main thread's table):
+   * no validation or host checks, the source table did them; hosts name their app in `delta.apps`
+   * or in this table. The result has the source's apps and hosts; the version is this table's own.
+   */
+  mirror(delta: RouteDelta): void {
+    const old = this.#snapshot;
+    const apps: [string, AppRoute | undefined][] = [];
+    const liveDelta = new Map<string, number>();
+    for (const [name, route] of delta.apps) {
+      const next = route === undefined ? undefined : freezeRoute(route);
+      apps.push([name, next]);
+      for (const a of liveOf(old.apps.get(name))) liveDelta.set(a, (liveDelta.get(a) ?? 0) - 1);
+      for (const a of liveOf(next)) liveDelta.set(a, (liveDelta.get(a) ?? 0) + 1);
+    }
+    const nextApps = old.apps.with(apps);
+    const hosts: [string, AppRoute | undefined][] = delta.hosts.map(([h, name]) => [h, name === undefined ? undefined : nextApps.get(name)]);
+    const live: [string, number | undefined][] = [];
+    for (const [a, d] of liveDelta) {
+      if (d === 0) continue;
+      const n = (old.live.get(a) ?? 0) + d;
+      live.push([a, n > 0 ? n : undefined]);
+    }
+    this.#swap(Object.freeze({ apps: nextApps, hosts: old.hosts.with(hosts), live: old.live.with(live) }));
+  }
+
+  /** The whole table as one delta from an empty table (a new router worker starts from it). */
+  fullDelta(): RouteDelta {
+    const s = this.#snapshot;
+    return { version: this.#version, apps: [...s.apps], hosts: [...s.hosts].map(([h, r]) => [h, r.name]) };
   }
 
   /** Replaces the whole table (e.g. a reloaded routes file). Throws EROUTES and keeps the old table on bad input. */

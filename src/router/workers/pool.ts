@@ -1,0 +1,250 @@
+/**
+ * N router event loops (worker threads), each accepting on its own SO_REUSEPORT socket of the same
+ * port, fed from one route table on the main thread:
+ *
+ *   const pool = new RouterWorkers({ workers: 2, config: { listen: [{ host: '127.0.0.1', port: 8080 }] } });
+ *   new RoutesLoader(pool.table, file).load();   // or pool.table.setApp(…)
+ *   await pool.listen();
+ *   pool.table.removeApp('web'); await pool.synced();   // every worker has applied the change
+ *
+ * - Routes: every swap of `table` is posted to every worker as the exact delta (apps and hosts
+ *   changed); a worker answers with the version it applied. synced() resolves once every running
+ *   worker has applied a version: from then on no worker routes by an older table. A (re)started
+ *   worker gets the whole table before it listens.
+ * - Balancer state (round-robin cursors, least-outstanding counts) is per worker: see docs/router.md.
+ * - Log lines are posted per turn by each worker and emitted here, whole, in each worker's order.
+ * - A worker that exits is restarted on the same port; the others keep their connections.
+ */
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ListenSpec, RouterConfigInput } from '../config';
+import { RouterError } from '../errors';
+import { RouteTable, type RouteDelta } from '../routing/route-table';
+import { RouterWorkerError } from './errors';
+import type { BoundSpec, FromWorker, RouterWorkerData, ToWorker } from './protocol';
+
+export interface RouterWorkersOptions {
+  workers: number;
+  config: RouterConfigInput;
+  /** Emit 'log' lines (default true); false spares the workers formatting them. */
+  log?: boolean;
+  /** Wait before restarting a worker that died within a second of starting (a crash loop). */
+  restartDelayMs?: number;
+}
+
+export interface WorkerLogLine {
+  line: string;
+  /** ms since the epoch when the worker's router emitted it. */
+  time: number;
+  /** Which worker slot (0 … workers-1) served the request. */
+  worker: number;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker | null;
+  /** Source-table version this worker confirmed applying last. */
+  applied: number;
+  startedAt: number;
+  /** Resolves when the worker listens; rejects if it cannot. */
+  ready: Promise<BoundSpec[]>;
+  /** waitIdle() calls this worker has not answered yet. */
+  idle: Set<number>;
+}
+
+export declare interface RouterWorkers {
+  on(event: 'log', listener: (entry: WorkerLogLine) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  /** A worker exited unexpectedly (it is restarted). */
+  on(event: 'worker-exit', listener: (index: number, code: number) => void): this;
+  /** A restarted worker listens again. */
+  on(event: 'worker-restart', listener: (index: number, threadId: number) => void): this;
+}
+
+export class RouterWorkers extends EventEmitter {
+  readonly table = new RouteTable();
+  readonly #opts: RouterWorkersOptions;
+  readonly #slots: Slot[] = [];
+  /** The listen specs with concrete ports, once the first worker bound them. */
+  #specs: ListenSpec[] | null = null;
+  #closing = false;
+  #synced: { version: number; resolve: () => void }[] = [];
+  #idleSeq = 0;
+  readonly #idle = new Map<number, () => void>();
+  readonly #restarts = new Set<NodeJS.Timeout>();
+
+  constructor(opts: RouterWorkersOptions) {
+    super();
+    if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new RouterError('ECONFIG', `workers must be a positive integer (got ${opts.workers})`);
+    this.#opts = opts;
+    this.table.on('delta', (delta: RouteDelta) => {
+      for (const s of this.#slots) s.worker?.postMessage({ type: 'routes', delta } satisfies ToWorker);
+    });
+  }
+
+  get workers(): number {
+    return this.#opts.workers;
+  }
+
+  /** Thread ids of the running workers, by slot (null while one restarts). */
+  threadIds(): (number | null)[] {
+    return this.#slots.map((s) => s.worker?.threadId ?? null);
+  }
+
+  /**
+   * Starts the workers. The first binds config.listen (port 0 picks a port); the others bind the
+   * same concrete ports. Rejects with RouterError ELISTEN if a worker cannot listen.
+   */
+  async listen(): Promise<BoundSpec[]> {
+    const specs = this.#opts.config.listen ?? [];
+    if (specs.length === 0) throw new RouterError('ELISTEN', 'no listen address given');
+    const first = this.#start(0, specs);
+    const bound = await first.ready;
+    this.#specs = specs.map((s, i) => ({ ...s, host: s.host, port: bound[i]!.port }));
+    for (let i = 1; i < this.#opts.workers; i++) this.#start(i, this.#specs);
+    await Promise.all(this.#slots.map((s) => s.ready));
+    return bound;
+  }
+
+  /** Resolves once every running worker has applied table version `version` (default: the current one). */
+  synced(version = this.table.version): Promise<void> {
+    if (this.#isSynced(version)) return Promise.resolve();
+    return new Promise((resolve) => this.#synced.push({ version, resolve }));
+  }
+
+  /**
+   * Resolves once no worker has a request in flight to `address`, or after timeoutMs: the
+   * manifold's drain contract (Router.waitIdle), across every worker.
+   */
+  async waitIdle(_app: string, address: string, timeoutMs: number): Promise<void> {
+    const waits = this.#slots.map((s) => {
+      const w = s.worker;
+      if (w === null) return Promise.resolve();
+      const id = ++this.#idleSeq;
+      return new Promise<void>((resolve) => {
+        this.#idle.set(id, resolve);
+        s.idle.add(id);
+        w.postMessage({ type: 'wait-idle', id, address, timeoutMs } satisfies ToWorker);
+      });
+    });
+    await Promise.all(waits);
+  }
+
+  /** Test hook: stops worker `index` as a crash would (no close); the pool restarts it. */
+  async terminateWorker(index: number): Promise<void> {
+    await this.#slots[index]?.worker?.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const t of this.#restarts) clearTimeout(t);
+    this.#restarts.clear();
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        const w = s.worker;
+        if (w === null) return;
+        const closed = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000); // a stuck close must not keep the process
+          w.on('message', (m: FromWorker) => m.type === 'closed' && (clearTimeout(timer), resolve()));
+          w.once('exit', () => (clearTimeout(timer), resolve()));
+        });
+        w.postMessage({ type: 'close' } satisfies ToWorker);
+        await closed;
+        await w.terminate();
+      }),
+    );
+    for (const s of this.#synced) s.resolve();
+    this.#synced = [];
+  }
+
+  #start(index: number, specs: ListenSpec[]): Slot {
+    const data: RouterWorkerData = { config: this.#opts.config, log: this.#opts.log ?? true };
+    const worker = new Worker(path.join(__dirname, 'router-worker.js'), { workerData: data });
+    let settle!: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void };
+    const ready = new Promise<BoundSpec[]>((resolve, reject) => (settle = { resolve, reject }));
+    ready.catch(() => undefined); // handled by whoever awaits it; a restart reports via 'error'
+    const slot: Slot = { index, worker, applied: -1, startedAt: Date.now(), ready, idle: new Set() };
+    this.#slots[index] = slot;
+    worker.on('message', (m: FromWorker) => this.#onMessage(slot, m, settle));
+    worker.on('error', (err) => this.emit('error', new RouterWorkerError(index, err.message)));
+    worker.on('exit', (code) => {
+      settle.reject(new RouterError('ELISTEN', `router worker ${index} exited (${code}) before listening`));
+      this.#onExit(slot, code);
+    });
+    // In order: the whole table, then (postMessage keeps order) every later delta, then listen.
+    worker.postMessage({ type: 'routes', delta: this.table.fullDelta() } satisfies ToWorker);
+    worker.postMessage({ type: 'listen', specs } satisfies ToWorker);
+    return slot;
+  }
+
+  #onMessage(slot: Slot, m: FromWorker, settle: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void }): void {
+    switch (m.type) {
+      case 'applied':
+        slot.applied = m.version;
+        this.#checkSynced();
+        return;
+      case 'listening':
+        settle.resolve(m.bound);
+        return;
+      case 'listen-error':
+        settle.reject(new RouterError('ELISTEN', `router worker ${slot.index}: ${m.message}`));
+        return;
+      case 'log':
+        for (let i = 0; i < m.lines.length; i++) this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index } satisfies WorkerLogLine);
+        return;
+      case 'error':
+        this.emit('error', new RouterWorkerError(slot.index, m.message));
+        return;
+      case 'idle':
+        slot.idle.delete(m.id);
+        this.#wake(m.id);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  #onExit(slot: Slot, code: number): void {
+    if (this.#slots[slot.index] !== slot) return;
+    slot.worker = null;
+    // a dead worker has nothing in flight and routes nothing: it holds back no drain and no sync
+    for (const id of slot.idle) this.#wake(id);
+    slot.idle.clear();
+    this.#checkSynced();
+    if (this.#closing) return;
+    this.emit('worker-exit', slot.index, code);
+    if (this.#specs === null) return; // died during the first listen(): that call fails instead
+    const specs = this.#specs;
+    const delay = Date.now() - slot.startedAt < 1000 ? this.#opts.restartDelayMs ?? 1000 : 0;
+    // Kept referenced (a pool whose every worker died must not let the process exit); close() clears it.
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer);
+      if (this.#closing) return;
+      const next = this.#start(slot.index, specs);
+      next.ready.then(
+        () => this.emit('worker-restart', slot.index, next.worker?.threadId ?? -1),
+        (err: Error) => this.emit('error', err),
+      );
+    }, delay);
+    this.#restarts.add(timer);
+  }
+
+  #wake(id: number): void {
+    const resolve = this.#idle.get(id);
+    if (resolve === undefined) return;
+    this.#idle.delete(id);
+    resolve();
+  }
+
+  #isSynced(version: number): boolean {
+    return this.#slots.every((s) => s.worker === null || s.applied >= version);
+  }
+
+  #checkSynced(): void {
+    if (this.#synced.length === 0) return;
+    const waiting = this.#synced;
+    this.#synced = waiting.filter((w) => !this.#isSynced(w.version));
+    for (const w of waiting) if (this.#isSynced(w.version)) w.resolve();
+  }
+}

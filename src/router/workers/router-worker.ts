@@ -1,0 +1,63 @@
+/**
+ * One router event loop in a worker thread (pool.ts starts N of them). It owns a Router whose
+ * table mirrors the main thread's (deltas applied in order, each confirmed with 'applied'), accepts
+ * on its own SO_REUSEPORT socket, and posts its log lines to the main thread, which writes them
+ * whole: a worker never writes to stdout itself.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createRouter } from '../index';
+import { RouterError } from '../errors';
+import type { FromWorker, RouterWorkerData, ToWorker } from './protocol';
+
+const port = parentPort;
+if (port === null) throw new Error('router-worker.js runs as a worker thread (see workers/pool.ts)');
+const data = workerData as RouterWorkerData;
+const router = createRouter(data.config);
+const post = (m: FromWorker): void => port.postMessage(m);
+
+// Lines leave once per turn, in emission order: one message instead of one per request.
+let lines: string[] = [];
+let times: number[] = [];
+if (data.log) {
+  router.on('log', (entry) => {
+    if (lines.length === 0) setImmediate(flushLog);
+    lines.push(entry.line);
+    times.push(Date.now());
+  });
+}
+function flushLog(): void {
+  if (lines.length === 0) return;
+  post({ type: 'log', lines, times });
+  lines = [];
+  times = [];
+}
+
+router.on('error', (err) => post({ type: 'error', message: err.message }));
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'routes':
+      router.table.mirror(m.delta);
+      post({ type: 'applied', version: m.delta.version });
+      return;
+    case 'listen':
+      router.listen(m.specs, { reusePort: true }).then(
+        (bound) => post({ type: 'listening', bound }),
+        (err: unknown) => {
+          const e = err as NodeJS.ErrnoException;
+          post({ type: 'listen-error', code: err instanceof RouterError ? err.code : e.code ?? 'ELISTEN', message: e.message });
+        },
+      );
+      return;
+    case 'wait-idle':
+      void router.waitIdle('', m.address, m.timeoutMs).then(() => post({ type: 'idle', id: m.id }));
+      return;
+    case 'close':
+      flushLog();
+      void router.close().then(() => {
+        flushLog();
+        post({ type: 'closed' });
+      });
+      return;
+  }
+});
