@@ -1,7 +1,8 @@
 /**
- * One request/response relay: route → connect (retry/quarantine) → send head + body → read the
- * response head (1xx loop) → stream the body with backpressure → log → keep-alive or close.
- * Also the tunnel after a 101. Every failure ends in `fail()`, which answers with an H-code.
+ * One request/response relay: route (the decisions are dispatch.ts's) → connect (retry/quarantine)
+ * → send head + body → read the response head (1xx loop) → stream the body with backpressure →
+ * log → keep-alive or close; after a 101 the relay is a Tunnel. Phases change only through to();
+ * every ending, success or H-code, goes through end(outcome).
  */
 import { randomUUID } from 'node:crypto';
 import { BodyFraming } from '../http1/body-framing';
@@ -16,41 +17,9 @@ import { backendDropped, type AppRoute, type Backend, type RouteSnapshot } from 
 import { Deadline } from '../timers';
 import { admit, bootQueueExpired, connectFailureCode, dispatchStep, dynoChosenFor, retryAfterConnectFailure } from './dispatch';
 import type { RouterCore } from './context';
+import { checkedMove, Phase } from './exchange-phase';
 import { Tunnel } from './tunnel';
 import { copyOut, type UpstreamConnection } from './upstream';
-
-enum Phase {
-  Routing,
-  Queued,
-  Connecting,
-  /** Head written; request body (if any) streaming; response may start any time. */
-  Sent,
-  Tunnel,
-  Done,
-}
-
-/** Legal moves between phases, one bit per target (checked in to()). */
-const NEXT: readonly number[] = [
-  /* Routing    → */ (1 << Phase.Queued) | (1 << Phase.Connecting) | (1 << Phase.Done),
-  /* Queued     → */ (1 << Phase.Connecting) | (1 << Phase.Done),
-  /* Connecting → */ (1 << Phase.Sent) | (1 << Phase.Routing) | (1 << Phase.Done),
-  /* Sent       → */ (1 << Phase.Routing) | (1 << Phase.Tunnel) | (1 << Phase.Done),
-  /* Tunnel     → */ 1 << Phase.Done,
-  /* Done       → */ 0,
-];
-
-/**
- * An illegal phase change is a bug: under tap (TAP=1, also set in the routers tests start) or with
- * MANIFOLD_STRICT_STATES=1 it throws; in production it is reported and the move is made anyway
- * (refusing it would strand a client).
- */
-const STRICT_STATES = process.env.TAP === '1' || process.env.MANIFOLD_STRICT_STATES === '1';
-
-function illegalTransition(from: Phase, to: Phase): void {
-  const msg = `manifold router: illegal exchange transition ${Phase[from]} → ${Phase[to]}`;
-  if (STRICT_STATES) throw new Error(msg);
-  process.emitWarning(msg);
-}
 
 /** How an exchange ends; end() maps each to what the client gets, the log line and the dyno socket. */
 enum Outcome {
@@ -469,7 +438,7 @@ export class Exchange {
           continue;
         }
         // A final response without a body ends here: any byte after it in this read belongs to no
-        // request (a late body, or junk); the socket is not reused (finish() sees `broken`).
+        // request (a late body, or junk); the socket is not reused (end() sees `broken`).
         if (info.bodyKind === BodyKind.None && off < buf.length) up.broken = true;
         this.startResponse(head, info);
         if ((this.phase as Phase) === Phase.Tunnel) {
@@ -762,8 +731,7 @@ export class Exchange {
   }
 
   private to(next: Phase): void {
-    if ((NEXT[this.phase]! & (1 << next)) === 0) illegalTransition(this.phase, next);
-    this.phase = next;
+    this.phase = checkedMove(this.phase, next);
   }
 
   private destroyUpstream(): void {
