@@ -14,6 +14,7 @@ import t from 'tap';
 import type { IKeyValue } from 'etcd3';
 import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
 import { ClusterHosts, type HostDaemon, assertNothingLeft } from './helpers/cluster-hosts';
+import { canonicalTable } from './helpers/cluster-checks';
 import { startLoad, type LoadRun } from './helpers/load';
 import { EtcdProbe } from './helpers/etcd-probe';
 import { analyzeFault, dynosOn, formatFigures, psOf, type PsDyno } from './helpers/faults';
@@ -129,23 +130,6 @@ class History {
     }
     return Math.min(...live.values()) === target.create;
   }
-}
-
-/** A route table (RoutesFile, or a router's /v1/local/table answer) in a form two tables compare by (as the nemesis does). */
-function canonical(file: unknown): string {
-  type App = { hosts: string[]; backends?: { dyno: string; address: string; state?: string }[]; maintenance?: boolean; crashed?: unknown };
-  const apps = (file as { apps?: Record<string, App> } | null)?.apps ?? {};
-  const out: Record<string, unknown> = {};
-  for (const name of Object.keys(apps).sort()) {
-    const a = apps[name]!;
-    out[name] = {
-      hosts: [...a.hosts].sort(),
-      backends: (a.backends ?? []).map((b) => `${b.dyno}@${b.address}:${b.state ?? 'up'}`).sort(),
-      maintenance: a.maintenance === true,
-      crashed: Boolean(a.crashed),
-    };
-  }
-  return JSON.stringify(out);
 }
 
 t.test('control-plane faults (spec §7 #5–#8)', { skip, timeout: 600_000 }, async (t) => {
@@ -357,8 +341,8 @@ t.test('control-plane faults (spec §7 #5–#8)', { skip, timeout: 600_000 }, as
       let got = '';
       let want = '';
       for (let i = 0; i < 20; i++) {
-        want = canonical(deriveRoutes((await client.getAll().prefix(PREFIX).exec()).kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), 'example.test'));
-        got = canonical(await call<unknown>('/v1/local/table', {}));
+        want = canonicalTable(deriveRoutes((await client.getAll().prefix(PREFIX).exec()).kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), 'example.test'));
+        got = canonicalTable(await call<unknown>('/v1/local/table', {}));
         if (got === want) break;
         await sleep(250);
       }

@@ -87,3 +87,23 @@ export async function etcdSnapshot(client: Etcd3, volatile: string[] = []): Prom
   }
   return out;
 }
+
+/**
+ * A route table (a RoutesFile derived from etcd, or a router's /v1/local/table answer) in the form two
+ * tables compare by: key order and backend order don't matter for "same table".
+ */
+export function canonicalTable(file: unknown): string {
+  type App = { hosts: string[]; backends?: { dyno: string; address: string; state?: string }[]; maintenance?: boolean; crashed?: unknown };
+  const apps = (file as { apps?: Record<string, App> } | null)?.apps ?? {};
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(apps).sort()) {
+    const a = apps[name]!;
+    out[name] = {
+      hosts: [...a.hosts].sort(),
+      backends: (a.backends ?? []).map((b) => `${b.dyno}@${b.address}:${b.state ?? 'up'}`).sort(),
+      maintenance: a.maintenance === true,
+      crashed: Boolean(a.crashed),
+    };
+  }
+  return JSON.stringify(out);
+}

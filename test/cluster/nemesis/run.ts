@@ -20,6 +20,7 @@ import { deriveRoutes } from '../../../src/cluster/route-state';
 import { ROOT, sleep } from '../../manifold/helpers/daemon';
 import { prng } from '../../manifold/helpers/prng';
 import { ClusterHosts } from '../helpers/cluster-hosts';
+import { canonicalTable } from '../helpers/cluster-checks';
 import { startFabric, type Fabric } from '../helpers/fabric';
 import { startLoad } from '../helpers/load';
 import { checkAvailability, checkSafety, type FaultMark, type Violation } from './checkers';
@@ -68,22 +69,6 @@ async function probe<T>(fabric: Fabric, token: string, addr: string, p: string, 
   });
   child.stdin!.end(`${JSON.stringify({ id: 1, addr, path: p, body, timeoutMs: 5000 })}\n`);
   return answer;
-}
-
-/** Key order and backend order don't matter for "same table". */
-function canonical(file: unknown): string {
-  const apps = ((file as { apps?: Record<string, { hosts: string[]; backends?: { dyno: string; address: string; state?: string }[]; maintenance?: boolean; crashed?: unknown }> } | null)?.apps) ?? {};
-  const out: Record<string, unknown> = {};
-  for (const name of Object.keys(apps).sort()) {
-    const a = apps[name]!;
-    out[name] = {
-      hosts: [...a.hosts].sort(),
-      backends: (a.backends ?? []).map((b) => `${b.dyno}@${b.address}:${b.state ?? 'up'}`).sort(),
-      maintenance: a.maintenance === true,
-      crashed: Boolean(a.crashed),
-    };
-  }
-  return JSON.stringify(out);
 }
 
 export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
@@ -185,12 +170,12 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
 
     // convergence: each router's table is the one etcd derives
     const token = (await client.get(keys.secret()).string()) ?? '';
-    const derived = canonical(deriveRoutes((await client.getAll().prefix(PREFIX).exec()).kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), 'example.test'));
+    const derived = canonicalTable(deriveRoutes((await client.getAll().prefix(PREFIX).exec()).kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const), 'example.test'));
     const diffs: string[] = [];
     for (const h of ['h1', 'h2']) {
       let got = '';
       for (let i = 0; i < 20; i++) {
-        got = canonical(await probe<unknown>(fabric, token, `${fabric.address(h)}:7946`, '/v1/local/table', {}).catch(() => null));
+        got = canonicalTable(await probe<unknown>(fabric, token, `${fabric.address(h)}:7946`, '/v1/local/table', {}).catch(() => null));
         if (got === derived) break;
         await sleep(250);
       }
