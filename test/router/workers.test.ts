@@ -96,6 +96,7 @@ t.test('2 workers serve on one port; each round-robins over the dynos; log lines
   const lines = logs.filter((l) => l.line.includes('request_id=workers-test-req-burst-'));
   t.equal(lines.length, ids.length, 'one line per request');
   t.ok(lines.every((l) => LINE.test(l.line)), 'every line whole');
+  t.ok(lines.every((l) => l.app === 'web'), 'each line names its app (the daemon files lines by app)');
   t.equal(new Set(lines.map((l) => /request_id=(\S+)/.exec(l.line)![1])).size, ids.length, 'no line duplicated');
   for (const c of all) c.close();
 });
@@ -181,13 +182,18 @@ t.test('waitIdle covers every worker', async (t) => {
   const inflight = by.map((w) => get(w[0]!, `held-${++seq}`));
   await a.waitFor(() => held.length === 2, 5000, 'two held requests');
   let idle = false;
-  const waiting = pool.waitIdle('web', a.address, 10_000).then(() => (idle = true));
+  let linesAtIdle = -1;
+  const waiting = pool.waitIdle('web', a.address, 10_000).then(() => {
+    idle = true;
+    linesAtIdle = logs.filter((l) => l.line.includes('request_id=workers-test-req-held-')).length;
+  });
   held.shift()!();
   await new Promise((r) => setTimeout(r, 100));
   t.notOk(idle, 'not idle while the other worker still has a request in flight');
   held.shift()!();
   await waiting;
   t.ok(idle, 'idle once both workers answered');
+  t.equal(linesAtIdle, 2, "both requests' log lines arrived before waitIdle resolved (the daemon logs its SIGTERM after them)");
   await Promise.all(inflight);
   for (const c of by.flat()) c.close();
 });

@@ -39,6 +39,8 @@ export interface WorkerLogLine {
   time: number;
   /** Which worker slot (0 … workers-1) served the request. */
   worker: number;
+  /** App the request was routed to, when known (the daemon files lines under it). */
+  app: string | null;
 }
 
 interface Slot {
@@ -191,7 +193,7 @@ export class RouterWorkers extends EventEmitter {
         settle.reject(new RouterError('ELISTEN', `router worker ${slot.index}: ${m.message}`));
         return;
       case 'log':
-        for (let i = 0; i < m.lines.length; i++) this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index } satisfies WorkerLogLine);
+        for (let i = 0; i < m.lines.length; i++) this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index, app: m.apps[i] ?? null } satisfies WorkerLogLine);
         return;
       case 'error':
         this.emit('error', new RouterWorkerError(slot.index, m.message));

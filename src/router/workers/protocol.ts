@@ -29,7 +29,7 @@ export type FromWorker =
   | { type: 'listening'; bound: BoundSpec[] }
   | { type: 'listen-error'; code: string; message: string }
   /** One event-loop turn's log lines, in the order the worker's router emitted them. */
-  | { type: 'log'; lines: string[]; times: number[] }
+  | { type: 'log'; lines: string[]; times: number[]; apps: (string | null)[] }
   | { type: 'error'; message: string }
   | { type: 'idle'; id: number }
   | { type: 'closed' };

@@ -18,18 +18,21 @@ const post = (m: FromWorker): void => port.postMessage(m);
 // Lines leave once per turn, in emission order: one message instead of one per request.
 let lines: string[] = [];
 let times: number[] = [];
+let apps: (string | null)[] = [];
 if (data.log) {
   router.on('log', (entry) => {
     if (lines.length === 0) setImmediate(flushLog);
     lines.push(entry.line);
     times.push(Date.now());
+    apps.push(entry.app);
   });
 }
 function flushLog(): void {
   if (lines.length === 0) return;
-  post({ type: 'log', lines, times });
+  post({ type: 'log', lines, times, apps });
   lines = [];
   times = [];
+  apps = [];
 }
 
 router.on('error', (err) => post({ type: 'error', message: err.message }));
@@ -50,7 +53,11 @@ port.on('message', (m: ToWorker) => {
       );
       return;
     case 'wait-idle':
-      void router.waitIdle('', m.address, m.timeoutMs).then(() => post({ type: 'idle', id: m.id }));
+      // lines emitted before the last request ended go first: the manifold's "Stopping" line follows them
+      void router.waitIdle('', m.address, m.timeoutMs).then(() => {
+        flushLog();
+        post({ type: 'idle', id: m.id });
+      });
       return;
     case 'close':
       flushLog();
