@@ -26,14 +26,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fmt, mdTable } from './lib/stats';
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-}
+import { envNum } from './lib/env';
 
 const cfg = {
   apps: Math.max(1, Math.round(envNum('BENCH_APPS', 10_000))),

@@ -17,14 +17,7 @@ import { cleanup, freePort, installCleanupHandlers, makeTempDir, start, trackPid
 import { BENCH_HOST, REPO_ROOT, routerCommand, startNginxBackend, type Peer } from './lib/peers';
 import { runWrk } from './lib/wrk';
 import { fmt, median, mdTable } from './lib/stats';
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-}
+import { envNum } from './lib/env';
 
 const cfg = {
   seconds: envNum('BENCH_SECONDS', 5),

@@ -37,16 +37,9 @@ import { runWrk, writePacedScript, type WrkResult } from './lib/wrk';
 import { runStream, type StreamResult } from './lib/stream';
 import { measureIdle, type IdleResult } from './lib/idle';
 import { bytesHuman, fmt, fmtRatio, max, mdTable, median, ratio } from './lib/stats';
+import { envNum } from './lib/env';
 
 type Target = 'direct' | ProxyKind;
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a number`);
-  return n;
-}
 
 const cfg = {
   seconds: envNum('BENCH_SECONDS', 6),

@@ -39,6 +39,7 @@ import {
   type PeerLayout,
 } from './lib/spawn-peers';
 import { summarize, type TimeSummary } from './lib/spawn-stats';
+import { envNum } from './lib/env';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');
 const BENCH_CGROUP = 'manifold-spawn-bench';
@@ -47,14 +48,6 @@ const BENCH_BRIDGE = process.env.BENCH_BRIDGE ?? 'mfspawnbench0';
 const BENCH_SUBNET = process.env.BENCH_SUBNET ?? '10.213.0.0/24';
 const GOAL_NONE = 0.5;
 const GOAL_BRIDGE = 1.0;
-
-function envNum(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v} is not a non-negative number`);
-  return n;
-}
 
 const runs = Math.max(1, Math.round(envNum('BENCH_RUNS', 100)));
 const cfg = {
