@@ -3,14 +3,12 @@
  * own namespaces, the load generator in `cl`. Needs root, util-linux and etcd; touches nothing in the
  * root network namespace, and after stop() leaves no namespace, process, dir or link.
  */
-import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import readline from 'node:readline';
 import t from 'tap';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
 import { etcdMissing, processesMentioning } from './helpers/etcd-cluster';
-import { fabricMissing, FABRIC_PREFIX, nsInode, startFabric, type Fabric } from './helpers/fabric';
+import { fabricMissing, FABRIC_PREFIX, nsInode, serveIn, startFabric, type Fabric } from './helpers/fabric';
 import { startLoad } from './helpers/load';
 
 const ETCD_CLIENT_JS = path.join(__dirname, '..', '..', 'src', 'cluster', 'etcd-client.js');
@@ -44,16 +42,6 @@ if (missing) {
   main();
 }
 
-/** Starts a node -e server inside `ns` and waits for its "ready" line. */
-async function serve(fabric: Fabric, ns: string, script: string, args: string[]): Promise<ChildProcess> {
-  const child = fabric.spawn(ns, process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  await new Promise<void>((resolve, reject) => {
-    lines.once('line', () => resolve());
-    child.once('exit', (code) => reject(new Error(`server in ${ns} exited ${code}`)));
-  });
-  return child;
-}
 
 async function tcpPing(fabric: Fabric, from: string, to: string, port: number): Promise<string> {
   const r = await fabric.run(from, process.execPath, ['-e', TCP_CLIENT, fabric.address(to), String(port)]);
@@ -86,7 +74,7 @@ function main(): void {
   });
 
   t.test('TCP h1 → h2 over the bridge', async (t) => {
-    const server = await serve(fabric, 'h2', TCP_SERVER, [fabric.address('h2'), '7000']);
+    const server = await serveIn(fabric, 'h2', TCP_SERVER, [fabric.address('h2'), '7000']);
     t.equal(await tcpPing(fabric, 'h1', 'h2', 7000), 'pong:ping');
     t.equal(await tcpPing(fabric, 'cl', 'h2', 7000), 'pong:ping');
     server.kill('SIGKILL');
@@ -141,7 +129,7 @@ function main(): void {
   });
 
   t.test('linkDown / dropTo cut h3 off, linkUp / undrop restore it', async (t) => {
-    const server = await serve(fabric, 'h3', TCP_SERVER, [fabric.address('h3'), '7000']);
+    const server = await serveIn(fabric, 'h3', TCP_SERVER, [fabric.address('h3'), '7000']);
     t.equal(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'reachable before');
     fabric.linkDown('h3');
     t.not(await tcpPing(fabric, 'h1', 'h3', 7000), 'pong:ping', 'unreachable while cut');
@@ -155,7 +143,7 @@ function main(): void {
   });
 
   t.test('load: closed loop from cl against an HTTP server in h1', async (t) => {
-    const server = await serve(fabric, 'h1', HTTP_SERVER, [fabric.address('h1'), '8080', 'h1']);
+    const server = await serveIn(fabric, 'h1', HTTP_SERVER, [fabric.address('h1'), '8080', 'h1']);
     const target = `${fabric.address('h1')}:8080`;
     const timed = await startLoad(fabric, {
       targets: [target],

@@ -6,10 +6,9 @@
  * The RTT is measured with a UDP echo in node rather than ping: iputils-ping is not on every box
  * (vagrant/provision.sh does not install it), node and python3 are.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
+import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { fabricMissing, startFabric, type Fabric } from './helpers/fabric';
+import { fabricMissing, serveIn, startFabric, type Fabric } from './helpers/fabric';
 import { delayLink } from './helpers/link-delay';
 
 // Echoes every UDP datagram back to its sender; says "ready" once bound.
@@ -105,16 +104,6 @@ if (missing) {
   main();
 }
 
-/** Starts a node -e server inside `ns` and waits for its "ready" line. */
-async function serve(fabric: Fabric, ns: string, script: string, args: string[]): Promise<ChildProcess> {
-  const child = fabric.spawn(ns, process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  await new Promise<void>((resolve, reject) => {
-    lines.once('line', () => resolve());
-    child.once('exit', (code) => reject(new Error(`server in ${ns} exited ${code}`)));
-  });
-  return child;
-}
 
 async function rtts(fabric: Fabric): Promise<number[]> {
   const r = await fabric.run('h1', process.execPath, ['-e', UDP_PING, fabric.address('h2'), '7000', '5', '200']);
@@ -153,8 +142,8 @@ function main(): void {
 
   t.before(async () => {
     fabric = await startFabric(t, { hosts: 2, etcd: false });
-    await serve(fabric, 'h2', UDP_ECHO, [fabric.address('h2'), '7000']);
-    await serve(fabric, 'h2', TCP_SERVER, [fabric.address('h2'), '7001', String(SIZE)]);
+    await serveIn(fabric, 'h2', UDP_ECHO, [fabric.address('h2'), '7000']);
+    await serveIn(fabric, 'h2', TCP_SERVER, [fabric.address('h2'), '7001', String(SIZE)]);
   });
 
   t.test('200 ms towards h2: RTT h1 → h2 rises by 200 ms, 5 MB each way arrive whole, stop() restores', async (t) => {

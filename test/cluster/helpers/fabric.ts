@@ -20,6 +20,7 @@ import { spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_proc
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { createEtcdClient } from '../../../src/cluster/etcd-client';
 import { ETCD_BIN } from './etcd-cluster';
 import { spawnTied } from './tied';
@@ -616,4 +617,15 @@ export class Fabric {
 /** Builds the fabric (hosts h1..hN, cl, and etcd e1..e3 unless opts.etcd is false); stop() runs at t's teardown. */
 export function startFabric(t: Teardown | undefined, opts: FabricOptions = {}): Promise<Fabric> {
   return Fabric.start(t, opts);
+}
+
+/** Starts a `node -e` server inside `ns` and waits for its first line (its "ready"); the caller kills it. */
+export async function serveIn(fabric: Fabric, ns: string, script: string, args: string[]): Promise<ChildProcess> {
+  const child = fabric.spawn(ns, process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  await new Promise<void>((resolve, reject) => {
+    lines.once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`server in ${ns} exited ${code}`)));
+  });
+  return child;
 }
