@@ -21,6 +21,7 @@ interface DaemonArgs {
   socket?: string;
   'socket-group'?: string;
   listen: string;
+  'router-workers': number;
   domain: string;
   net: string;
   cgroup: string;
@@ -139,6 +140,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     stateDir: a['state-dir'],
     socket: socketPathFrom(a.socket),
     listen: a.listen === 'none' ? null : a.listen,
+    routerWorkers: a['router-workers'],
     domain: a.domain,
     net: a.net,
     cgroupName: a.cgroup,
@@ -183,6 +185,8 @@ export const daemonCommand: CommandModule = {
       .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: 'where the database and slugs live' })
       .option('socket-group', { type: 'string', describe: 'group allowed to use the control socket (default: root only)' })
       .option('listen', { type: 'string', default: '0.0.0.0:80', describe: "router address host:port, or 'none'" })
+      // 1 until the cluster route feed takes worker threads; single-host drains wait for every worker
+      .option('router-workers', { type: 'number', default: 1, describe: 'router event loops (worker threads on one SO_REUSEPORT port); single-host only' })
       .option('domain', { type: 'string', default: 'localhost', describe: 'apps answer at APP.DOMAIN' })
       .option('net', { type: 'string', default: 'bridge', describe: "dyno network: 'bridge' (own address, routed) or 'none'" })
       .option('cgroup', { type: 'string', default: DEFAULT_CGROUP, describe: 'cgroup v2 subtree for the dynos' })

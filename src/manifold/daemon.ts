@@ -10,6 +10,7 @@ import { CgroupTree } from '../runtime/cgroup';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
 import { createRouter, parseListen, type Router } from '../router';
+import type { RouterWorkers } from '../router/workers/pool';
 import type { DaemonInfo } from './api/protocol';
 import { ApiServer } from './api/server';
 import { LogHub } from './logs/hub';
@@ -44,6 +45,11 @@ export interface DaemonOptions {
    * single-host daemon on SQLite, and no cluster module (nor etcd3 and gRPC) is loaded.
    */
   cluster?: ClusterConfig;
+  /**
+   * Router event loops (`--router-workers`, default 1): above 1 the router runs in worker threads on
+   * one SO_REUSEPORT port (src/router/workers/); drains wait for every worker. Single-host only.
+   */
+  routerWorkers?: number;
 }
 
 export class Daemon {
@@ -53,6 +59,8 @@ export class Daemon {
   manifold!: Manifold;
   cluster: ClusterNode | undefined;
   router: Router | undefined;
+  /** The router when it runs in worker threads (routerWorkers > 1); `router` is then undefined. */
+  routerWorkers: RouterWorkers | undefined;
   api!: ApiServer;
   readonly logs = new LogHub();
   private stopping: Promise<void> | undefined;
@@ -93,12 +101,27 @@ export class Daemon {
     let routerPort: number | null = null;
     if (o.listen !== null && (!cluster || cluster.has('router'))) {
       const spec = parseListen(o.listen);
-      this.router = createRouter({ listen: [spec] });
-      this.router.on('log', (e) => {
-        if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
-      });
-      this.router.on('error', (err) => this.log(`router: ${err.message}`));
-      const bound = await this.router.listen();
+      const workers = o.routerWorkers ?? 1;
+      // the cluster's route feed and registration take a Router: workers there are not wired yet
+      if (workers > 1 && cluster) throw new Error('--router-workers above 1 is not supported with a cluster yet');
+      let bound: { host: string; port: number }[];
+      if (workers > 1) {
+        const { RouterWorkers } = require('../router/workers/pool') as typeof import('../router/workers/pool');
+        const pool = (this.routerWorkers = new RouterWorkers({ workers, config: { listen: [spec] } }));
+        pool.on('log', (e) => {
+          if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
+        });
+        pool.on('error', (err) => this.log(`router: ${err.message}`));
+        pool.on('worker-exit', (i, code) => this.log(`router: worker ${i} exited (${code}), restarting it`));
+        bound = await pool.listen();
+      } else {
+        this.router = createRouter({ listen: [spec] });
+        this.router.on('log', (e) => {
+          if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
+        });
+        this.router.on('error', (err) => this.log(`router: ${err.message}`));
+        bound = await this.router.listen();
+      }
       routerPort = bound[0]?.port ?? spec.port;
       this.log(`router listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}`);
     }
@@ -116,8 +139,8 @@ export class Daemon {
     this.supervisor = new Supervisor({
       launcher,
       logs: this.logs,
-      routes: hooks ? hooks.routes : this.router?.table,
-      drain: hooks ? hooks.drain : this.router,
+      routes: hooks ? hooks.routes : (this.router ?? this.routerWorkers)?.table,
+      drain: hooks ? hooks.drain : this.router ?? this.routerWorkers,
       drainOnScaleDown: hooks !== undefined,
       net: o.net,
       webPort: DEFAULT_PORT,
@@ -200,6 +223,7 @@ export class Daemon {
       await this.supervisor?.shutdown();
       await this.cluster?.stop().catch((err: unknown) => this.log(`leaving the cluster: ${String(err)}`));
       await this.router?.close();
+      await this.routerWorkers?.close();
       await this.runtime?.close();
       await this.store?.close();
       if (opened) this.log('stopped');
