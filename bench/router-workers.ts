@@ -14,7 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CpuMeter, processTree } from './lib/procstat';
 import { cleanup, freePort, installCleanupHandlers, makeTempDir, start, trackPid, waitForPort } from './lib/procs';
-import { BENCH_HOST, REPO_ROOT, routerCommand, startNginxBackend, type Peer } from './lib/peers';
+import { BENCH_HOST, REPO_ROOT, routerCommand, startNginxBackend, startNginxProxy, type Peer } from './lib/peers';
 import { runWrk } from './lib/wrk';
 import { fmt, median, mdTable } from './lib/stats';
 import { envNum } from './lib/env';
@@ -59,56 +59,6 @@ async function startRouterWorkers(workers: number, backends: readonly string[]):
   return { name: `router-${workers}`, port, proc, dir };
 }
 
-/**
- * nginx as reverse proxy with `worker_processes N` and `listen … reuseport` (one accept socket per
- * worker, as the router's workers have); otherwise the config of bench/lib/peers.ts startNginxProxy.
- */
-async function startNginxWorkers(workers: number, backends: readonly string[]): Promise<Peer> {
-  const port = await freePort();
-  const dir = makeTempDir(`nginx-w${workers}`);
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d), { recursive: true });
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const conf = `${isRoot ? 'user root;' : ''}
-daemon off;
-master_process on;
-worker_processes ${workers};
-worker_rlimit_nofile 20000;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 19500; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 3600s;
-  upstream app {
-${backends.map((b) => `    server ${b};`).join('\n')}
-    keepalive 256;
-    keepalive_requests 10000000;
-    keepalive_timeout 3600s;
-  }
-  server {
-    listen 127.0.0.1:${port} backlog=4096 reuseport;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_max_temp_file_size 0;
-    }
-  }
-}
-`;
-  const confPath = join(dir, 'nginx.conf');
-  writeFileSync(confPath, conf);
-  const proc = start(`nginx-${workers}`, 'nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', confPath], {});
-  await waitForPort(port, 10_000, proc);
-  return { name: `nginx-${workers}`, port, proc, dir };
-}
-
 async function main(): Promise<void> {
   installCleanupHandlers();
   const hardStop = setTimeout(() => {
@@ -123,8 +73,8 @@ async function main(): Promise<void> {
   const peers = new Map<Target, Peer>([
     ['router-1', await startRouterWorkers(1, backends)],
     ['router-2', await startRouterWorkers(2, backends)],
-    ['nginx-1', await startNginxWorkers(1, backends)],
-    ['nginx-2', await startNginxWorkers(2, backends)],
+    ['nginx-1', await startNginxProxy(await freePort(), backends, undefined, 1)],
+    ['nginx-2', await startNginxProxy(await freePort(), backends, undefined, 2)],
   ]);
   const wrkOf = (peer: Peer, seconds: number): ReturnType<typeof runWrk> =>
     runWrk({ url: `http://127.0.0.1:${peer.port}/`, threads: cfg.threads, connections: cfg.connections, headers: [`Host: ${BENCH_HOST}`], seconds, track: trackPid });

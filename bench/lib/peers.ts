@@ -19,13 +19,13 @@ export interface Peer {
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-function nginxCommon(dir: string): string {
+function nginxCommon(dir: string, workers = 1): string {
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d), { recursive: true });
   return `
 ${isRoot ? 'user root;' : ''}
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${workers};
 worker_rlimit_nofile 20000;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -74,10 +74,14 @@ ${servers}
   return startNginx('nginx-backend', conf, dir, ports[0] as number, cpus);
 }
 
-/** nginx as reverse proxy: 1 worker, upstream keepalive, HTTP/1.1 upstream, Connection "". */
-export async function startNginxProxy(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
-  const dir = makeTempDir('nginx-proxy');
-  const conf = `${nginxCommon(dir)}
+/**
+ * nginx as reverse proxy: upstream keepalive, HTTP/1.1 upstream, Connection "". One worker by
+ * default; with `workers` > 1 each worker gets its own accept socket (`reuseport`), as the
+ * router's workers have.
+ */
+export async function startNginxProxy(port: number, backends: readonly string[], cpus: string | undefined, workers = 1): Promise<Peer> {
+  const dir = makeTempDir(workers === 1 ? 'nginx-proxy' : `nginx-w${workers}`);
+  const conf = `${nginxCommon(dir, workers)}
 http {
 ${nginxHttpCommon(dir)}
   upstream app {
@@ -87,7 +91,7 @@ ${backends.map((b) => `    server ${b};`).join('\n')}
     keepalive_timeout 3600s;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port} backlog=4096${workers > 1 ? ' reuseport' : ''};
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -99,7 +103,7 @@ ${backends.map((b) => `    server ${b};`).join('\n')}
   }
 }
 `;
-  return startNginx('nginx', conf, dir, port, cpus);
+  return startNginx(workers === 1 ? 'nginx' : `nginx-${workers}`, conf, dir, port, cpus);
 }
 
 /** HAProxy 2.6: nbthread 1, http-reuse always, http-keep-alive, round-robin. */
