@@ -11,6 +11,12 @@ export type ManifoldErrorCode =
   | 'EDEPLOY'
   | 'ENOHOST' // cluster: unknown host id
   | 'ECLUSTER' // cluster: refused (not in cluster mode, last host of a type, no agent for a one-off)
+  | 'EBUILDFAILED' // build: detect or compile failed
+  | 'ESLUGTOOBIG' // build: slug over the size limit
+  | 'EBUILDTIMEOUT' // build: over the time limit
+  | 'ERELEASEPHASE' // build: the release phase failed or timed out
+  | 'EBUILDBUSY' // build: another build of the app did not finish in time
+  | 'EBUILDPACK' // build: malformed or unusable buildpack
   | 'EINTERNAL';
 
 const STATUS: Record<ManifoldErrorCode, number> = {
@@ -25,6 +31,12 @@ const STATUS: Record<ManifoldErrorCode, number> = {
   EDEPLOY: 422,
   ENOHOST: 404,
   ECLUSTER: 409,
+  EBUILDFAILED: 422,
+  ESLUGTOOBIG: 413,
+  EBUILDTIMEOUT: 408,
+  ERELEASEPHASE: 422,
+  EBUILDBUSY: 409,
+  EBUILDPACK: 422,
   EINTERNAL: 500,
 };
 

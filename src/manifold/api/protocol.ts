@@ -89,3 +89,39 @@ export class FrameReader {
     }
   }
 }
+
+/**
+ * `build` (issue 14): builds a directory with buildpacks in a build dyno and releases the slug.
+ * Called like `deploy` (POST /v1/build; with `progress: true` the answer streams NDJSON
+ * `{progress: BuildProgress}` lines, then one `{result: BuildResult}` or `{error}` line).
+ * `dir` is read by the daemon and never written (it is copied into the build).
+ */
+export const BUILD_METHOD = 'build';
+
+export interface BuildParams {
+  app: string;
+  /** Absolute path of the source tree (e.g. an exported git tree). */
+  dir: string;
+  /** The source's version (e.g. a git commit), shown in the release description. */
+  version?: string;
+  /** The release description (default: `Build <version or slug id>`). */
+  description?: string;
+  /** Who asked for the build (e.g. the git pusher), for the log. */
+  user?: string;
+}
+
+/** One line of build output: headings (`-----> ...`) included, no `remote:` prefix, no trailing newline. */
+export interface BuildProgress {
+  line: string;
+}
+
+export interface BuildResult extends ReleaseInfo {
+  slugBytes: number;
+  buildMs: number;
+  /** The buildpacks used, in order (names for shipped/local ones, URL#commit for git ones). */
+  buildpacks: string[];
+}
+
+/** Error codes a build may answer with (besides the general ones such as EINVAL). */
+export const BUILD_ERROR_CODES = ['ENOAPP', 'EBUILDFAILED', 'ESLUGTOOBIG', 'EBUILDTIMEOUT', 'ERELEASEPHASE', 'EBUILDBUSY', 'EBUILDPACK'] as const;
+export type BuildErrorCode = (typeof BUILD_ERROR_CODES)[number];
