@@ -31,7 +31,7 @@ PACKAGES=(
   ca-certificates g++ make python3 musl-tools iproute2 nftables strace
   qemu-system-x86 busybox-static cpio xz-utils
   crun runc bubblewrap nginx-light haproxy wrk hyperfine
-  etcd-server
+  etcd-server openssh-server
 )
 
 updated=
@@ -116,10 +116,10 @@ fi
 # ---- packages -----------------------------------------------------------------------------------
 apt_install "${PACKAGES[@]}"
 
-# benchmark peers and etcd are run by the benchmarks and tests themselves; keep their system services off under
+# benchmark peers, etcd and sshd (test/git) are run by the benchmarks and tests themselves; keep their system services off under
 # systemd (an etcd service left running, e.g. from an install without policy-rc.d, would hold 2379/2380)
 if [ -d /run/systemd/system ]; then
-  for svc in nginx haproxy etcd; do
+  for svc in nginx haproxy etcd ssh; do
     if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
       systemctl disable --now --quiet "$svc" || true
     fi
