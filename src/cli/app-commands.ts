@@ -4,10 +4,11 @@
  * Kept light: a client command loads this, the client and the formatters, never the daemon.
  */
 import path from 'node:path';
-import { LOG_LINES_MAX, type AppInfo, type PsResult, type ReleaseInfo, type ScaleResult } from '../manifold/api/protocol';
+import { LOG_LINES_MAX, type AppInfo, type BuildProgress, type BuildResult, type PsResult, type ReleaseInfo, type ScaleResult } from '../manifold/api/protocol';
 import { socketPathFrom } from '../shared/defaults';
 import type { Args, ClientCommand, OptionSpec } from './client-command';
 import { ApiClient } from './client';
+import { gitCommands } from '../git/cli';
 import { UsageError } from './errors';
 import { formatConfig, formatHosts, formatInfo, formatPs, formatReleases, formatScale, joinCommand, type HostRow } from './format';
 import { writeStdout } from './stdout';
@@ -46,6 +47,13 @@ const APP_OPTIONS: Record<string, OptionSpec> = {
 function cmd(usage: string | string[], describe: string, options: Record<string, OptionSpec>, run: (a: Args) => Promise<void>, extra: { dashDash?: boolean } = {}): ClientCommand {
   const [first, ...aliases] = Array.isArray(usage) ? usage : [usage];
   return { usage: first!, ...(aliases.length ? { aliases } : {}), describe, options: { ...APP_OPTIONS, ...options }, run, ...extra };
+}
+
+/** `12.3K slug, 4.1 s, procfile`: a build's metadata in `releases`. */
+function buildSummary(b: NonNullable<ReleaseInfo['build']>): string {
+  const n = b.slugBytes;
+  const size = n < 1024 ? `${n}B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)}K` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)}M` : `${(n / 1024 ** 3).toFixed(1)}G`;
+  return `${size} slug, ${(b.buildMs / 1000).toFixed(1)} s, ${b.buildpacks.join(' + ')}`;
 }
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
@@ -112,10 +120,55 @@ export const appCommands: ClientCommand[] = [
     if (a.json) json(r);
     else out(`Deploying to ${app}... done, v${r.version}`);
   }),
+  cmd('build <dir>', 'Build a directory with buildpacks in a build dyno and release it (prints the build live)', {
+    version: { type: 'string', describe: 'the source version (e.g. a commit), shown in the release' },
+    description: { type: 'string', describe: 'the release description' },
+  }, async (a) => {
+    const app = appOf(a);
+    const params = { app, dir: path.resolve(String(a.dir)), ...(a.version !== undefined ? { version: String(a.version) } : {}), ...(a.description !== undefined ? { description: String(a.description) } : {}) };
+    // buildpacks write these lines: a terminal gets their control characters shown, not obeyed
+    const show = stdoutIsTerminal() ? escapeControls : (l: string): string => l;
+    const r = await clientFor(a).callWithProgress<BuildResult, BuildProgress>('build', params, (p) => {
+      if (!a.json) out(show(p.line));
+    });
+    if (a.json) json(r);
+  }),
+  cmd('buildpacks', "List an app's buildpacks", {}, async (a) => {
+    const app = appOf(a);
+    const r = await clientFor(a).call<string[]>('buildpacks', { app });
+    if (a.json) json(r);
+    else out(r.length ? [`=== ${app} Buildpack${r.length > 1 ? 's' : ''}`, ...r.map((b, i) => (r.length > 1 ? `${i + 1}. ${b}` : b))].join('\n') : `${app} has no buildpack set: the installed ones are tried in order`);
+  }),
+  cmd('buildpacks:set <buildpack>', "Set an app's buildpack (a name, an absolute path or a git URL), replacing its list", {}, async (a) => {
+    const app = appOf(a);
+    const r = await clientFor(a).call<string[]>('buildpacks:set', { app, buildpacks: [String(a.buildpack)] });
+    if (a.json) json(r);
+    else out(`Buildpack set. Next release on ${app} will use ${r[0]}.`);
+  }),
+  cmd('buildpacks:add <buildpack>', 'Add a buildpack to an app (last, or at --index N)', { index: { type: 'number', alias: 'i', describe: 'position, 1 for first' } }, async (a) => {
+    const app = appOf(a);
+    const r = await clientFor(a).call<string[]>('buildpacks:add', { app, buildpack: String(a.buildpack), index: a.index });
+    if (a.json) json(r);
+    else out([`Buildpack added. Next release on ${app} will use:`, ...r.map((b, i) => `  ${i + 1}. ${b}`)].join('\n'));
+  }),
+  cmd('buildpacks:remove [buildpack]', 'Remove a buildpack from an app (by reference or --index N)', { index: { type: 'number', alias: 'i', describe: 'position, 1 for first' } }, async (a) => {
+    const app = appOf(a);
+    const r = await clientFor(a).call<string[]>('buildpacks:remove', { app, ...(a.buildpack !== undefined ? { buildpack: String(a.buildpack) } : {}), index: a.index });
+    if (a.json) json(r);
+    else out(r.length ? [`Buildpack removed. Next release on ${app} will use:`, ...r.map((b, i) => `  ${i + 1}. ${b}`)].join('\n') : `Buildpack removed. ${app} has no buildpack set: the installed ones are tried in order.`);
+  }),
+  cmd('buildpacks:clear', "Clear an app's buildpacks (detection over the installed ones)", {}, async (a) => {
+    const app = appOf(a);
+    const r = await clientFor(a).call<string[]>('buildpacks:clear', { app });
+    if (a.json) json(r);
+    else out(`Buildpacks cleared. Next release on ${app} will detect its buildpack.`);
+  }),
   cmd('releases', 'List releases', {}, async (a) => {
     const app = appOf(a);
     const r = await clientFor(a).call<ReleaseInfo[]>('releases', { app });
-    out(a.json ? JSON.stringify(r, null, 2) : formatReleases(app, r));
+    // a build's release shows its slug size, build time and buildpacks after its description
+    const shown = r.map((x) => (x.build ? { ...x, description: `${x.description} (${buildSummary(x.build)})` } : x));
+    out(a.json ? JSON.stringify(r, null, 2) : formatReleases(app, shown));
   }),
   cmd('rollback <release>', 'Roll back to an earlier release vN (creates a new one)', {}, async (a) => {
     const app = appOf(a);
@@ -249,4 +302,6 @@ export const appCommands: ClientCommand[] = [
     const hosts = await clientFor(a).call<HostRow[]>('hosts:undrain', { host: a.host });
     out(a.json ? JSON.stringify(hosts, null, 2) : `${String(a.host)} takes dynos again\n${formatHosts(hosts)}`);
   }),
+  // git push (issue 14): git:remote, keys, keys:add, keys:remove, git-shell
+  ...gitCommands,
 ];

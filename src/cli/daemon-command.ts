@@ -46,6 +46,10 @@ interface DaemonArgs {
   'cluster-port'?: number;
   'host-memory'?: string;
   'stop-after-disconnect'?: string;
+  'git-socket'?: string;
+  'git-user'?: string;
+  'git-home'?: string;
+  git: boolean;
 }
 
 const ROLE_NAMES = ['dynos', 'router', 'scheduler', 'api'] as const;
@@ -149,6 +153,7 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
     ...(cluster ? { cluster } : {}),
+    git: a.git ? { ...(a['git-socket'] !== undefined ? { socket: a['git-socket'] } : {}), ...(a['git-user'] !== undefined ? { user: a['git-user'] } : {}), ...(a['git-home'] !== undefined ? { home: a['git-home'] } : {}) } : false,
   });
   let signals = 0;
   const onSignal = (): void => {
@@ -210,6 +215,10 @@ export const daemonCommand: CommandModule = {
       .option('host-ttl', { type: 'string', describe: 'cluster: host lease TTL, how soon a lost host\'s dynos are replaced (default 10s)' })
       .option('cluster-port', { type: 'number', describe: 'cluster: port of the host-to-host server on the uplink (default 7946)' })
       .option('host-memory', { type: 'string', describe: 'cluster: memory the scheduler may place dynos against (default: all of it)' })
+      .option('git', { type: 'boolean', default: true, describe: 'git push: repositories, keys and the git socket (--no-git: off; single-host only)' })
+      .option('git-socket', { type: 'string', describe: 'socket the git user\'s ssh sessions reach the daemon through (default: git.sock beside --socket)' })
+      .option('git-user', { type: 'string', describe: 'system user of ssh pushes, created by the first keys:add (default manifold)' })
+      .option('git-home', { type: 'string', describe: 'its home when created, for .ssh/authorized_keys (default /var/lib/manifold-git)' })
       .option('stop-after-disconnect', { type: 'string', describe: 'cluster, dynos role: stop this host\'s dynos after DURATION without an answer from etcd (e.g. 30s; off by default)' }),
   handler: async (argv) => {
     try {

@@ -10,6 +10,11 @@ export async function main(argv: string[]): Promise<void> {
     (require('./stdout') as typeof import('./stdout')).writeStdout(`${VERSION}\n`);
     return;
   }
+  // the git user's login shell: sshd runs `manifold -c 'FORCED COMMAND'` (src/git/shell.ts)
+  if (argv.length === 2 && argv[0] === '-c') {
+    await (require('../git/shell') as typeof import('../git/shell')).loginShell(argv[1]!);
+    return;
+  }
   const { appCommands } = require('./app-commands') as typeof import('./app-commands');
   const { fastParse } = require('./fast-parse') as typeof import('./fast-parse');
   const fast = fastParse(argv, appCommands);

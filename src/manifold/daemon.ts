@@ -13,6 +13,7 @@ import { createRouter, parseListen, type Router } from '../router';
 import type { RouterWorkers } from '../router/workers/pool';
 import type { DaemonInfo } from './api/protocol';
 import { ApiServer } from './api/server';
+import { Builder, buildLimitsFromEnv, defaultInstalledBuildpacks } from './build/builder';
 import { LogHub } from './logs/hub';
 import { Manifold } from './manifold';
 import type { SupervisionPolicy } from './policy';
@@ -25,6 +26,7 @@ import type { Launcher } from './supervisor/types';
 import { DEFAULT_PORT, socketAlive } from '../shared/defaults';
 import { VERSION } from '../shared/version';
 import type { ClusterConfig, ClusterNode } from '../cluster/cluster-node';
+import type { GitTransport } from '../git/service';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -50,6 +52,11 @@ export interface DaemonOptions {
    * one SO_REUSEPORT port (src/router/workers/); drains wait for every worker. Single-host only.
    */
   routerWorkers?: number;
+  /**
+   * git push (docs/git.md): the git socket (default: git.sock beside the control socket), the system
+   * user of ssh pushes (default manifold) and its home when created. Single-host only; false: off.
+   */
+  git?: { socket?: string; user?: string; home?: string } | false;
 }
 
 export class Daemon {
@@ -62,6 +69,8 @@ export class Daemon {
   /** The router when it runs in worker threads (routerWorkers > 1); `router` is then undefined. */
   routerWorkers: RouterWorkers | undefined;
   api!: ApiServer;
+  /** The git transport (repositories, keys, git socket); undefined in cluster mode or when off. */
+  git: GitTransport | undefined;
   readonly logs = new LogHub();
   private stopping: Promise<void> | undefined;
   private readonly log: (line: string) => void;
@@ -170,11 +179,15 @@ export class Daemon {
       ...(cluster ? { publishSlug: (sha: string, dir: string, bytes: number) => cluster.publishSlug(sha, dir, bytes) } : {}),
     });
     if (!cluster) await this.manifold.restore();
+    if (!cluster && o.git !== false) this.git = this.openGit();
     this.api = new ApiServer({
       ...(cluster ? { logSource: cluster.logSource(this.logs), extra: cluster.apiHandlers(), attachElsewhere: () => cluster.oneOffHost() } : {}),
+      ...(this.git ? { extra: this.gitHandlers(this.git) } : {}),
       manifold: this.manifold,
       logs: this.logs,
       launcher,
+      // builds run on one host (a cluster refuses them: docs/build.md)
+      ...(cluster ? {} : { builder: new Builder({ stateDir: o.stateDir, host: this.manifold, launcher, logs: this.logs, net: o.net, installed: defaultInstalledBuildpacks(), limits: buildLimitsFromEnv() }) }),
       socketPath: o.socket,
       socketGid: o.socketGid,
       info: (): DaemonInfo => ({
@@ -194,8 +207,48 @@ export class Daemon {
       return;
     }
     await this.api.listen();
+    if (this.git) {
+      try {
+        await this.git.start();
+      } catch (err) {
+        this.log(`git push is off: ${err instanceof Error ? err.message : String(err)}`);
+        this.git = undefined;
+      }
+    }
     if (cluster) this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), uplink ${o.cluster!.uplink}, subnet ${cluster.subnet?.cidr ?? 'none'}, socket ${o.socket}`);
     else this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);
+  }
+
+  /** The git transport, or undefined (with one line saying why) when its paths can't be used. */
+  private openGit(): GitTransport | undefined {
+    const g = this.o.git || {};
+    try {
+      const { GitTransport: Transport } = require('../git/service') as typeof import('../git/service');
+      const names = require('../git/names') as typeof import('../git/names');
+      return new Transport({
+        stateDir: this.o.stateDir,
+        socket: g.socket ?? names.defaultGitSocket(this.o.socket),
+        controlSocket: this.o.socket,
+        user: g.user ?? names.DEFAULT_GIT_USER,
+        home: g.home ?? names.DEFAULT_GIT_HOME,
+        appExists: async (app) => (await this.store.getApp(app)) !== undefined,
+        log: this.log,
+      });
+    } catch (err) {
+      this.log(`git push is off: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
+  /** git:remote and keys*, and apps:destroy, which removes the app's repository too. */
+  private gitHandlers(git: GitTransport): Record<string, (p: Record<string, unknown>) => unknown> {
+    return {
+      ...git.handlers(),
+      'apps:destroy': async (p) => {
+        await this.manifold.destroyApp(p.app, p.confirm);
+        git.removeRepo(String(p.app));
+      },
+    };
   }
 
   /**
@@ -212,6 +265,8 @@ export class Daemon {
     }
     // in a cluster, another API host may be deploying a release that names a slug held here
     if (!this.o.cluster) await collectSlugs(path.join(this.o.stateDir, 'slugs'), (p) => this.store.slugInUse(p));
+    // stages of builds a killed daemon did not finish
+    fs.rmSync(path.join(this.o.stateDir, 'builds'), { recursive: true, force: true });
   }
 
   stop(): Promise<void> {
@@ -219,6 +274,7 @@ export class Daemon {
       // a start that failed before opening anything (a lock held by another daemon) has nothing to say
       const opened = (this.store as StateStore | undefined) !== undefined;
       if (opened) this.log('stopping: all dynos get their stop signal');
+      await this.git?.close();
       await this.api?.close();
       await this.supervisor?.shutdown();
       await this.cluster?.stop().catch((err: unknown) => this.log(`leaving the cluster: ${String(err)}`));
