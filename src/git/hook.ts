@@ -122,12 +122,18 @@ function explain(code: string, message: string, app: string): string {
   return message;
 }
 
+/** Set once the build has printed its own `Released vN` (then the hook adds nothing). */
+let released = false;
+
 async function build(app: string, socket: string, dir: string, sha: string): Promise<BuildResult> {
   const client = new ApiClient(socket);
   const via = process.env.MANIFOLD_GIT_VIA === 'ssh' ? process.env.MANIFOLD_GIT_KEY : undefined;
   const params = { app, dir, version: sha, user: via ?? 'root (local push)' };
   try {
-    return await client.callWithProgress<BuildResult, BuildProgress>('build', params, (p) => say(p.line));
+    return await client.callWithProgress<BuildResult, BuildProgress>('build', params, (p) => {
+      if (/^\s*Released v[0-9]+/.test(p.line)) released = true;
+      say(p.line);
+    });
   } catch (err) {
     // TEMPORARY until the build side lands: a daemon without `build` deploys the tree as it is
     const e = err as Error & { code?: string };
@@ -188,15 +194,17 @@ async function main(argv: string[]): Promise<number> {
     const r = await build(app, socket, tmp, u.newSha);
     cleanup();
     if (!headExists && u.ref !== head) await git(['symbolic-ref', 'HEAD', u.ref]);
-    let url = '';
-    try {
-      url = (await new ApiClient(socket).call<AppInfo>('apps:info', { app })).url;
-    } catch {
-      /* printed without it */
+    if (!released) {
+      let url = '';
+      try {
+        url = (await new ApiClient(socket).call<AppInfo>('apps:info', { app })).url;
+      } catch {
+        /* printed without it */
+      }
+      say('-----> Launching...');
+      say(indent(`Released v${r.version}`));
+      if (url) say(indent(`${url} deployed to Manifold`));
     }
-    say('-----> Launching...');
-    say(indent(`Released v${r.version}`));
-    if (url) say(indent(`${url} deployed to Manifold`));
     return 0;
   } catch (err) {
     cleanup();

@@ -214,6 +214,9 @@ t.test('a key limited to one app cannot push to another', async (t) => {
   t.match(r.stderr, /manifold: key bob@laptop may not push to hello \(it is limited to other\)/);
   const ok = await bob('ls-remote', sshUrl.replace('/hello.git', '/other.git'));
   t.equal(ok.code, 0, `bob may fetch from other: ${ok.stderr}`);
+  const clone = path.join(work, 'clone-other');
+  const cl = await bob('clone', '-q', sshUrl.replace('/hello.git', '/other.git'), clone);
+  t.equal(cl.code, 0, `bob may clone other (git-upload-pack): ${cl.stderr}`);
   const gone = await bob('ls-remote', sshUrl.replace('/hello.git', '/nope.git'));
   t.match(gone.stderr, /key bob@laptop may not push to nope|no such app/);
   const alice = await git('ls-remote', sshUrl.replace('/hello.git', '/nope.git'));
