@@ -13,11 +13,16 @@ export interface TunnelClient {
 }
 
 export class Tunnel {
+  /** Bytes sent to the client: the 101's head (counted by the relay) and everything since. */
+  bytesOut: number;
+
   constructor(
     private readonly client: TunnelClient,
-    private readonly upstream: UpstreamConnection,
+    readonly upstream: UpstreamConnection,
     private readonly idleMs: number,
+    headBytes: number,
   ) {
+    this.bytesOut = headBytes;
     client.setDeadline(Deadline.TunnelIdle, idleMs);
   }
 
@@ -28,8 +33,14 @@ export class Tunnel {
 
   /** `chunk` may be the shared read buffer: what is written is a copy. */
   fromUpstream(chunk: Buffer): void {
+    this.bytesOut += chunk.length;
     this.client.setDeadline(Deadline.TunnelIdle, this.idleMs);
     if (!this.client.write(copyOut(chunk, 0, chunk.length))) this.upstream.socket.pause();
+  }
+
+  /** The client can take more: let the dyno side flow again. */
+  onClientDrain(): void {
+    if (this.upstream.socket.isPaused()) this.upstream.socket.resume();
   }
 
   /** The dyno side: FIN first (what it sent may still be in flight), destroyed a turn later. */
