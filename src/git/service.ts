@@ -285,20 +285,20 @@ export class GitTransport {
     entry.child = child;
     if (h.service === 'git-receive-pack') this.o.log(`git: push to ${h.app} by key ${h.key}`);
     child.stdin.on('error', () => undefined);
+    // flow control both ways: a full socket pauses git's output, a full stdin pauses the socket
+    socket.on('drain', () => {
+      child.stdout.resume();
+      child.stderr.resume();
+    });
     for (const [stream, type] of [[child.stdout, FRAME.STDOUT], [child.stderr, FRAME.STDERR]] as const) {
       stream.on('data', (d: Buffer) => {
-        if (!socket.write(frame(type, d))) {
-          stream.pause();
-          socket.once('drain', () => stream.resume());
-        }
+        if (!socket.write(frame(type, d))) stream.pause();
       });
     }
+    child.stdin.on('drain', () => socket.resume());
     const reader = new FrameReader((type, payload) => {
       if (type === FRAME.STDIN) {
-        if (!child.stdin.write(payload)) {
-          socket.pause();
-          child.stdin.once('drain', () => socket.resume());
-        }
+        if (!child.stdin.write(payload)) socket.pause();
       } else if (type === FRAME.STDIN_EOF) child.stdin.end();
     });
     child.on('error', (err) => socket.end(frame(FRAME.ERROR, `cannot run git: ${err.message}`)));

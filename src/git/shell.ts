@@ -58,22 +58,18 @@ export function runGitShell(key: string, gitSocket: string): Promise<void> {
     socket.on('close', () => finish(1, 'the daemon ended the session'));
     const reader = new FrameReader((type, payload) => {
       if (type === FRAME.STDOUT) {
-        if (!process.stdout.write(payload)) {
-          socket.pause();
-          process.stdout.once('drain', () => socket.resume());
-        }
+        if (!process.stdout.write(payload)) socket.pause();
       } else if (type === FRAME.STDERR) process.stderr.write(payload);
       else if (type === FRAME.ERROR) finish(1, payload.toString('utf8'));
       else if (type === FRAME.EXIT) finish((JSON.parse(payload.toString('utf8')) as { status: number }).status);
     });
     socket.on('data', (d: Buffer) => reader.push(d));
+    process.stdout.on('drain', () => socket.resume());
+    socket.on('drain', () => process.stdin.resume());
     socket.on('connect', () => {
       socket.write(`${JSON.stringify(header)}\n`);
       process.stdin.on('data', (d: Buffer) => {
-        if (!socket.write(frame(FRAME.STDIN, d))) {
-          process.stdin.pause();
-          socket.once('drain', () => process.stdin.resume());
-        }
+        if (!socket.write(frame(FRAME.STDIN, d))) process.stdin.pause();
       });
       process.stdin.on('end', () => {
         if (!socket.destroyed) socket.write(frame(FRAME.STDIN_EOF));

@@ -86,12 +86,25 @@ async function main(): Promise<void> {
       process.stdout.write(`run ${i}: git push ${r.ms} ms, push→serving ${serve[serve.length - 1]} ms${b ? `, build ${b[1]} s` : ''}${c ? `, compile ${c[1]} s` : ''}\n`);
       if (i === 1) process.stdout.write(`${r.stderr.split('\n').filter((l) => l.startsWith('remote:')).join('\n')}\n`);
     }
+    // the same change to the local path (root on the host): no ssh, no git-shell, no git socket
+    const local: number[] = [];
+    await git('remote', 'add', 'local', path.join(d.dir, 'state/git/repos/hello.git'));
+    for (let i = RUNS + 1; i <= RUNS + Math.min(RUNS, 3); i++) {
+      writeApp(src, `v${i}`);
+      await git('commit', '-qam', `v${i}`);
+      const t0 = Date.now();
+      const r = await git('push', 'local', 'main');
+      if (r.code !== 0) throw new Error(r.stderr);
+      local.push(Date.now() - t0);
+      await waitFor(`v${i} served`, async () => new RegExp(`Hello v${i} `).test((await get(d.port, 'hello.localhost')).body), 120_000, 20);
+    }
     const overhead = build.length === serve.length ? serve.map((s, i) => s - build[i]!) : [];
     process.stdout.write(
       [
         `git push → serving (${RUNS} runs, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()})`,
         `  git ls-remote over ssh (transport alone): ${stats(lsRemote)}`,
-        `  git push wall time:                       ${stats(push)}`,
+        `  git push wall time, ssh:                  ${stats(push)}`,
+        `  git push wall time, local path:           ${stats(local)}`,
         `  push start → new release answering:       ${stats(serve)}`,
         build.length ? `  build (as the build prints it):           ${stats(build)}` : '  build time: not reported',
         compile.length ? `  compile step (as the build prints it):    ${stats(compile)}` : '',
