@@ -183,6 +183,7 @@ async function main(argv: string[]): Promise<number> {
     const u = updates[0]!;
     if (ZERO.test(u.newSha)) throw new Refusal(`deleting ${name(u.ref)} is not allowed (the app's releases stay; use manifold apps:destroy ${app})`);
 
+    fs.mkdirSync(dirs.locks, { recursive: true, mode: 0o700 });
     await lockApp(app, dirs.locks);
     const now = await refValue(u.ref);
     if ((ZERO.test(u.oldSha) ? undefined : u.oldSha) !== now) {
