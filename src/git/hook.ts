@@ -22,10 +22,18 @@ const ZERO = /^0{40}$|^0{64}$/;
 class Refusal extends Error {}
 
 function say(line = ''): void {
-  try {
-    fs.writeSync(1, `${line}\n`);
-  } catch {
-    /* the pusher is gone (EPIPE): the build goes on, its result is in the app's log */
+  let data = Buffer.from(`${line}\n`);
+  while (data.length) {
+    try {
+      data = data.subarray(fs.writeSync(1, data));
+    } catch (err) {
+      // a non-blocking pipe that is full: wait a little (the pusher reads slowly)
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      return; // the pusher is gone (EPIPE): the build goes on, its result is in the app's log
+    }
   }
 }
 
