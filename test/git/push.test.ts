@@ -300,6 +300,13 @@ t.test('concurrent pushes to one app never interleave: the second waits, then is
   t.same(fs.readdirSync(gitTmp), [], 'no exported tree left');
 });
 
+t.test('apps:destroy removes the app\'s repository', async (t) => {
+  t.ok(fs.existsSync(repoOf('other')), 'other has a repository (made by its first session)');
+  const r = await d.cli('apps:destroy', 'other', '--confirm', 'other');
+  t.equal(r.code, 0, r.stderr);
+  t.notOk(fs.existsSync(repoOf('other')), 'gone with the app');
+});
+
 t.test('nothing leaks', async (t) => {
   await sshd.stop();
   t.same(sshd.leftovers(), [], 'no sshd process left');
