@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from './api/protocol';
 import { ManifoldError } from './errors';
 import type { LogHub } from './logs/hub';
+import type { BuildMeta } from './build/builder';
 import { buildSlug, SlugBuildError, type Requester } from './deploy/build-slug';
 import { placeSlug, tempSlugDir } from './deploy/slug-store';
 import type { SlugWriteResult } from './deploy/write-slug';
@@ -123,6 +124,8 @@ export class Manifold {
     await this.collect(slugs);
     // the per-app directory of older daemons' slugs (all of them were this app's)
     fs.rmSync(path.join(this.o.stateDir, 'slugs', name), { recursive: true, force: true });
+    // its build cache (build/builder.ts)
+    fs.rmSync(path.join(this.o.stateDir, 'cache', name), { recursive: true, force: true });
   }
 
   async info(nameIn: unknown): Promise<AppInfo> {
@@ -138,7 +141,8 @@ export class Manifold {
       createdAt: row.createdAt,
       release: rel?.version ?? 0,
       slug: rel?.slug ?? null,
-      formation: [...types].sort().map((type) => {
+      // `release` is the release phase's command, never a formation entry
+      formation: [...types].filter((t) => t !== 'release').sort().map((type) => {
         const f = formation.find((x) => x.type === type);
         return { type, quantity: f?.quantity ?? 0, size: sizeOf(f?.size ?? DEFAULT_SIZE).label, command: rel?.procfile[type] ?? null };
       }),
@@ -209,7 +213,7 @@ export class Manifold {
 
   async releases(nameIn: unknown): Promise<ReleaseInfo[]> {
     const name = await this.app(nameIn);
-    return (await this.store.listReleases(name)).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0 }));
+    return (await this.store.listReleases(name)).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0, ...(r.build ? { build: r.build } : {}) }));
   }
 
   async rollback(nameIn: unknown, versionIn: unknown): Promise<ReleaseInfo> {
@@ -269,8 +273,10 @@ export class Manifold {
     const name = await this.app(nameIn);
     if (!Array.isArray(argsIn) || argsIn.some((a) => typeof a !== 'string')) throw new ManifoldError('EINVAL', 'scale arguments must be strings');
     const rel = await this.store.currentRelease(name);
-    const types = rel?.slug ? Object.keys(rel.procfile) : [];
+    // `release` is the release phase's command (run once per build), never scaled
+    const types = rel?.slug ? Object.keys(rel.procfile).filter((t) => t !== 'release') : [];
     if (types.length === 0) throw new ManifoldError('ENORELEASE', `app ${name} has nothing deployed (run: manifold deploy DIR -a ${name})`);
+    if ((argsIn as string[]).some((a) => /^release(?:[=+:-]|$)/.test(a))) throw new ManifoldError('ESCALE', 'release is the release phase command (run once before each release goes live); it cannot be scaled');
     const args = parseArgs(argsIn as string[]);
     let changed: FormationChanges = {};
     // applied to the formation as stored at the moment of writing: a concurrent scale of another type is kept
@@ -351,6 +357,46 @@ export class Manifold {
     const rel = await this.store.currentRelease(name);
     if (!rel?.slug) throw new ManifoldError('ENORELEASE', `app ${name} has nothing deployed (run: manifold deploy DIR -a ${name})`);
     return this.supervisor.runOneOff(name, command, o);
+  }
+
+  // ---- builds (build/builder.ts: the BuildHost side) ----
+
+  async appBuildpacks(name: string): Promise<string[]> {
+    return (await this.store.getApp(name))?.settings.buildpacks ?? [];
+  }
+
+  async setAppBuildpacks(name: string, refs: string[]): Promise<string[]> {
+    const merged = await this.store.updateSettings(name, { buildpacks: refs.length ? [...refs] : undefined });
+    if (!merged) throw new ManifoldError('ENOAPP', `no such app: ${name}`);
+    this.api(name, refs.length ? `Buildpacks set: ${refs.join(', ')}` : 'Buildpacks cleared');
+    return merged.buildpacks ?? [];
+  }
+
+  /** A build's slug (written at tempDir) placed, its release phase run, then released (see BuildHost). */
+  async releaseBuiltSlug(
+    name: string,
+    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
+  ): Promise<Release> {
+    const slugRoot = path.join(this.o.stateDir, 'slugs');
+    // placed and pinned in one synchronous step (see collect)
+    const slug = placeSlug(o.tempDir, slugRoot, o.sha256).dir;
+    this.pin(slug, 1);
+    let rel: Release;
+    try {
+      await this.o.publishSlug?.(o.sha256, slug, o.bytes);
+      if (o.beforeRelease) await o.beforeRelease(slug, (await this.store.currentRelease(name))?.config ?? {});
+      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile: o.procfile, config: cur.config, description: o.description, build: o.build }));
+      rel = created!;
+    } catch (err) {
+      this.pin(slug, -1);
+      await this.collect([slug]);
+      throw err;
+    }
+    this.pin(slug, -1);
+    this.api(name, `Build ${o.sha256.slice(0, 8)}: ${o.build.buildpacks.join(', ')}, slug ${(o.bytes / 1e6).toFixed(1)} MB, ${(o.build.buildMs / 1000).toFixed(1)} s`);
+    this.api(name, `Release v${rel.version} created (${rel.description})`);
+    this.supervisor.setRelease(name, rel);
+    return rel;
   }
 
   currentRelease(name: string): Promise<Release | undefined> {

@@ -18,6 +18,8 @@ export interface ReleaseInfo {
   description: string;
   createdAt: number;
   current: boolean;
+  /** Releases made by `build`: slug size, build time, buildpacks used. */
+  build?: { slugBytes: number; buildMs: number; buildpacks: string[] };
 }
 
 export interface PsResult {
@@ -120,6 +122,8 @@ export interface BuildResult extends ReleaseInfo {
   buildMs: number;
   /** The buildpacks used, in order (names for shipped/local ones, URL#commit for git ones). */
   buildpacks: string[];
+  /** Time spent in the buildpacks' bin/compile (measured in the build dyno); an addition to the contract. */
+  compileMs?: number;
 }
 
 /** Error codes a build may answer with (besides the general ones such as EINVAL). */

@@ -11,6 +11,7 @@ import { ReadStream as TtyStream } from 'node:tty';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { native } from '../../runtime/native';
+import type { Builder } from '../build/builder';
 import type { Requester } from '../deploy/build-slug';
 import { ManifoldError } from '../errors';
 import { apiErrorOf, errorBody } from './errors';
@@ -50,6 +51,13 @@ export interface ApiOptions {
    * role): the session is relayed byte for byte to that host's cluster server, which runs it.
    */
   attachElsewhere?: (app: string) => Promise<{ address: string; token: string } | undefined>;
+  /** Buildpack builds (`build`, `buildpacks:*`); absent in cluster mode, where they are refused. */
+  builder?: Builder;
+}
+
+/** `build` and `buildpacks:*` on a daemon without a builder (cluster mode). */
+function noBuilds(): never {
+  throw new ManifoldError('ECLUSTER', 'buildpack builds are single-host only for now (this daemon runs in cluster mode); use manifold deploy DIR');
 }
 
 /** The log lines of an app, wherever they are kept. */
@@ -135,6 +143,12 @@ export class ApiServer {
         const app = await m.checkApp(p.app);
         return (await this.logSource.tail(app, logLinesOf(p), { source: str(p, 'source'), dyno: str(p, 'dyno') })).map(formatLine);
       },
+      build: (p, req) => this.builder().build({ ...p, requester: requesterOf(req.socket) }),
+      buildpacks: (p) => this.builder().list(p.app),
+      'buildpacks:set': (p) => this.builder().set(p.app, p.buildpacks),
+      'buildpacks:add': (p) => this.builder().add(p.app, p.buildpack, p.index),
+      'buildpacks:remove': (p) => this.builder().remove(p.app, p.buildpack, p.index),
+      'buildpacks:clear': (p) => this.builder().clear(p.app),
       hosts: notClustered,
       'hosts:drain': notClustered,
       'hosts:undrain': notClustered,
@@ -154,6 +168,10 @@ export class ApiServer {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
+  }
+
+  private builder(): Builder {
+    return this.o.builder ?? noBuilds();
   }
 
   async listen(): Promise<void> {
@@ -231,6 +249,7 @@ export class ApiServer {
       const params = await this.readBody(req);
       if (method === 'logs' && params.tail === true) return await this.tailLogs(params, res);
       if (method === 'deploy' && params.progress === true) return await this.deployWithProgress(params, req, res);
+      if (method === 'build' && params.progress === true) return await this.buildWithProgress(params, req, res);
       const h = this.handlers[method];
       if (!h) throw new ManifoldError('EINVAL', `unknown method ${method}`);
       const result = await h(params, req);
@@ -250,6 +269,21 @@ export class ApiServer {
     const line = (v: unknown): void => void res.write(`${JSON.stringify(v)}\n`);
     try {
       const result = await this.o.manifold.deploy(p.app, p.dir, requester, (progress) => line({ progress }));
+      line({ result });
+    } catch (err) {
+      line(errorBody(apiErrorOf(err)));
+    }
+    res.end();
+  }
+
+  /** A build streams its output: NDJSON `{progress:{line}}` lines, then `{result}` or `{error}` (build/builder.ts). */
+  private async buildWithProgress(p: Params, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const builder = this.builder();
+    const requester = requesterOf(req.socket);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const line = (v: unknown): void => void res.write(`${JSON.stringify(v)}\n`);
+    try {
+      const result = await builder.build({ ...p, requester }, (l) => line({ progress: { line: l } }));
       line({ result });
     } catch (err) {
       line(errorBody(apiErrorOf(err)));

@@ -14,7 +14,7 @@ import type { AppRow, AppSettings, DynoRow, FormationRow, Release } from '../sto
 export type { AppRow, AppSettings, DynoRow, FormationRow, Release };
 
 /** A release as its author describes it; the store gives it the next version and the time. */
-export type ReleaseDraft = Pick<Release, 'slug' | 'procfile' | 'config' | 'description'>;
+export type ReleaseDraft = Pick<Release, 'slug' | 'procfile' | 'config' | 'description'> & Partial<Pick<Release, 'build'>>;
 
 /** Formation changes by process type (types not named are left as they are). */
 export type FormationChanges = Record<string, { quantity: number; size: string }>;

@@ -42,4 +42,9 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'release build metadata (slug size, build time, buildpacks)',
+    sql: `ALTER TABLE releases ADD COLUMN build TEXT;`,
+  },
 ];

@@ -19,6 +19,8 @@ export interface AppSettings {
   memoryQuota?: number;
   /** R15 kill limit as a multiple of the quota (default 3). */
   memoryKillFactor?: number;
+  /** The app's buildpacks in order (build/buildpacks.ts references); none: detection over the installed ones. */
+  buildpacks?: string[];
 }
 
 export interface AppRow {
@@ -36,6 +38,8 @@ export interface Release {
   config: Record<string, string>;
   description: string;
   createdAt: number;
+  /** Releases made by a build: slug size, build time and the buildpacks used. */
+  build?: { slugBytes: number; buildMs: number; buildpacks: string[] };
 }
 
 export interface FormationRow {
@@ -61,6 +65,7 @@ interface RawRelease {
   config: string;
   description: string;
   created_at: number;
+  build?: string | null;
 }
 
 export class Store {
@@ -155,6 +160,7 @@ export class Store {
       config: JSON.parse(r.config) as Record<string, string>,
       description: r.description,
       createdAt: r.created_at,
+      ...(typeof r.build === 'string' ? { build: JSON.parse(r.build) as NonNullable<Release['build']> } : {}),
     };
   }
 
@@ -176,8 +182,8 @@ export class Store {
   insertRelease(rel: Omit<Release, 'version' | 'createdAt'>, now = Date.now()): Release {
     const r = this.db.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM releases WHERE app = ?').get(rel.app) as { v: number };
     this.db
-      .prepare('INSERT INTO releases (app, version, slug, procfile, config, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(rel.app, r.v, rel.slug, JSON.stringify(rel.procfile), JSON.stringify(rel.config), rel.description, now);
+      .prepare('INSERT INTO releases (app, version, slug, procfile, config, description, created_at, build) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(rel.app, r.v, rel.slug, JSON.stringify(rel.procfile), JSON.stringify(rel.config), rel.description, now, rel.build ? JSON.stringify(rel.build) : null);
     return { ...rel, version: r.v, createdAt: now };
   }
 
