@@ -101,6 +101,29 @@ t.test('2 workers serve on one port; each round-robins over the dynos; log lines
   for (const c of all) c.close();
 });
 
+t.test('round-robin turns are shared by the workers: requests alternating between workers alternate dynos', async (t) => {
+  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
+  const b = await FakeDyno.start(() => okResponse('b'), 'web.2');
+  const { pool, port, logs } = await startPool(web(a, b));
+  t.teardown(async () => {
+    await pool.close();
+    await a.close();
+    await b.close();
+  });
+  const by = await connsPerWorker(port, logs, 2, 1);
+  // One request at a time, on worker 0's connection, then worker 1's, and so on: one router would
+  // alternate dynos; so must the pool (a per-worker cursor would give each worker's first request
+  // to the same dyno).
+  const ids = Array.from({ length: 8 }, (_, i) => `shared-rr-${i}`);
+  for (let i = 0; i < ids.length; i++) t.equal(await get(by[i % 2]![0]!, ids[i]!), 200);
+  await servedBy(logs, ids[7]!);
+  const mine = ids.map((id) => logs.find((l) => l.line.includes(`request_id=${rid(id)} `))!);
+  t.same(mine.map((l) => l.worker), [0, 1, 0, 1, 0, 1, 0, 1], 'the requests alternated between the workers');
+  const dynos = mine.map((l) => /dyno=(\S+)/.exec(l.line)![1]);
+  for (let i = 1; i < dynos.length; i++) t.not(dynos[i], dynos[i - 1], `request ${i} went to the other dyno`);
+  for (const c of by.flat()) c.close();
+});
+
 t.test('a route change acknowledged by synced() reaches every worker: no request to the removed dyno after it', async (t) => {
   const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
   const b = await FakeDyno.start(() => okResponse('b'), 'web.2');

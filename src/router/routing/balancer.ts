@@ -6,8 +6,15 @@
 import type { BalanceStrategy } from '../config';
 import type { AppRoute, Backend } from './route-table';
 
+/** Round-robin cursors kept outside this balancer (shared by a router's workers): the app's next value, or -1. */
+export interface SharedCursors {
+  next(app: string): number;
+}
+
 export class Balancer {
   private readonly cursors = new Map<string, number>();
+  /** Set in a router worker: round-robin turns are taken across every worker of the pool. */
+  private shared: SharedCursors | null = null;
   private readonly outstanding = new Map<string, number>();
   /** Callers of whenIdle() per address, woken when its in-flight count reaches 0. */
   private readonly idleWaiters = new Map<string, Set<() => void>>();
@@ -22,8 +29,12 @@ export class Balancer {
     let start: number;
     if (this.strategy === 'random') start = Math.floor(Math.random() * n);
     else {
-      start = (this.cursors.get(app.name) ?? 0) % n;
-      this.cursors.set(app.name, start + 1);
+      const turn = this.shared === null ? -1 : this.shared.next(app.name);
+      if (turn >= 0) start = turn % n;
+      else {
+        start = (this.cursors.get(app.name) ?? 0) % n;
+        this.cursors.set(app.name, start + 1);
+      }
     }
     if (this.strategy === 'least-outstanding') {
       let best: Backend | null = null;
@@ -47,6 +58,11 @@ export class Balancer {
   }
 
   /** In-flight accounting for least-outstanding (kept for every strategy: it is cheap and useful). */
+  /** Takes round-robin turns from `cursors` from now on (apps it has no slot for keep a local cursor). */
+  shareCursors(cursors: SharedCursors): void {
+    this.shared = cursors;
+  }
+
   acquire(address: string): void {
     this.outstanding.set(address, (this.outstanding.get(address) ?? 0) + 1);
   }

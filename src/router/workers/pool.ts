@@ -11,7 +11,8 @@
  *   changed); a worker answers with the version it applied. synced() resolves once every running
  *   worker has applied a version: from then on no worker routes by an older table. A (re)started
  *   worker gets the whole table before it listens.
- * - Balancer state (round-robin cursors, least-outstanding counts) is per worker: see docs/router.md.
+ * - Round-robin turns are shared by the workers (one atomic cursor per app, shared-cursors.ts), so
+ *   the pool balances as one router would; least-outstanding counts are per worker (docs/router.md).
  * - Log lines are posted per turn by each worker and emitted here, whole, in each worker's order.
  * - A worker that exits is restarted on the same port; the others keep their connections.
  */
@@ -23,6 +24,7 @@ import { RouterError } from '../errors';
 import { RouteTable, type RouteDelta } from '../routing/route-table';
 import { RouterWorkerError } from './errors';
 import type { BoundSpec, FromWorker, RouterWorkerData, ToWorker } from './protocol';
+import { CursorSlots } from './shared-cursors';
 
 export interface RouterWorkersOptions {
   workers: number;
@@ -75,13 +77,16 @@ export class RouterWorkers extends EventEmitter {
   #idleSeq = 0;
   readonly #idle = new Map<number, () => void>();
   readonly #restarts = new Set<NodeJS.Timeout>();
+  /** Round-robin cursors shared by the workers, a slot per app. */
+  readonly #cursors = new CursorSlots();
 
   constructor(opts: RouterWorkersOptions) {
     super();
     if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new RouterError('ECONFIG', `workers must be a positive integer (got ${opts.workers})`);
     this.#opts = opts;
     this.table.on('delta', (delta: RouteDelta) => {
-      for (const s of this.#slots) s.worker?.postMessage({ type: 'routes', delta } satisfies ToWorker);
+      const cursors = this.#cursors.update(delta.apps.map(([app, route]) => [app, route !== undefined]));
+      for (const s of this.#slots) s.worker?.postMessage({ type: 'routes', delta, cursors } satisfies ToWorker);
     });
   }
 
@@ -161,7 +166,7 @@ export class RouterWorkers extends EventEmitter {
   }
 
   #start(index: number, specs: ListenSpec[]): Slot {
-    const data: RouterWorkerData = { config: this.#opts.config, log: this.#opts.log ?? true };
+    const data: RouterWorkerData = { config: this.#opts.config, log: this.#opts.log ?? true, cursors: this.#cursors.buffer };
     const worker = new Worker(path.join(__dirname, 'router-worker.js'), { workerData: data });
     let settle!: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void };
     const ready = new Promise<BoundSpec[]>((resolve, reject) => (settle = { resolve, reject }));
@@ -175,7 +180,7 @@ export class RouterWorkers extends EventEmitter {
       this.#onExit(slot, code);
     });
     // In order: the whole table, then (postMessage keeps order) every later delta, then listen.
-    worker.postMessage({ type: 'routes', delta: this.table.fullDelta() } satisfies ToWorker);
+    worker.postMessage({ type: 'routes', delta: this.table.fullDelta(), cursors: this.#cursors.all() } satisfies ToWorker);
     worker.postMessage({ type: 'listen', specs } satisfies ToWorker);
     return slot;
   }

@@ -4,11 +4,14 @@
  */
 import type { ListenSpec, RouterConfigInput } from '../config';
 import type { RouteDelta } from '../routing/route-table';
+import type { CursorAssignments } from './shared-cursors';
 
 export interface RouterWorkerData {
   config: RouterConfigInput;
   /** Post log lines to the main thread (a router without log listeners formats none). */
   log: boolean;
+  /** The pool's round-robin cursors (shared-cursors.ts). */
+  cursors: SharedArrayBuffer;
 }
 
 export interface BoundSpec {
@@ -17,8 +20,8 @@ export interface BoundSpec {
 }
 
 export type ToWorker =
-  /** Mirror one swap of the main thread's table; answered with 'applied'. */
-  | { type: 'routes'; delta: RouteDelta }
+  /** Mirror one swap of the main thread's table (and its apps' cursor slots); answered with 'applied'. */
+  | { type: 'routes'; delta: RouteDelta; cursors: CursorAssignments }
   /** Accept on `specs` with SO_REUSEPORT (ports are concrete, except the first worker's). */
   | { type: 'listen'; specs: ListenSpec[] }
   | { type: 'wait-idle'; id: number; address: string; timeoutMs: number }

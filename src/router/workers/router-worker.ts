@@ -8,11 +8,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createRouter } from '../index';
 import { RouterError } from '../errors';
 import type { FromWorker, RouterWorkerData, ToWorker } from './protocol';
+import { CursorView } from './shared-cursors';
 
 const port = parentPort;
 if (port === null) throw new Error('router-worker.js runs as a worker thread (see workers/pool.ts)');
 const data = workerData as RouterWorkerData;
 const router = createRouter(data.config);
+// Round-robin turns are the pool's, not this worker's: consecutive requests on different
+// connections (so on different workers) still go to different dynos.
+const cursors = new CursorView(data.cursors);
+router.balancer.shareCursors(cursors);
 const post = (m: FromWorker): void => port.postMessage(m);
 
 // Lines leave once per turn, in emission order: one message instead of one per request.
@@ -40,6 +45,7 @@ router.on('error', (err) => post({ type: 'error', message: err.message }));
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'routes':
+      cursors.apply(m.cursors);
       router.table.mirror(m.delta);
       post({ type: 'applied', version: m.delta.version });
       return;
