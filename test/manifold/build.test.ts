@@ -334,7 +334,15 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   const scope = leakScope({ cgroupRoot: d2.cgroupRoot, runDir: d2.runDir });
   t.same(leftoverCgroups(scope), [], 'the killed build and release dynos are gone');
   t.same(fs.readdirSync(path.join(d2.dir, 'state/builds')), [], 'no build stage left');
+
+  // the daemon stops during a build: the build dyno is killed, the caller told, nothing left
+  const during = apiBuild(d2, { app: 'slow', dir: hello });
+  await waitFor('a build to compile', async () => ((await d2.cli('logs', '-a', 'slow', '-n', '100')).stdout.match(/sleeping/g) ?? []).length >= 2, 20_000);
   await d2.stop();
+  const stopped = await during;
+  t.equal(stopped.code, 'EBUILDFAILED');
+  t.match(stopped.message, /the daemon stopped during the build/);
+  t.same(fs.readdirSync(path.join(d2.dir, 'state/builds')), [], 'its stage removed');
   t.same(leftoverProcesses(scope), [], 'no dyno processes left');
   t.same(leftoverMounts(scope), [], 'no mounts left');
 });

@@ -199,6 +199,8 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    // running builds end first (their dynos killed), so their callers hear why
+    await this.o.builder?.close();
     await new Promise<void>((r) => {
       this.server.close(() => r());
       for (const s of this.sockets) s.destroy();

@@ -181,10 +181,25 @@ export class Builder {
   readonly buildpacks: Buildpacks;
   readonly limits: BuildLimits;
   private readonly running = new Map<string, Promise<void>>();
+  /** Build and release-phase dynos running now (close() kills them). */
+  private readonly active = new Set<LaunchedDyno>();
+  private closing = false;
 
   constructor(private readonly o: BuilderOptions) {
     this.buildpacks = new Buildpacks(o.installed, path.join(o.stateDir, 'buildpacks'));
     this.limits = { ...DEFAULT_BUILD_LIMITS, ...(o.limits ?? {}) };
+  }
+
+  /**
+   * Daemon shutdown: running build and release-phase dynos are killed (their builds fail and clean
+   * up their stage); resolves when every build has ended, or after 15 s.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.active].map((d) => d.kill().catch(() => undefined)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.running.values()]), new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+    clearTimeout(timer);
   }
 
   // ---- buildpacks:* ----
@@ -351,6 +366,7 @@ export class Builder {
         maxStreamBytes: this.limits.slugMaxBytes + this.limits.cacheMaxBytes + 16 * MB,
       });
       if (r.timedOut) throw timedOut();
+      if (this.closing) throw new BuildFailure('EBUILDFAILED', 'the daemon stopped during the build');
       if (r.tooBig) throw new BuildFailure('ESLUGTOOBIG', `build output exceeds the limits (slug ${humanBytes(this.limits.slugMaxBytes)}, cache ${humanBytes(this.limits.cacheMaxBytes)})`);
       if (r.status.status !== 0) {
         const why = r.status.status === 10 ? (r.lastError ?? 'no buildpack detected this app') : r.status.status === 11 ? (r.lastError ?? 'compile failed') : r.lastError ?? `the build dyno exited with status ${r.status.status}`;
@@ -538,7 +554,13 @@ export class Builder {
     let dyno: LaunchedDyno | undefined;
     let startError: unknown;
     try {
+      if (this.closing) throw new Error('the daemon is stopping');
       dyno = await launcher.start({ ...spec, stdio: { stdout: o.extractTo ? outW : errW, stderr: errW } });
+      this.active.add(dyno);
+      const d = dyno;
+      void d.exited.then(() => this.active.delete(d), () => this.active.delete(d));
+      // stopped while it was starting
+      if (this.closing) void d.kill();
     } catch (err) {
       startError = err;
     } finally {

@@ -10,7 +10,7 @@
  * MANIFOLD_BUILD_MODE=detect: the first buildpack whose bin/detect succeeds is used; explicit: all
  * of them, each of which must detect. Progress goes to stderr (fd 2, read line by line by the
  * daemon); the result leaves on the original stdout (fd 3 here) as one tar: build/, cache/ and
- * meta/ (names: the buildpacks used; compile-ms: their compile times; release-N.yml: what each
+ * meta/ (buildpacks never see fd 3; names: the buildpacks used; compile-ms: their compile times; release-N.yml: what each
  * bin/release printed). Exit 10: nothing detected / incompatible, 11: compile failed, 12: bin/release failed.
  */
 export const DRIVER_SCRIPT = String.raw`#!/bin/bash
@@ -29,7 +29,7 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 detect() { # $1 = index; prints the detected name, returns detect's status
   local out
-  out=$(cd "$BUILD_DIR" && /app/buildpacks/$1/bin/detect "$BUILD_DIR" 2>/dev/null)
+  out=$(cd "$BUILD_DIR" && /app/buildpacks/$1/bin/detect "$BUILD_DIR" 2>/dev/null 3>&-)
   local rc=$?
   out=$(printf '%s' "$out" | head -n 1 | tr -d '\r' | cut -c1-100)
   printf '%s' "$out"
@@ -63,7 +63,7 @@ for ((j = 0; j < ${"$"}{#SELECTED[@]}; j++)); do
   label=${"$"}{LABELS[$j]}
   if [ -n "$label" ]; then echo "-----> $label app detected"; else echo "-----> App detected by buildpack $name"; fi
   t0=$(ms)
-  (cd "$BUILD_DIR" && /app/buildpacks/$i/bin/compile "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR")
+  (cd "$BUILD_DIR" && /app/buildpacks/$i/bin/compile "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR" 3>&-)
   rc=$?
   t1=$(ms)
   echo $((t1 - t0)) >> "$META/compile-ms"
@@ -73,7 +73,7 @@ for ((j = 0; j < ${"$"}{#SELECTED[@]}; j++)); do
   fi
   echo "$name" >> "$META/names"
   if [ -x /app/buildpacks/$i/bin/release ]; then
-    if ! (cd "$BUILD_DIR" && /app/buildpacks/$i/bin/release "$BUILD_DIR") > "$META/release-$j.yml"; then
+    if ! (cd "$BUILD_DIR" && /app/buildpacks/$i/bin/release "$BUILD_DIR" 3>&-) > "$META/release-$j.yml"; then
       echo " !     bin/release of buildpack $name failed."
       exit 12
     fi
