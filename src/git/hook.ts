@@ -137,19 +137,10 @@ async function build(app: string, socket: string, dir: string, sha: string): Pro
   const client = new ApiClient(socket);
   const via = process.env.MANIFOLD_GIT_VIA === 'ssh' ? process.env.MANIFOLD_GIT_KEY : undefined;
   const params = { app, dir, version: sha, user: via ?? 'root (local push)' };
-  try {
-    return await client.callWithProgress<BuildResult, BuildProgress>('build', params, (p) => {
-      if (/^\s*Released v[0-9]+/.test(p.line)) released = true;
-      say(p.line);
-    });
-  } catch (err) {
-    // TEMPORARY until the build side lands: a daemon without `build` deploys the tree as it is
-    const e = err as Error & { code?: string };
-    if (e.code !== 'EINVAL' || !/unknown method build/.test(e.message)) throw err;
-    say('-----> (this daemon has no build method yet: deploying the tree as it is)');
-    const r = await client.call<BuildResult>('deploy', { app, dir });
-    return { ...r, slugBytes: 0, buildMs: 0, buildpacks: [] };
-  }
+  return client.callWithProgress<BuildResult, BuildProgress>('build', params, (p) => {
+    if (/^\s*Released v[0-9]+/.test(p.line)) released = true;
+    say(p.line);
+  });
 }
 
 async function main(argv: string[]): Promise<number> {

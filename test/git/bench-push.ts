@@ -69,7 +69,17 @@ async function main(): Promise<void> {
       await git('commit', '-qam', `v${i}`);
       const t0 = Date.now();
       const pushing = git('push', 'manifold', 'main').then((r) => ({ ...r, ms: Date.now() - t0 }));
-      await waitFor(`v${i} served`, async () => new RegExp(`Hello v${i} `).test((await get(d.port, 'hello.localhost')).body), 120_000, 20);
+      await waitFor(
+        `v${i} served`,
+        async () => {
+          const q0 = Date.now();
+          const a = await get(d.port, 'hello.localhost');
+          if (Date.now() - q0 > 1000) process.stdout.write(`  a request took ${Date.now() - q0} ms (status ${a.status}, ${a.body.trim().slice(0, 60)}), sent ${q0 - t0} ms after the push started\n`);
+          return new RegExp(`Hello v${i} `).test(a.body);
+        },
+        120_000,
+        20,
+      );
       serve.push(Date.now() - t0);
       const r = await pushing;
       if (r.code !== 0) throw new Error(r.stderr);
@@ -80,8 +90,10 @@ async function main(): Promise<void> {
       const c = /\(compile ([0-9.]+) s\)/.exec(r.stderr);
       if (c) compile.push(Number(c[1]) * 1000);
       if (serve[serve.length - 1]! - r.ms > 3000) {
-        const logs = await d.cli('logs', '-a', 'hello', '-n', '40', '--source', 'manifold');
-        process.stdout.write(`  (slow to serve after the push ended; the app's manifold lines:)\n${logs.stdout.split('\n').filter((l) => !l.includes('[router]')).slice(-15).join('\n')}\n`);
+        const logs = await d.cli('logs', '-a', 'hello', '-n', '300');
+        const lines = logs.stdout.split('\n').filter((l) => !/ app\[/.test(l)); if (logs.code) process.stdout.write(logs.stderr);
+        const slowRouter = lines.filter((l) => l.includes('[router]') && (/service=([0-9]{4,})ms/.test(l) || / status=(5..|0)/.test(l) || /code=H/.test(l)));
+        process.stdout.write(`  (slow to serve after the push ended; the app's manifold lines:)\n${lines.filter((l) => !l.includes('[router]')).slice(-15).join('\n')}\n  slow or failed router lines:\n${slowRouter.slice(-10).join('\n')}\n  last router lines:\n${lines.filter((l) => l.includes('[router]')).slice(-4).join('\n')}\n`);
       }
       process.stdout.write(`run ${i}: git push ${r.ms} ms, push→serving ${serve[serve.length - 1]} ms${b ? `, build ${b[1]} s` : ''}${c ? `, compile ${c[1]} s` : ''}\n`);
       if (i === 1) process.stdout.write(`${r.stderr.split('\n').filter((l) => l.startsWith('remote:')).join('\n')}\n`);

@@ -165,17 +165,30 @@ t.test('a change goes live with no failed request through the router', async (t)
 
 t.test('a failing build rejects the push: the ref stays, the old release serves', async (t) => {
   const before = remoteRef('hello');
-  fs.rmSync(path.join(src, 'Procfile'));
-  fs.writeFileSync(path.join(src, 'server.js'), 'this is not javascript (\n');
-  await git('commit', '-qam', 'broken');
-  const r = await git('push', 'manifold', 'main');
+  // the build side's test buildpack that always fails (bin/compile exits 3)
+  t.equal((await d.cli('buildpacks:set', path.join(ROOT, 'test/fixtures/buildpacks/fails'), '-a', 'hello')).code, 0);
+  fs.writeFileSync(path.join(src, 'server.js'), `${fs.readFileSync(path.join(src, 'server.js'), 'utf8')}// fails\n`);
+  await git('commit', '-qam', 'built by a failing buildpack');
+  let r = await git('push', 'manifold', 'main');
   t.not(r.code, 0, 'git push fails');
+  t.match(r.stderr, /remote: -----> About to fail/, "the buildpack's own lines reach the pusher");
   t.match(r.stderr, /remote: {2}! {5}Push rejected to hello\./);
   t.match(r.stderr, /\[remote rejected\] main -> main \(pre-receive hook declined\)/);
   t.equal(remoteRef('hello'), before, 'the ref is not updated');
   t.match(await body('hello'), /Hello v2/, 'v2 still serving');
+  t.equal((await d.cli('buildpacks:clear', '-a', 'hello')).code, 0);
+
+  // no Procfile and a broken server: the procfile buildpack's build fails too
+  fs.rmSync(path.join(src, 'Procfile'));
+  fs.writeFileSync(path.join(src, 'server.js'), 'this is not javascript (\n');
+  await git('commit', '-qam', 'broken');
+  r = await git('push', 'manifold', 'main');
+  t.not(r.code, 0, 'git push fails');
+  t.match(r.stderr, /Push rejected to hello\./);
+  t.equal(remoteRef('hello'), before, 'the ref is not updated');
+  t.match(await body('hello'), /Hello v2/, 'v2 still serving');
   t.same(fs.readdirSync(gitTmp), [], 'the exported tree is gone');
-  await git('reset', '-q', '--hard', 'HEAD~1');
+  await git('reset', '-q', '--hard', 'HEAD~2');
 });
 
 t.test('a push to another branch is refused and creates no ref', async (t) => {
