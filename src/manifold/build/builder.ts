@@ -452,7 +452,8 @@ export class Builder {
       say(`       Done: ${humanBytes(written.bytes)}`);
       const buildpacks = used.length ? used : packs.map((p) => p.name);
       const id = written.sha256.slice(0, 8);
-      const desc = o.description ?? `Build ${o.version ? o.version.slice(0, 12) : id}`;
+      // a git commit is shown as Heroku shows it (8 hex digits); the slug's id without a version
+      const desc = o.description ?? `Build ${o.version ? (/^[0-9a-f]{40}$/.test(o.version) ? o.version.slice(0, 8) : o.version.slice(0, 40)) : id}`;
 
       say('-----> Launching...');
       const releaseCmd = procfile.release;
