@@ -12,7 +12,7 @@ import t from 'tap';
 import { leakScope, leftoverCgroups, leftoverMounts, leftoverProcesses } from '../runtime/helpers/leaks';
 import { ApiClient } from '../../src/cli/client';
 import type { BuildProgress, BuildResult } from '../../src/manifold/api/protocol';
-import { get, ROOT, TestDaemon, waitFor } from './helpers/daemon';
+import { get, ROOT, runCli, TestDaemon, waitFor } from './helpers/daemon';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root: the daemon runs build dynos');
@@ -296,7 +296,9 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   const broken = tmpdir('mf-bp-broken-');
   fs.symlinkSync(path.join(FIXTURES, 'malformed'), path.join(broken, 'malformed'));
   const restore = withEnv({ MANIFOLD_BUILD_TIMEOUT: '6', MANIFOLD_BUILD_WAIT: '1', MANIFOLD_RELEASE_TIMEOUT: '3', MANIFOLD_BUILDPACKS_DIR: `${SHIPPED}:${broken}` });
-  const d2 = new TestDaemon();
+  // nobody may use its socket: a build reads the source as the client's user, as a deploy does
+  const d2 = new TestDaemon(['--socket-group', '65534']);
+  fs.chmodSync(d2.dir, 0o755);
   t.teardown(async () => {
     await d2.stop();
     d2.cleanup();
@@ -306,6 +308,19 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   } finally {
     restore();
   }
+  t.equal((await d2.cli('apps:create', 'peer')).code, 0);
+  t.equal((await d2.cli('buildpacks:set', 'procfile', '-a', 'peer')).code, 0, 'an installed buildpack by name');
+  const psrc = tree(tmpdir('mf-peer-'), { Procfile: 'worker: sleep 100\n' });
+  fs.writeFileSync(path.join(psrc, 'private.key'), 'root-only', { mode: 0o600 });
+  const asNobody = (...args: string[]) => runCli(args, { MANIFOLD_SOCKET: d2.socket }, { uid: 65534 });
+  const refused = await asNobody('build', psrc, '-a', 'peer');
+  t.equal(refused.code, 2, 'a source the client cannot read: EINVAL');
+  t.match(refused.stderr, /cannot read .*private\.key: Cannot open: Permission denied/);
+  t.same((await releasesOf(d2, 'peer')).map((x) => x.version), [1], 'no release');
+  fs.rmSync(path.join(psrc, 'private.key'));
+  const byNobody = await asNobody('build', psrc, '-a', 'peer');
+  t.equal(byNobody.code, 0, byNobody.stderr);
+  t.match(byNobody.stdout, /Released v2/);
   t.equal((await d2.cli('apps:create', 'slow')).code, 0);
   t.equal((await d2.cli('buildpacks:set', path.join(FIXTURES, 'sleeps'), '-a', 'slow')).code, 0);
   const first = d2.cli('build', hello, '-a', 'slow');
@@ -323,7 +338,7 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   const detect = await apiBuild(d2, { app: 'relslow', dir: hello });
   t.equal(detect.code, 'EBUILDPACK', 'detection over installed buildpacks one of which is malformed');
   t.match(detect.message, /buildpack malformed is malformed: no executable bin\/compile/);
-  t.equal((await d2.cli('buildpacks:set', 'procfile', '-a', 'relslow')).code, 0, 'an installed buildpack by name');
+  t.equal((await d2.cli('buildpacks:set', 'procfile', '-a', 'relslow')).code, 0);
   const src = tree(tmpdir('mf-relslow-'), { Procfile: 'worker: sleep 100\nrelease: echo start; sleep 60\n' });
   const rr = await d2.cli('build', src, '-a', 'relslow');
   t.equal(rr.code, 1);
