@@ -21,7 +21,7 @@ interface DaemonArgs {
   socket?: string;
   'socket-group'?: string;
   listen: string;
-  'router-workers': number;
+  'router-workers': number | undefined;
   domain: string;
   net: string;
   cgroup: string;
@@ -191,7 +191,7 @@ export const daemonCommand: CommandModule = {
       .option('socket-group', { type: 'string', describe: 'group allowed to use the control socket (default: root only)' })
       .option('listen', { type: 'string', default: '0.0.0.0:80', describe: "router address host:port, or 'none'" })
       // 1 until the cluster route feed takes worker threads; single-host drains wait for every worker
-      .option('router-workers', { type: 'number', default: 1, describe: 'router event loops (worker threads on one SO_REUSEPORT port); single-host only' })
+      .option('router-workers', { type: 'number', describe: 'router event loops (worker threads on one SO_REUSEPORT port; 1 = the daemon\'s own thread); default: one per core, at most 8' })
       .option('domain', { type: 'string', default: 'localhost', describe: 'apps answer at APP.DOMAIN' })
       .option('net', { type: 'string', default: 'bridge', describe: "dyno network: 'bridge' (own address, routed) or 'none'" })
       .option('cgroup', { type: 'string', default: DEFAULT_CGROUP, describe: 'cgroup v2 subtree for the dynos' })

@@ -27,7 +27,7 @@ const routerModule = (): typeof import('../router') => require('../router') as t
 const workersModule = (): typeof import('../router/workers/pool') => require('../router/workers/pool') as typeof import('../router/workers/pool');
 
 /** nginx runs a worker per core; past 8 the routes fan-out and memory cost more than they give. */
-export const DEFAULT_WORKERS = Math.min(os.availableParallelism(), 8);
+export const DEFAULT_WORKERS = Math.min(os.availableParallelism(), 8); // = router/index.ts defaultRouterWorkers(), without loading the router for --help
 
 interface RouterArgs {
   listen: string[];
@@ -92,7 +92,7 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
   }
   const prefix = args['log-prefix'];
   const log = new LogBatcher(prefix);
-  if ('synced' in router) {
+  if ('workers' in router) {
     router.on('log', (entry) => log.push(entry.line, entry.time));
     router.on('worker-exit', (i, code) => process.stderr.write(`manifold router: worker ${i} exited (${code}), restarting it\n`));
   } else {
@@ -104,13 +104,13 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
     bound = await router.listen();
   } catch (err) {
     await loader.close();
-    if ('synced' in router) await router.close();
+    if ('workers' in router) await router.close();
     throw err;
   }
   const count = workers === 1 ? '' : ` (${workers} workers)`;
   process.stderr.write(`manifold router: listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}${count}\n`);
   // A reload is reported once every worker routes by it (one router: at once).
-  const applied = (): Promise<void> => ('synced' in router ? router.synced() : Promise.resolve());
+  const applied = (): Promise<void> => ('workers' in router ? router.synced() : Promise.resolve());
   const stopWatching = watchRoutes(loader, routesFile, (err, r) => {
     if (err) process.stderr.write(`manifold router: routes not reloaded, keeping the previous table: ${err.message}\n`);
     else

@@ -13,7 +13,7 @@ import type { ApiServer, LogSourceOf } from '../manifold/api/server';
 import type { LogHub } from '../manifold/logs/hub';
 import type { Supervisor } from '../manifold/supervisor/supervisor';
 import type { DrainWatcher } from '../manifold/supervisor/types';
-import type { Router } from '../router';
+import type { RoutingMesh } from '../router';
 import { Agent } from './agent';
 import { ClusterFleet } from './cluster-fleet';
 import { clusterLogSource, serveLogTail } from './cluster-logs';
@@ -183,7 +183,7 @@ export class ClusterNode {
   }
 
   /** Starts every role; the supervisor, router and hub are the daemon's. */
-  async start(d: { supervisor: Supervisor | undefined; router: Router | undefined; routerPort: number | null; logs: LogHub; slugRoot: string; domain: string; webPort: number; bridge: string | null }): Promise<void> {
+  async start(d: { supervisor: Supervisor | undefined; router: RoutingMesh | undefined; routerPort: number | null; logs: LogHub; slugRoot: string; domain: string; webPort: number; bridge: string | null }): Promise<void> {
     this.supervisor = d.supervisor;
     if (!this.out) this.supervisorHooks(d.slugRoot, d.domain);
     const lease = await this.out.start();
@@ -257,7 +257,16 @@ export class ClusterNode {
       this.guard.start();
     }
     if (d.router && this.has('router')) {
-      this.feed = new RouteFeed({ client: this.client, table: d.router.table, domain: d.domain, log: (l) => this.log(`router feed: ${l}`), router: { id: this.cfg.hostId, admin: `${this.cfg.uplink}:${this.cfg.clusterPort}`, ttlSeconds: this.cfg.hostTtlSeconds } });
+      const mesh = d.router;
+      this.feed = new RouteFeed({
+        client: this.client,
+        table: mesh.table,
+        domain: d.domain,
+        log: (l) => this.log(`router feed: ${l}`),
+        router: { id: this.cfg.hostId, admin: `${this.cfg.uplink}:${this.cfg.clusterPort}`, ttlSeconds: this.cfg.hostTtlSeconds },
+        // router worker threads: a revision is applied (drains wait for it) once every worker routes by it
+        ...('workers' in mesh ? { inForce: () => mesh.synced() } : {}),
+      });
       await this.feed.start();
     }
     if (this.has('scheduler')) {
@@ -293,7 +302,7 @@ export class ClusterNode {
     });
   }
 
-  private async idle(router: Router, app: string, addr: string, rev: string, ms: number): Promise<void> {
+  private async idle(router: RoutingMesh, app: string, addr: string, rev: string, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const want = Number(rev);
     while (this.feed && this.feed.appliedRev < want && Date.now() < deadline) {

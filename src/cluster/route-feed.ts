@@ -40,6 +40,12 @@ export interface RouteFeedOptions {
   listTimeoutMs?: number;
   /** Register `routers/<id>` = {admin, appliedRev} under the router's own lease (drain checks need it). */
   router?: { id: string; admin: string; ttlSeconds: number };
+  /**
+   * Resolves once the table's current contents route every request (RouterWorkers.synced: every
+   * worker applied them). A revision counts as applied (appliedRev, 'applied', the registration's
+   * appliedRev that drains wait for) only then. Default: at once (an in-thread Router).
+   */
+  inForce?: () => Promise<void>;
 }
 
 export type ResyncReason = 'start' | 'watch-error' | 'watchdog' | 'periodic';
@@ -62,13 +68,15 @@ function errText(err: unknown): string {
 }
 
 export class RouteFeed extends EventEmitter {
-  readonly #o: Required<Omit<RouteFeedOptions, 'router' | 'log'>> & Pick<RouteFeedOptions, 'router'>;
+  readonly #o: Required<Omit<RouteFeedOptions, 'router' | 'log' | 'inForce'>> & Pick<RouteFeedOptions, 'router' | 'inForce'>;
   readonly #log: (line: string) => void;
   /** Route keys by app (app → full key → value): what the table is derived from. */
   #byApp = new Map<string, Map<string, string>>();
   /** The route input last given to the table per app (JSON), so unchanged apps aren't swapped. */
   #inputs = new Map<string, string>();
   #rev = 0;
+  /** The revision in force: #rev once the router's workers all route by it (see inForce). */
+  #forceRev = 0;
   /** Revision of the listing the state was last built from: watch events at or below it are in it already. */
   #listedRev = 0;
   #running = false;
@@ -94,17 +102,17 @@ export class RouteFeed extends EventEmitter {
 
   constructor(o: RouteFeedOptions) {
     super();
-    this.#o = { client: o.client, table: o.table, domain: o.domain, watchdogMs: o.watchdogMs ?? 3000, resyncMs: o.resyncMs ?? 30_000, retryMs: o.retryMs ?? 100, listTimeoutMs: o.listTimeoutMs ?? 3000, router: o.router };
+    this.#o = { client: o.client, table: o.table, domain: o.domain, watchdogMs: o.watchdogMs ?? 3000, resyncMs: o.resyncMs ?? 30_000, retryMs: o.retryMs ?? 100, listTimeoutMs: o.listTimeoutMs ?? 3000, router: o.router, inForce: o.inForce };
     this.#log = o.log ?? noop;
     let resolve = noop;
     const promise = new Promise<void>((r) => (resolve = r));
     this.#firstListing = { resolve, promise };
-    if (o.router) this.#registration = new RouterRegistration(o.client, o.router, () => this.#rev, this.#log);
+    if (o.router) this.#registration = new RouterRegistration(o.client, o.router, () => this.#forceRev, this.#log);
   }
 
-  /** The etcd revision the table reflects (0 before the first listing). */
+  /** The etcd revision the router routes by (0 before the first listing): see RouteFeedOptions.inForce. */
   get appliedRev(): number {
-    return this.#rev;
+    return this.#forceRev;
   }
 
   /**
@@ -118,8 +126,18 @@ export class RouteFeed extends EventEmitter {
     return log.find(([r]) => r >= rev)![1];
   }
 
-  /** Records an 'applied' in the log (a bounded ring) and emits it. */
+  /** The table reflects `rev`: recorded and emitted once it is in force (at once without workers). */
   #applied(rev: number): void {
+    const inForce = this.#o.inForce;
+    if (inForce === undefined) return this.#inForce(rev);
+    // synced() promises resolve in table-version order, so revisions come into force in order
+    void inForce().then(() => this.#inForce(rev));
+  }
+
+  /** Records an 'applied' in the log (a bounded ring) and emits it. */
+  #inForce(rev: number): void {
+    if (rev < this.#forceRev) return;
+    this.#forceRev = rev;
     this.#appliedLog.push([rev, Date.now()]);
     if (this.#appliedLog.length > APPLIED_LOG) this.#appliedLog.shift();
     this.emit('applied', rev);

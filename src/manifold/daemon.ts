@@ -9,7 +9,7 @@ import path from 'node:path';
 import { CgroupTree } from '../runtime/cgroup';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
-import { createRouter, parseListen, type Router } from '../router';
+import { createRouter, defaultRouterWorkers, parseListen, type Router } from '../router';
 import type { RouterWorkers } from '../router/workers/pool';
 import type { DaemonInfo } from './api/protocol';
 import { ApiServer } from './api/server';
@@ -48,8 +48,9 @@ export interface DaemonOptions {
    */
   cluster?: ClusterConfig;
   /**
-   * Router event loops (`--router-workers`, default 1): above 1 the router runs in worker threads on
-   * one SO_REUSEPORT port (src/router/workers/); drains wait for every worker. Single-host only.
+   * Router event loops (`--router-workers`, default one per core, at most 8): above 1 the router runs
+   * in worker threads on one SO_REUSEPORT port (src/router/workers/); drains wait for every worker,
+   * and in a cluster a route revision counts as applied once every worker routes by it.
    */
   routerWorkers?: number;
   /**
@@ -110,9 +111,8 @@ export class Daemon {
     let routerPort: number | null = null;
     if (o.listen !== null && (!cluster || cluster.has('router'))) {
       const spec = parseListen(o.listen);
-      const workers = o.routerWorkers ?? 1;
-      // the cluster's route feed and registration take a Router: workers there are not wired yet
-      if (workers > 1 && cluster) throw new Error('--router-workers above 1 is not supported with a cluster yet');
+      const workers = o.routerWorkers ?? defaultRouterWorkers();
+      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--router-workers must be a positive integer (got ${workers})`);
       let bound: { host: string; port: number }[];
       if (workers > 1) {
         const { RouterWorkers } = require('../router/workers/pool') as typeof import('../router/workers/pool');
@@ -132,7 +132,7 @@ export class Daemon {
         bound = await this.router.listen();
       }
       routerPort = bound[0]?.port ?? spec.port;
-      this.log(`router listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}`);
+      this.log(`router listening on ${bound.map((b) => `${b.host}:${b.port}`).join(', ')}${workers > 1 ? ` (${workers} workers)` : ''}`);
     }
 
     const runtime = this.runtime;
@@ -167,7 +167,7 @@ export class Daemon {
     if (cluster) {
       // the bridge now, not at the first dyno: its neighbour settings and forward rules go on it at start
       if (cluster.has('dynos')) this.runtime.bridge();
-      await cluster.start({ supervisor: cluster.has('dynos') ? this.supervisor : undefined, router: this.router, routerPort, logs: this.logs, slugRoot, domain: o.domain, webPort: DEFAULT_PORT, bridge: cluster.has('dynos') ? this.runtime.bridgeName : null });
+      await cluster.start({ supervisor: cluster.has('dynos') ? this.supervisor : undefined, router: this.router ?? this.routerWorkers, routerPort, logs: this.logs, slugRoot, domain: o.domain, webPort: DEFAULT_PORT, bridge: cluster.has('dynos') ? this.runtime.bridgeName : null });
     }
     this.manifold = new Manifold({
       store: this.store,

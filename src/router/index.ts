@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import { resolveConfig, type ListenSpec, type RouterConfig, type RouterConfigInput } from './config';
 import { ClientConnection } from './conn/client-conn';
 import type { RouterCore } from './conn/context';
@@ -39,6 +40,22 @@ export interface RouterLogEntry extends RouterLogRecord {
 export interface BoundAddress {
   host: string;
   port: number;
+}
+
+/**
+ * What the manifold and the cluster need of a router, whether it runs on this thread (Router) or in
+ * worker threads (RouterWorkers).
+ */
+export interface RoutingMesh {
+  readonly table: RouteTable;
+  waitIdle(app: string, address: string, timeoutMs: number): Promise<void>;
+  /** Resolves once every event loop routes by the table as it is now. */
+  synced(): Promise<void>;
+}
+
+/** Router event loops an operator gets by default: one per core, at most 8 (nginx's `worker_processes auto`, capped). */
+export function defaultRouterWorkers(): number {
+  return Math.min(os.availableParallelism(), 8);
 }
 
 export declare interface Router {
@@ -84,6 +101,11 @@ export class Router extends EventEmitter implements RouterCore {
    */
   async waitIdle(_app: string, address: string, timeoutMs: number): Promise<void> {
     await this.balancer.whenIdle(address, timeoutMs);
+  }
+
+  /** One event loop: the table is in force as soon as it changes. */
+  synced(): Promise<void> {
+    return Promise.resolve();
   }
 
   get logging(): boolean {
