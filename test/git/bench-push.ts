@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     const serve: number[] = [];
     const build: number[] = [];
     const compile: number[] = [];
+    const hung = new Set<number>();
     for (let i = 1; i <= RUNS; i++) {
       writeApp(src, `v${i}`);
       await git('commit', '-qam', `v${i}`);
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
         async () => {
           const q0 = Date.now();
           const a = await get(d.port, 'hello.localhost');
+          if (Date.now() - q0 > 1000) hung.add(i);
           if (Date.now() - q0 > 1000) process.stdout.write(`  a request took ${Date.now() - q0} ms (status ${a.status}, ${a.body.trim().slice(0, 60)}), sent ${q0 - t0} ms after the push started\n`);
           return new RegExp(`Hello v${i} `).test(a.body);
         },
@@ -111,6 +113,8 @@ async function main(): Promise<void> {
       await waitFor(`v${i} served`, async () => new RegExp(`Hello v${i} `).test((await get(d.port, 'hello.localhost')).body), 120_000, 20);
     }
     const overhead = build.length === serve.length ? serve.map((s, i) => s - build[i]!) : [];
+    const aboveCompile = compile.length === serve.length ? serve.map((s, i) => s - compile[i]!) : [];
+    const clean = (xs: number[]): number[] => xs.filter((_, i) => !hung.has(i + 1));
     process.stdout.write(
       [
         `git push → serving (${RUNS} runs, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()})`,
@@ -121,6 +125,9 @@ async function main(): Promise<void> {
         build.length ? `  build (as the build prints it):           ${stats(build)}` : '  build time: not reported',
         compile.length ? `  compile step (as the build prints it):    ${stats(compile)}` : '',
         overhead.length ? `  push→serving minus build:                 ${stats(overhead)}` : '',
+        aboveCompile.length ? `  push→serving minus compile:               ${stats(aboveCompile)}` : '',
+        `  runs where a request hung through the switch (router, not git): ${hung.size} of ${RUNS}${hung.size ? ` (${[...hung].join(', ')})` : ''}`,
+        hung.size && clean(serve).length ? `  without those runs: push→serving ${stats(clean(serve))}; minus build ${overhead.length ? stats(clean(overhead)) : '-'}; minus compile ${aboveCompile.length ? stats(clean(aboveCompile)) : '-'}` : '',
       ].filter(Boolean).join('\n') + '\n',
     );
   } finally {

@@ -20,6 +20,7 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+    c.stdin!.on('error', () => undefined); // a child that exits first (EPIPE) is reported by its status
     c.stdin!.end(opts.input ?? '');
   });
 }
