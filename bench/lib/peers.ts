@@ -222,6 +222,9 @@ export async function startRouter(port: number, backends: readonly string[], cpu
   const routesPath = join(dir, 'routes.json');
   writeFileSync(routesPath, JSON.stringify(routes, null, 2));
   const extra = (process.env.BENCH_ROUTER_ARGS ?? '').split(/\s+/).filter(Boolean);
+  // One event loop, as nginx (worker_processes 1) and the other peers here: `manifold router` now
+  // defaults to a worker per core (bench:router-workers compares 1 and 2).
+  if (!extra.includes('--workers')) extra.push('--workers', '1');
   const proc = start('router', cmd.cmd, [...cmd.args, '--listen', `127.0.0.1:${port}`, '--routes', routesPath, ...extra], {
     cpus,
     logFile: process.env.BENCH_ROUTER_LOG === '1' ? join(dir, 'router.log') : undefined,
