@@ -289,6 +289,9 @@ t.test('daemon 1 stops clean: no dyno cgroup, process, mount or build stage left
   t.same(leftoverCgroups(scope), [], 'no dyno cgroups left');
   t.same(leftoverProcesses(scope), [], 'no dyno processes left');
   t.same(leftoverMounts(scope), [], 'no mounts left');
+  // build and release dynos ran on the daemon's bridge (--net bridge, no NAT): their veths and leases are gone
+  t.same(fs.readdirSync(`/sys/class/net/${d.bridge}/brif`), [], 'no dyno veth left on the bridge');
+  t.same(fs.readdirSync(`${d.runDir}/net/${d.bridge}`), [], 'no address lease left');
 });
 
 t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, release phase timeout', async (t) => {
