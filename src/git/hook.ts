@@ -167,7 +167,9 @@ async function main(argv: string[]): Promise<number> {
       const [oldSha = '', newSha = '', ref = ''] = l.trim().split(' ');
       return { oldSha, newSha, ref };
     });
-    const head = (await git(['symbolic-ref', '-q', 'HEAD'])).out || 'refs/heads/main';
+    // HEAD of a bare repository is `ref: refs/heads/BRANCH` (read, not a git process: pushes wait for this)
+    const headFile = /^ref: (refs\/heads\/\S+)\s*$/.exec(fs.existsSync('HEAD') ? fs.readFileSync('HEAD', 'utf8') : '');
+    const head = headFile?.[1] ?? ((await git(['symbolic-ref', '-q', 'HEAD'])).out || 'refs/heads/main');
     const headExists = (await refValue(head)) !== undefined;
     const deployBranch = headExists ? head : undefined;
     const name = (ref: string): string => ref.replace(/^refs\/heads\//, '');

@@ -278,7 +278,10 @@ export class GitTransport {
     if (!(await this.o.appExists(h.app))) throw new Error(`no such app: ${h.app} (create it first: manifold apps:create ${h.app})`);
     if (socket.destroyed) return;
     const repo = this.ensureRepo(h.app);
-    const child = spawn('git', [h.service.slice(4), repo], {
+    // a push's objects are checked before they are stored (git fsck's rules, e.g. .gitmodules names):
+    // this git runs as root on the pusher's data
+    const checks = h.service === 'git-receive-pack' ? ['-c', 'receive.fsckObjects=true'] : [];
+    const child = spawn('git', [...checks, h.service.slice(4), repo], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...gitEnv(), MANIFOLD_GIT_KEY: h.key, MANIFOLD_GIT_VIA: 'ssh' },
     });
