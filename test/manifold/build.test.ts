@@ -283,7 +283,14 @@ t.test('release phase: runs before the release goes live; failure keeps the runn
 });
 
 t.test('daemon 1 stops clean: no dyno cgroup, process, mount or build stage left', async (t) => {
-  t.same(fs.readdirSync(path.join(d.dir, 'state/builds')), [], 'no build stage left while running');
+  const state = path.join(d.dir, 'state');
+  t.same(fs.readdirSync(path.join(state, 'builds')), [], 'no build stage left while running');
+  t.same(fs.readdirSync(path.join(state, 'cache')).sort(), ['cached', 'greet', 'hello', 'rel'], 'one build cache per app built');
+  const fetched = fs.readdirSync(path.join(state, 'buildpacks')).flatMap((h) => fs.readdirSync(path.join(state, 'buildpacks', h)));
+  t.equal(fetched.length, 1, 'one pinned git buildpack kept');
+  t.notOk(fetched.some((f) => f.startsWith('.fetch-')), 'no half-fetched buildpack left');
+  t.equal((await d.cli('apps:destroy', 'cached', '--confirm', 'cached')).code, 0);
+  t.notOk(fs.existsSync(path.join(state, 'cache', 'cached')), 'apps:destroy removes the build cache');
   const scope = leakScope({ cgroupRoot: d.cgroupRoot, runDir: d.runDir });
   await d.stop();
   t.same(leftoverCgroups(scope), [], 'no dyno cgroups left');
