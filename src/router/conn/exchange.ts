@@ -114,6 +114,9 @@ export class Exchange {
   private connectMs: number | null = null;
   private appCounted = false;
   private balancerCounted = false;
+  /** Members of the core's connecting / awaitingReply sets (so the end removes only what is there). */
+  private inConnecting = false;
+  private inAwaitingReply = false;
   private queuedUntil = 0;
   /** The request body on its way to the dyno; null for a bodiless request. */
   private readonly body: RequestBody | null;
@@ -151,14 +154,19 @@ export class Exchange {
     if (halt !== null) return this.end(Outcome.Refused, halt);
     this.core.appInFlight.set(app!.name, inFlight + 1);
     this.appCounted = true;
-    this.dispatch();
+    this.route(app);
   }
 
-  /** Picks a dyno and connects, or queues the request while none is available. */
+  /** Picks a dyno and connects, or queues the request while none is available (the table may have changed since). */
   dispatch(): void {
     if (this.state.phase === Phase.Done) return;
     const app = this.app === null ? undefined : this.core.table.app(this.app.name);
     if (app !== undefined) this.app = app;
+    this.route(app);
+  }
+
+  /** One dispatch decision for `app` as the table has it now. */
+  private route(app: AppRoute | undefined): void {
     const next = dispatchStep(app, this.tried, this.core.quarantine, Date.now, this.core.balancer);
     switch (next) {
       case 'no-app':
@@ -210,7 +218,7 @@ export class Exchange {
     upstream.exchange = this;
     this.to({ phase: Phase.Connecting, upstream });
     if (pooled !== null) return this.sendRequest(pooled, now);
-    this.core.connecting.add(this);
+    this.joinConnecting();
     this.client.setDeadline(Deadline.Connect, this.core.config.timeouts.connectMs);
   }
 
@@ -218,7 +226,7 @@ export class Exchange {
   private connectFailed(kind: 'timeout' | 'refused'): void {
     const st = this.state;
     if (st.phase !== Phase.Connecting) return;
-    this.core.connecting.delete(this);
+    this.leaveConnecting();
     st.upstream.destroy();
     const backend = this.backend!;
     this.connectMs = Date.now() - this.connectStart;
@@ -250,12 +258,12 @@ export class Exchange {
     if (backend === null || this.app === null) return;
     let upstream: UpstreamConnection;
     if (st.phase === Phase.Connecting) upstream = st.upstream;
-    else if (st.phase === Phase.Sent && !st.response.sawByte && this.core.awaitingReply.has(this)) upstream = st.upstream;
+    else if (st.phase === Phase.Sent && !st.response.sawByte && this.inAwaitingReply) upstream = st.upstream;
     else return;
     if (!backendDropped(snapshot.apps.get(this.app.name), backend.address)) return;
     const connecting = st.phase === Phase.Connecting;
-    this.core.connecting.delete(this);
-    this.core.awaitingReply.delete(this);
+    this.leaveConnecting();
+    this.leaveAwaitingReply();
     upstream.destroy();
     if (connecting) this.connectMs = Date.now() - this.connectStart;
     else this.client.clearDeadline(); // the first-byte wait on the dropped dyno
@@ -284,7 +292,7 @@ export class Exchange {
   }
 
   private sendRequest(upstream: UpstreamConnection, now: number): void {
-    this.core.connecting.delete(this);
+    this.leaveConnecting();
     this.connectMs = now - this.connectStart;
     this.client.clearDeadline();
     // The router answers `Expect: 100-continue` itself (Heroku's default) once a dyno is connected.
@@ -306,7 +314,7 @@ export class Exchange {
       // Head only: one write, no cork needed.
       sock.write(head, 'latin1');
       this.requestSent(now);
-      if (isIdempotent(this.head.method)) this.core.awaitingReply.add(this);
+      if (isIdempotent(this.head.method)) this.joinAwaitingReply();
       return;
     }
     sock.cork();
@@ -377,7 +385,7 @@ export class Exchange {
       return;
     }
     const relay = st.response;
-    if (!relay.sawByte) this.core.awaitingReply.delete(this);
+    if (!relay.sawByte) this.leaveAwaitingReply();
     switch (relay.consume(chunk, 0, this.reqBodyDone)) {
       case RelayStep.More:
         // A head or body under way: the dyno has idleMs to send more (one clock read per read).
@@ -403,7 +411,7 @@ export class Exchange {
     }
     if ((st.phase !== Phase.Connecting && st.phase !== Phase.Sent) || conn !== st.upstream) return;
     conn.exchange = null;
-    this.core.awaitingReply.delete(this);
+    this.leaveAwaitingReply();
     if (st.phase === Phase.Connecting) return this.connectFailed(conn.errorCode === 'ETIMEDOUT' ? 'timeout' : 'refused');
     const relay = st.response;
     if (relay.endsAtClose()) return this.end(Outcome.Relayed);
@@ -543,6 +551,28 @@ export class Exchange {
     } else up.destroy();
   }
 
+  private joinConnecting(): void {
+    this.inConnecting = true;
+    this.core.connecting.add(this);
+  }
+
+  private leaveConnecting(): void {
+    if (!this.inConnecting) return;
+    this.inConnecting = false;
+    this.core.connecting.delete(this);
+  }
+
+  private joinAwaitingReply(): void {
+    this.inAwaitingReply = true;
+    this.core.awaitingReply.add(this);
+  }
+
+  private leaveAwaitingReply(): void {
+    if (!this.inAwaitingReply) return;
+    this.inAwaitingReply = false;
+    this.core.awaitingReply.delete(this);
+  }
+
   private releaseBalancer(): void {
     if (this.balancerCounted && this.backend !== null) {
       this.core.balancer.release(this.backend.address);
@@ -551,10 +581,10 @@ export class Exchange {
   }
 
   private releaseCounters(): void {
-    this.core.connecting.delete(this);
-    this.core.awaitingReply.delete(this);
+    this.leaveConnecting();
+    this.leaveAwaitingReply();
     this.releaseBalancer();
-    this.core.waiting.delete(this);
+    // the boot queue was left at the start of end() (leaveQueue)
     if (this.appCounted && this.app !== null) {
       this.appCounted = false;
       const n = (this.core.appInFlight.get(this.app.name) ?? 1) - 1;

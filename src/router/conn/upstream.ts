@@ -132,7 +132,8 @@ export class UpstreamPool {
         continue;
       }
       if (conn.owner !== null && conn.owner !== client) continue;
-      stack.splice(i, 1);
+      if (i === stack.length - 1) stack.pop(); // the usual case: the top of the stack
+      else stack.splice(i, 1);
       return conn;
     }
     return null;
