@@ -502,7 +502,9 @@ export class Builder {
     await run('chmod', ['-R', 'u+rwX,go+rX', build]);
     const cache = path.join(root, 'cache');
     const kept = path.join(this.o.stateDir, 'cache', app);
-    if (fs.existsSync(kept)) await run('cp', ['-a', '--', kept, cache]);
+    // hard links: the dyno sees the stage through its copy-on-write /app, so a write to a cached
+    // file copies it up and never reaches the kept cache (a plain copy where links can't be made)
+    if (fs.existsSync(kept)) await run('cp', ['-al', '--', kept, cache]).catch(() => run('cp', ['-a', '--', kept, cache]));
     else fs.mkdirSync(cache, { mode: 0o700 });
     const envDir = path.join(root, 'env');
     fs.mkdirSync(envDir, { mode: 0o700 });
