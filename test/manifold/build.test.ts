@@ -198,6 +198,12 @@ t.test('a git buildpack (file:// repo): fetched once, pinned to its commit; the 
   t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), [path.join(FIXTURES, 'all'), `${url}#${commit}`]);
   t.equal((await d.cli('buildpacks:remove', url, '-a', 'cached')).code, 0, 'removed by URL without its commit');
   t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), [path.join(FIXTURES, 'all')]);
+  const outOfRange = await d.cli('buildpacks:remove', '--index', '5', '-a', 'cached');
+  t.equal(outOfRange.code, 2);
+  t.match(outOfRange.stderr, /--index must be between 1 and 1/);
+  t.equal((await d.cli('buildpacks:remove', '--index', '1', '-a', 'cached')).code, 0, 'removed by position');
+  t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), []);
+  t.equal((await d.cli('buildpacks:set', path.join(FIXTURES, 'all'), '-a', 'cached')).code, 0);
   t.equal((await d.cli('buildpacks:clear', '-a', 'cached')).code, 0);
   t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), []);
   const bad = await d.cli('buildpacks:set', `file://${repo}/nope`, '-a', 'cached');
