@@ -389,7 +389,9 @@ export class Builder {
       let defaults: Record<string, string> = {};
       for (let j = 0; j < used.length; j++) defaults = { ...defaults, ...defaultProcessTypes(readMeta(`release-${j}.yml`)) };
 
-      // the cache is kept once compile succeeded (as on Heroku), whatever happens to the release
+      // the cache is kept once compile succeeded (as on Heroku), whatever happens to the release;
+      // not for an app destroyed meanwhile (checkApp throws ENOAPP)
+      await this.o.host.checkApp(app);
       this.keepCache(app, path.join(out, 'cache'));
 
       // .slugignore, after compile
