@@ -143,6 +143,12 @@ async function main(): Promise<void> {
   }
 }
 
+// an exception anywhere still runs main's finally (daemon, sshd and user removed)
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`${err.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});
+
 main().catch((err: unknown) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   process.exitCode = 1;

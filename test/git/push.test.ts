@@ -324,12 +324,19 @@ t.test('nothing leaks', async (t) => {
   await sshd.stop();
   t.same(sshd.leftovers(), [], 'no sshd process left');
   t.equal(fs.readdirSync(gitTmp).length, 0, 'no temporary tree');
-  // the daemon's own leak checks (cgroups, run dir) are in test/manifold; here: its git socket goes with it
   await d.stop();
   t.notOk(fs.existsSync(path.join(d.dir, 'git.sock')), 'git socket removed');
   execFileSync('userdel', [USER]);
   t.throws(() => execFileSync('getent', ['passwd', USER], { stdio: 'ignore' }), 'the test\'s git user is gone');
   t.throws(() => execFileSync('getent', ['group', USER], { stdio: 'ignore' }), 'and its group');
-  const leftovers = fs.existsSync(d.cgroupRoot) ? fs.readdirSync(d.cgroupRoot).filter((n) => !n.startsWith('cgroup.') && fs.statSync(path.join(d.cgroupRoot, n)).isDirectory()) : [];
-  t.same(leftovers, [], 'no dyno cgroup left');
+  // d.cgroupRoot opens (mkdir -p) the subtree: its path is taken once
+  const root = d.cgroupRoot;
+  const leftovers = fs.readdirSync(root).filter((n) => !n.startsWith('cgroup.') && fs.statSync(path.join(root, n)).isDirectory());
+  t.same(leftovers, [], 'no dyno cgroup left (build dynos included)');
+  d.cleanup();
+  t.notOk(fs.existsSync(root), `the daemon's cgroup subtree is gone (${root})`);
+  t.notOk(fs.existsSync(d.runDir), 'its run directory is gone');
+  t.notOk(fs.existsSync(d.dir), 'its state directory (repositories, keys, locks) is gone');
+  t.same(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('manifold-key-')), [], 'no key checked by ssh-keygen left in the temp dir');
+  if (sshd.madeRunSshd) t.notOk(fs.existsSync('/run/sshd'), 'the /run/sshd this test made is gone');
 });

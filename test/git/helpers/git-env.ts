@@ -43,7 +43,8 @@ export class Sshd {
   log = '';
   readonly config: string;
   readonly clientKey: string;
-  private madeRunSshd = false;
+  /** This sshd made /run/sshd (its privilege separation directory) and removes it on stop. */
+  madeRunSshd = false;
 
   constructor(readonly dir: string, readonly user: string) {
     this.config = path.join(dir, 'sshd_config');
