@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { ApiClient } from '../../src/cli/client';
+import { ApiServer } from '../../src/manifold/api/server';
+import { LogHub } from '../../src/manifold/logs/hub';
 import { buildLimitsFromEnv, defaultProcessTypes, humanBytes } from '../../src/manifold/build/builder';
 import { Buildpacks, installedBuildpacks, isGitUrl } from '../../src/manifold/build/buildpacks';
 import { applySlugIgnore, ignored, parseSlugIgnore } from '../../src/manifold/build/slugignore';
@@ -76,4 +79,27 @@ t.test('buildpack references', async (t) => {
   await t.rejects(bps.pin('/nonexistent'), { code: 'EBUILDPACK', message: /not a directory/ });
   await t.rejects(bps.pin(''), { code: 'EINVAL' });
   await t.rejects(bps.pin('a b'), { code: 'EINVAL' });
+});
+
+t.test('a daemon without a builder (cluster mode) refuses build and buildpacks:* with ECLUSTER', async (t) => {
+  // only what the refusal path reaches: the handlers check for the builder before anything else
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-nobuild-'));
+  const socketPath = path.join(dir, 'api.sock');
+  const api = new ApiServer({
+    manifold: {} as never,
+    logs: new LogHub(),
+    launcher: {} as never,
+    socketPath,
+    info: () => ({ version: 'x', pid: process.pid, stateDir: dir, listen: null, domain: 'localhost', net: 'none', warning: null }),
+  });
+  await api.listen();
+  t.teardown(async () => {
+    await api.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const client = new ApiClient(socketPath);
+  for (const [method, params] of [['build', { app: 'a', dir: '/tmp' }], ['buildpacks', { app: 'a' }], ['buildpacks:set', { app: 'a', buildpacks: ['procfile'] }]] as const) {
+    await t.rejects(client.call(method, params), { code: 'ECLUSTER', message: /single-host only/ }, method);
+  }
+  await t.rejects(client.callWithProgress('build', { app: 'a', dir: '/tmp' }, () => undefined), { code: 'ECLUSTER' }, 'build with progress');
 });

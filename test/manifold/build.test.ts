@@ -256,6 +256,8 @@ t.test('failures: no release, the running release untouched, clear errors and co
   t.equal(all.code, undefined, all.message ?? 'built');
   t.ok(all.lines.includes('-----> App detected by buildpack all'));
   t.ok(all.lines.includes('       compiled by all'));
+  const ifaces = (all.lines.find((l) => l.startsWith('       interfaces: ')) ?? '').slice(19).trim().split(' ');
+  t.ok(ifaces.includes('lo') && ifaces.some((i) => i !== 'lo'), `the build dyno is on the daemon's network (--net bridge): ${ifaces.join(' ')}`);
   t.same(all.result?.buildpacks, ['all']);
   t.equal((await d.cli('buildpacks:clear', '-a', 'hello')).code, 0);
 
