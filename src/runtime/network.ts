@@ -85,6 +85,19 @@ function ip(args: string[]): string {
   }
 }
 
+/**
+ * Pins the bridge's MAC address (sets it to itself, which marks it as set). A bridge whose address
+ * was never set takes the lowest MAC of its ports and changes it whenever that port comes or goes:
+ * every dyno keeps the gateway's old MAC in its ARP cache, and its packets to the host — the
+ * replies to the router among them — go to an address nobody has until its next ARP probe, seconds
+ * later. A replaced dyno's veth leaving the bridge did exactly that to the new dyno's first replies.
+ */
+function pinBridgeMac(name: string): void {
+  const m = /link\/ether ([0-9a-f:]{17})/.exec(ip(['-o', 'link', 'show', 'dev', name]));
+  if (!m) throw new DynoError({ errno: 22, syscall: 'ip', step: 'network', message: `bridge ${name} has no Ethernet address` });
+  ip(['link', 'set', 'dev', name, 'address', m[1]!]);
+}
+
 /** A new bridge's subnet must not overlap an address of another interface (eth0's network, say). */
 function refuseOverlap(name: string, subnet: ReturnType<typeof parseSubnet>): void {
   for (const line of ip(['-4', '-o', 'addr', 'show']).split('\n')) {
@@ -202,6 +215,8 @@ export class BridgeNetwork {
       ip(['addr', 'add', gateway, 'dev', name]);
       ip(['link', 'set', name, 'up']);
     }
+    // before a port joins (a bridge made by an earlier version keeps the address it has now)
+    pinBridgeMac(name);
     // An existing bridge must carry the gateway of the subnet we lease from: addresses outside the
     // bridge's subnet would be routed off the host instead of to the dynos.
     const addresses = ip(['-4', '-o', 'addr', 'show', 'dev', name]);

@@ -5,6 +5,7 @@
  * addresses never collide; the veth pair and the lease vanish with the dyno; cleanup removes the
  * bridge. Uses a bridge and subnet of its own so it never disturbs a running manifold0.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
@@ -108,6 +109,34 @@ if (requireRoot(t)) {
     await runtime.settled();
     t.same(bridgePorts(), [], 'no veth left on the bridge once the runtime has settled');
     t.same(fs.readdirSync(leaseDir), [], 'no lease left');
+  }));
+
+  t.test('the bridge keeps its MAC while dynos come and go: the other dynos still reach the host', checked(leaks, async (t) => {
+    const appDir = makeAppDir(t);
+    const mac = (): string => fs.readFileSync(`/sys/class/net/${BRIDGE}/address`, 'utf8').trim();
+    // 3 = NET_ADDR_SET: the kernel no longer gives the bridge the lowest MAC of its ports
+    t.equal(fs.readFileSync(`/sys/class/net/${BRIDGE}/addr_assign_type`, 'utf8').trim(), '3', 'the bridge address is pinned');
+    const before = mac();
+    const web1 = startCaptured(runtime, testSpec({ name: 'web.1', appDir, port: 5000, net: { mode: 'bridge' }, command: sh(server) }));
+    const d1 = await web1.started;
+    const web2 = startCaptured(runtime, testSpec({ name: 'web.2', appDir, port: 5000, net: { mode: 'bridge' }, command: sh(server) }));
+    const d2 = await web2.started;
+    t.equal(await waitForAnswer(d1.address!, 5000), 'hello from web.1');
+    // web.2 answers the host: it now holds the gateway's MAC in its neighbour table
+    t.equal(await waitForAnswer(d2.address!, 5000), 'hello from web.2');
+    t.equal(mac(), before, 'ports joining left the address alone');
+    // web.1's veth leaves the bridge (a dyno replaced): unpinned, the bridge would take another port's MAC
+    await d1.stop(2000);
+    await d1.exited;
+    await runtime.settled();
+    t.equal(mac(), before, 'a port leaving left the address alone');
+    const neigh = execFileSync('nsenter', ['-t', String(d2.pid), '-n', 'ip', 'neigh', 'show', GATEWAY], { encoding: 'utf8' });
+    t.match(neigh, new RegExp(`lladdr ${before}`), `web.2's neighbour entry for the gateway is the bridge's address: ${neigh.trim()}`);
+    // at once, not after an ARP probe seconds later (request() gives up after 3 s)
+    t.equal(await request(d2.address!, 5000), 'hello from web.2', 'web.2 still answers the host');
+    await d2.stop(2000);
+    await web1.done.catch(() => undefined);
+    await web2.done.catch(() => undefined);
   }));
 
   t.test('net none shows only lo', checked(leaks, async (t) => {
