@@ -196,6 +196,12 @@ t.test('a git buildpack (file:// repo): fetched once, pinned to its commit; the 
   const add = await d.cli('buildpacks:add', path.join(FIXTURES, 'all'), '-a', 'cached', '--index', '1');
   t.equal(add.code, 0, add.stderr);
   t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), [path.join(FIXTURES, 'all'), `${url}#${commit}`]);
+  // several buildpacks: each detects, each compiles, in order
+  const b3 = await d.cli('build', src, '-a', 'cached');
+  t.equal(b3.code, 0, b3.stderr);
+  t.match(b3.stdout, new RegExp(`-----> Using buildpacks:\n {7}1\. all\n {7}2\. file://${repo}#${commit.slice(0, 7)}\n`), 'the list, in order');
+  t.match(b3.stdout, /-----> App detected by buildpack all\n {7}compiled by all\n[^]*-----> Cached app detected\n {7}build number 3 \(from the cache\)/, 'compiled in order');
+  t.match(b3.stdout, new RegExp(`with all, file://${repo}#${commit.slice(0, 7)}$`, 'm'), 'both reported');
   t.equal((await d.cli('buildpacks:remove', url, '-a', 'cached')).code, 0, 'removed by URL without its commit');
   t.same(JSON.parse((await d.cli('buildpacks', '-a', 'cached', '--json')).stdout), [path.join(FIXTURES, 'all')]);
   const outOfRange = await d.cli('buildpacks:remove', '--index', '5', '-a', 'cached');
@@ -313,7 +319,7 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   // a malformed buildpack among the installed ones
   const broken = tmpdir('mf-bp-broken-');
   fs.symlinkSync(path.join(FIXTURES, 'malformed'), path.join(broken, 'malformed'));
-  const restore = withEnv({ MANIFOLD_BUILD_TIMEOUT: '6', MANIFOLD_BUILD_WAIT: '1', MANIFOLD_RELEASE_TIMEOUT: '3', MANIFOLD_BUILDPACKS_DIR: `${SHIPPED}:${broken}` });
+  const restore = withEnv({ MANIFOLD_BUILD_TIMEOUT: '6', MANIFOLD_BUILD_WAIT: '1', MANIFOLD_RELEASE_TIMEOUT: '2', MANIFOLD_BUILDPACKS_DIR: `${SHIPPED}:${broken}` });
   // nobody may use its socket: a build reads the source as the client's user, as a deploy does
   const d2 = new TestDaemon(['--socket-group', '65534']);
   fs.chmodSync(d2.dir, 0o755);
@@ -361,7 +367,7 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   const rr = await d2.cli('build', src, '-a', 'relslow');
   t.equal(rr.code, 1);
   t.match(rr.stdout, /^start$/m);
-  t.match(rr.stderr, /release command timed out after 3 s; the release was not made current/);
+  t.match(rr.stderr, /release command timed out after 2 s; the release was not made current/);
   t.same((await releasesOf(d2, 'relslow')).map((x) => x.version), [1]);
 
   const scope = leakScope({ cgroupRoot: d2.cgroupRoot, runDir: d2.runDir });

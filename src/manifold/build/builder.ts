@@ -333,7 +333,11 @@ export class Builder {
     }
     say('-----> Building on the Manifold stack');
     if (o.user || o.version) say(`       Source ${o.version ?? source}${o.user ? ` pushed by ${o.user}` : ''}`);
-    if (explicit) say(`-----> Using buildpack${packs.length > 1 ? 's' : ''}: ${packs.map((p) => p.name).join(', ')}`);
+    if (explicit && packs.length === 1) say(`-----> Using buildpack: ${packs[0]!.name}`);
+    else if (explicit) {
+      say('-----> Using buildpacks:');
+      packs.forEach((p, i) => say(`       ${i + 1}. ${p.name}`));
+    }
     else say('-----> Determining which buildpack to use for this app');
 
     const buildsRoot = path.join(this.o.stateDir, 'builds');
