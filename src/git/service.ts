@@ -17,6 +17,7 @@ import path from 'node:path';
 import { ManifoldError } from '../manifold/errors';
 import { FRAME, frame, FrameReader } from '../manifold/api/protocol';
 import { native } from '../runtime/native';
+import { socketAlive } from '../shared/defaults';
 import { KeyStore, writeAtomic, type KeyEntry } from './keys';
 import { gitDirs, isAppName, manifoldBin, repoPath, type GitService as Service, type SessionHeader } from './names';
 
@@ -90,8 +91,11 @@ export class GitTransport {
       this.o.log(`git: user ${this.o.user}'s shell is ${this.account.shell}, not ${manifoldBin()}: ssh pushes need it (usermod -s ${manifoldBin()} ${this.o.user})`);
     }
     fs.mkdirSync(path.dirname(this.o.socket), { recursive: true, mode: 0o755 });
-    const stale = fs.lstatSync(this.o.socket, { throwIfNoEntry: false });
-    if (stale?.isSocket()) fs.rmSync(this.o.socket);
+    const existing = fs.lstatSync(this.o.socket, { throwIfNoEntry: false });
+    if (existing && !existing.isSocket()) throw new Error(`${this.o.socket} exists and is not a socket`);
+    // another daemon's (e.g. one more daemon with its control socket in the same directory): not ours to take
+    if (existing && (await socketAlive(this.o.socket))) throw new Error(`another daemon answers on ${this.o.socket} (give this one --git-socket PATH)`);
+    if (existing) fs.rmSync(this.o.socket);
     const oldMask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {

@@ -65,6 +65,8 @@ export function runGitShell(key: string, gitSocket: string): Promise<void> {
     });
     socket.on('data', (d: Buffer) => reader.push(d));
     process.stdout.on('drain', () => socket.resume());
+    // the client went away (ssh closed): end the session; the daemon then stops git
+    process.stdout.on('error', () => finish(1));
     socket.on('drain', () => process.stdin.resume());
     socket.on('connect', () => {
       socket.write(`${JSON.stringify(header)}\n`);
