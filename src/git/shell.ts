@@ -43,12 +43,17 @@ export function runGitShell(key: string, gitSocket: string): Promise<void> {
     const finish = (code: number, message?: string): void => {
       if (finished) return;
       finished = true;
-      if (message) process.stderr.write(`manifold: ${message}\n`);
       process.stdin.pause();
       socket.destroy();
       process.exitCode = code;
-      // what is still buffered for the client goes out before the process ends
-      process.stdout.write('', () => resolve());
+      // what is still buffered for the client (stderr, then stdout) goes out, then the process ends at
+      // once: waiting for sshd to close stdin would hold the client's git for a round trip more
+      process.stderr.write(message ? `manifold: ${message}\n` : '', () =>
+        process.stdout.write('', () => {
+          resolve();
+          process.exit(code);
+        }),
+      );
     };
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') finish(1, 'the manifold daemon is not running (no git socket); try again later');
