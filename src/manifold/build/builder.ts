@@ -6,11 +6,12 @@
  *   3. A private stage STATE/builds/<app>-<id>/root: the source (read as the requester, as a deploy
  *      reads it; no device, FIFO or socket kept), the app's build cache, one file per config var and
  *      copies of the buildpacks, all owned by the dyno user. It is the build dyno's /app (copy-on-write).
+ *      What the source's `.slugignore` names is removed from it here, before any buildpack runs (Heroku).
  *   4. The build dyno: the runtime's ordinary dyno (namespaces, overlay root, unprivileged user,
  *      seccomp, cgroup leaf; bridge network where the daemon has one, so outbound only with NAT)
  *      running driver.ts. Its stderr lines go live to the caller and the app's log (manifold[build]);
  *      its stdout is a tar of the result, extracted by an unprivileged tar (bounded in bytes).
- *   5. `.slugignore`, the Procfile (or the buildpacks' default_process_types), then the slug is
+ *   5. The Procfile (or the buildpacks' default_process_types), then the slug is
  *      written by the deploy's slug writer (validated, content-addressed, size-limited).
  *   6. A `release:` process type runs once in a one-off dyno of the new slug; only when it exits 0
  *      is the release created (and made current). Any failure leaves the running release alone.
@@ -347,6 +348,14 @@ export class Builder {
       const root = path.join(stage, 'root');
       const out = path.join(stage, 'out');
       await this.stage(app, source, root, packs, o.requester);
+      // .slugignore before the buildpacks run, as Heroku does: what it names never reaches compile or the slug
+      const ignoreFile = path.join(root, 'build', '.slugignore');
+      if (fs.lstatSync(ignoreFile, { throwIfNoEntry: false })?.isFile()) {
+        const { patterns, unsupported } = parseSlugIgnore(fs.readFileSync(ignoreFile, 'utf8'));
+        for (const u of unsupported) say(` !     .slugignore: negated patterns are not supported, ignored: ${u}`);
+        const removed = applySlugIgnore(path.join(root, 'build'), patterns);
+        if (removed.length) say(`       .slugignore: removed ${removed.length} path${removed.length === 1 ? '' : 's'}`);
+      }
       fs.mkdirSync(out, { mode: 0o700 });
       fs.chownSync(out, BUILD_USER.uid, BUILD_USER.gid);
       if (timeLeft() <= 0) throw timedOut();
@@ -397,15 +406,6 @@ export class Builder {
       // not for an app destroyed meanwhile (checkApp throws ENOAPP)
       await this.o.host.checkApp(app);
       this.keepCache(app, path.join(out, 'cache'));
-
-      // .slugignore, after compile
-      const ignoreFile = path.join(buildDir, '.slugignore');
-      if (fs.lstatSync(ignoreFile, { throwIfNoEntry: false })?.isFile()) {
-        const { patterns, unsupported } = parseSlugIgnore(fs.readFileSync(ignoreFile, 'utf8'));
-        for (const u of unsupported) say(` !     .slugignore: negated patterns are not supported, ignored: ${u}`);
-        const removed = applySlugIgnore(buildDir, patterns);
-        if (removed.length) say(`       .slugignore: removed ${removed.length} path${removed.length === 1 ? '' : 's'}`);
-      }
 
       // process types
       say('-----> Discovering process types');

@@ -1,6 +1,6 @@
 /**
- * `.slugignore` at the root of the build directory: paths left out of the slug, removed after the
- * buildpacks have compiled. The syntax is .gitignore's without negation (as on Heroku): one pattern
+ * `.slugignore` at the root of the source: paths left out of the build and the slug, removed before
+ * the buildpacks run (as on Heroku). The syntax is .gitignore's without negation (as on Heroku): one pattern
  * a line, `#` comments and blank lines skipped; `*` and `?` match within a path segment, `**`
  * across segments; a pattern with a `/` (other than a trailing one) is anchored at the root, one
  * without matches a name at any depth; a trailing `/` matches directories only. A `!` line is
