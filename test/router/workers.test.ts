@@ -4,6 +4,7 @@
  * assertion is about timing. Which worker serves a connection is the kernel's choice (a hash of the
  * 4-tuple), so tests open connections until each worker has served some, within a bound.
  */
+import net from 'node:net';
 import t from 'tap';
 import { RouterWorkers, type WorkerLogLine } from '../../src/router/workers/pool';
 import type { AppInput } from '../../src/router/index';
@@ -219,4 +220,31 @@ t.test('waitIdle covers every worker', async (t) => {
   t.equal(linesAtIdle, 2, "both requests' log lines arrived before waitIdle resolved (the daemon logs its SIGTERM after them)");
   await Promise.all(inflight);
   for (const c of by.flat()) c.close();
+});
+
+t.test('a port something else holds is refused, even by another pool with SO_REUSEPORT (no silent sharing)', async (t) => {
+  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
+  const first = await startPool(web(a));
+  t.teardown(async () => {
+    await first.pool.close();
+    await a.close();
+  });
+  // a second pool on the first one's port: its workers would join the first pool's SO_REUSEPORT group
+  const second = new RouterWorkers({ workers: 2, config: { listen: [{ host: '127.0.0.1', port: first.port }] }, restartDelayMs: 0 });
+  second.on('error', () => undefined);
+  await t.rejects(second.listen(), { code: 'ELISTEN', message: new RegExp(`EADDRINUSE: address already in use 127\\.0\\.0\\.1:${first.port}`) });
+  await second.close();
+  t.equal(second.threadIds().filter((id) => id !== null).length, 0, 'no worker of the refused pool runs');
+  // a plain server (no SO_REUSEPORT) holding a port
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const third = new RouterWorkers({ workers: 2, config: { listen: [{ host: '127.0.0.1', port }] }, restartDelayMs: 0 });
+  await t.rejects(third.listen(), { code: 'ELISTEN', message: /EADDRINUSE/ });
+  await third.close();
+  // the first pool still serves, alone on its port
+  const c = await RawClient.connect(first.port);
+  t.equal(await get(c, `still-${++seq}`), 200);
+  c.close();
 });

@@ -17,6 +17,7 @@
  * - A worker that exits is restarted on the same port; the others keep their connections.
  */
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ListenSpec, RouterConfigInput } from '../config';
@@ -66,6 +67,24 @@ export declare interface RouterWorkers {
   on(event: 'worker-restart', listener: (index: number, threadId: number) => void): this;
 }
 
+/**
+ * Fails as one router would when something already holds a port. The workers bind with SO_REUSEPORT,
+ * and a socket bound with it joins any group another process of the same user made with it (a second
+ * daemon's router, another `manifold router`), silently taking a share of its connections. A plain
+ * bind fails on any holder, with or without SO_REUSEPORT; it is closed again before the workers bind,
+ * so only two starts racing on one port in that instant could still share it.
+ */
+async function refuseHeldPorts(specs: readonly ListenSpec[]): Promise<void> {
+  for (const spec of specs) {
+    if (spec.port === 0) continue; // a port the kernel picks is nobody else's
+    await new Promise<void>((resolve, reject) => {
+      const probe = net.createServer();
+      probe.once('error', (err) => reject(new RouterError('ELISTEN', err.message)));
+      probe.listen({ host: spec.host, port: spec.port }, () => probe.close(() => resolve()));
+    });
+  }
+}
+
 export class RouterWorkers extends EventEmitter {
   readonly table = new RouteTable();
   readonly #opts: RouterWorkersOptions;
@@ -106,6 +125,7 @@ export class RouterWorkers extends EventEmitter {
   async listen(): Promise<BoundSpec[]> {
     const specs = this.#opts.config.listen ?? [];
     if (specs.length === 0) throw new RouterError('ELISTEN', 'no listen address given');
+    await refuseHeldPorts(specs);
     const first = this.#start(0, specs);
     const bound = await first.ready;
     this.#specs = specs.map((s, i) => ({ ...s, host: s.host, port: bound[i]!.port }));
