@@ -52,8 +52,11 @@ export const FAULTS: Fault[] = [
     name: 'kill -9 agent h3',
     async run(ctx, injected) {
       const d = ctx.cluster.get('h3');
-      await d.stop('SIGKILL');
+      // the fault strikes when the signal goes, not when this process sees the exit (a loaded box
+      // took 100 ms to notice: requests that failed in between fell outside the fault's window)
+      const exited = d.stop('SIGKILL');
       await injected('h3');
+      await exited;
       ctx.struck(await ctx.cluster.dynosGoneAt('h3'));
       await sleep(between(ctx, 3000, 6000));
       await d.start();
@@ -126,9 +129,10 @@ export const FAULTS: Fault[] = [
     async run(ctx, injected) {
       const leader = (await schedulerLeader(ctx.client)) ?? 'h4';
       const d = ctx.cluster.get(leader);
-      await d.stop('SIGKILL');
+      const exited = d.stop('SIGKILL'); // struck now (see kill -9 agent h3)
       // the leader may be h3 (it runs dynos too): then its dynos are at risk like an agent kill's
       await injected(leader === 'h3' ? 'h3' : undefined);
+      await exited;
       if (leader === 'h3') ctx.struck(await ctx.cluster.dynosGoneAt('h3'));
       await sleep(between(ctx, 2000, 5000));
       await d.start();
