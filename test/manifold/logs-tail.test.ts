@@ -79,14 +79,16 @@ if (process.getuid?.() !== 0) {
     const before = rss();
     t.equal((await d.cli('ps:scale', 'worker=1', '-a', 'flood')).code, 0);
     let peak = before;
-    for (let i = 0; i < 40; i++) {
+    // 20 s: long enough to tell the two regimes apart on a loaded box. With the bound the daemon grows
+    // by what ingesting the flood costs in garbage before the GC catches up, which plateaus (measured
+    // 120-230 MB, the top under load); without it the stalled reader's queue grows without end (measured
+    // with the bound taken out: 156 → 2 438 MB in these 20 s).
+    for (let i = 0; i < 80; i++) {
       await sleep(250);
       peak = Math.max(peak, rss());
     }
     t.equal((await d.cli('ps:scale', 'worker=0', '-a', 'flood')).code, 0);
-    // without the bound, ten seconds of this flood queue 300+ MB of lines for the stalled reader; with it
-    // the daemon grows by what ingesting the flood itself costs (~100 MB of garbage at peak, measured)
-    t.ok(peak - before < 200 * 1024 * 1024, `daemon RSS ${Math.round(before / 2 ** 20)} → peak ${Math.round(peak / 2 ** 20)} MB`);
+    t.ok(peak - before < 350 * 1024 * 1024, `daemon RSS ${Math.round(before / 2 ** 20)} → peak ${Math.round(peak / 2 ** 20)} MB`);
 
     let text = '';
     sock.setEncoding('utf8');
