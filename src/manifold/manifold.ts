@@ -185,23 +185,8 @@ export class Manifold {
       if (err instanceof ProcfileError) throw new ManifoldError('EPROCFILE', err.message);
       throw err;
     }
-    // placed and pinned in one synchronous step (see collect)
-    const slug = placeSlug(tempDir, slugRoot, built.sha256).dir;
-    this.pin(slug, 1);
     const id = built.sha256.slice(0, 8);
-    let rel: Release;
-    try {
-      await this.o.publishSlug?.(built.sha256, slug, built.bytes);
-      // one atomic step: the config is the current release's at the moment the version is taken
-      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile, config: cur.config, description: `Deploy ${id}` }));
-      rel = created!;
-    } catch (err) {
-      // destroyed while the slug was built: the slug goes too unless another release shares it
-      this.pin(slug, -1);
-      await this.collect([slug]);
-      throw err;
-    }
-    this.pin(slug, -1);
+    const rel = await this.placeAndRelease(name, { tempDir, sha256: built.sha256, bytes: built.bytes, procfile, description: `Deploy ${id}` });
     this.api(name, `Deploy ${id}: ${built.files} files, ${(built.bytes / 1e6).toFixed(1)} MB`);
     if (built.skippedCount > 0) {
       this.api(name, `Deploy ${id}: left out ${built.skippedCount} entries that are not files, directories or links: ${built.skipped.join(', ')}`);
@@ -359,6 +344,35 @@ export class Manifold {
     return this.supervisor.runOneOff(name, command, o);
   }
 
+  /**
+   * A written slug (at tempDir) placed under its digest and pinned while its release is made:
+   * published (cluster), `beforeRelease` run (a build's release phase) with the current config, then
+   * the release created. On any failure (the app destroyed meanwhile, a failed release phase) the
+   * slug is collected unless another release shares it.
+   */
+  private async placeAndRelease(
+    name: string,
+    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build?: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
+  ): Promise<Release> {
+    const slugRoot = path.join(this.o.stateDir, 'slugs');
+    // placed and pinned in one synchronous step (see collect)
+    const slug = placeSlug(o.tempDir, slugRoot, o.sha256).dir;
+    this.pin(slug, 1);
+    try {
+      await this.o.publishSlug?.(o.sha256, slug, o.bytes);
+      if (o.beforeRelease) await o.beforeRelease(slug, (await this.store.currentRelease(name))?.config ?? {});
+      // one atomic step: the config is the current release's at the moment the version is taken
+      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile: o.procfile, config: cur.config, description: o.description, ...(o.build ? { build: o.build } : {}) }));
+      this.pin(slug, -1);
+      return created!;
+    } catch (err) {
+      // unpinned first: collect leaves pinned slugs alone
+      this.pin(slug, -1);
+      await this.collect([slug]);
+      throw err;
+    }
+  }
+
   // ---- builds (build/builder.ts: the BuildHost side) ----
 
   async appBuildpacks(name: string): Promise<string[]> {
@@ -377,22 +391,7 @@ export class Manifold {
     name: string,
     o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
   ): Promise<Release> {
-    const slugRoot = path.join(this.o.stateDir, 'slugs');
-    // placed and pinned in one synchronous step (see collect)
-    const slug = placeSlug(o.tempDir, slugRoot, o.sha256).dir;
-    this.pin(slug, 1);
-    let rel: Release;
-    try {
-      await this.o.publishSlug?.(o.sha256, slug, o.bytes);
-      if (o.beforeRelease) await o.beforeRelease(slug, (await this.store.currentRelease(name))?.config ?? {});
-      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile: o.procfile, config: cur.config, description: o.description, build: o.build }));
-      rel = created!;
-    } catch (err) {
-      this.pin(slug, -1);
-      await this.collect([slug]);
-      throw err;
-    }
-    this.pin(slug, -1);
+    const rel = await this.placeAndRelease(name, o);
     this.api(name, `Build ${o.sha256.slice(0, 8)}: ${o.build.buildpacks.join(', ')}, slug ${(o.bytes / 1e6).toFixed(1)} MB, ${(o.build.buildMs / 1000).toFixed(1)} s`);
     this.api(name, `Release v${rel.version} created (${rel.description})`);
     this.supervisor.setRelease(name, rel);

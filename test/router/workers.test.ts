@@ -5,7 +5,7 @@
  * 4-tuple), so tests open connections until each worker has served some, within a bound.
  */
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RouterWorkers, type WorkerLogLine } from '../../src/router/workers/pool';
 import type { AppInput } from '../../src/router/index';
 import { RawClient } from './helpers/client';
@@ -24,6 +24,19 @@ async function startPool(apps: Record<string, AppInput>, workers = 2): Promise<{
 }
 
 const web = (...dynos: FakeDyno[]): Record<string, AppInput> => ({ web: { hosts: ['web.test'], backends: dynos.map((d, i) => ({ dyno: `web.${i + 1}`, address: d.address })) } });
+
+/** Two dynos (web.1 answers 'a', web.2 'b') behind a 2-worker pool; all closed at the test's end. */
+async function twoDynoPool(t: Test): Promise<{ a: FakeDyno; b: FakeDyno; pool: RouterWorkers; port: number; logs: WorkerLogLine[] }> {
+  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
+  const b = await FakeDyno.start(() => okResponse('b'), 'web.2');
+  const started = await startPool(web(a, b));
+  t.teardown(async () => {
+    await started.pool.close();
+    await a.close();
+    await b.close();
+  });
+  return { a, b, ...started };
+}
 
 let seq = 0;
 /** The router keeps a client's X-Request-Id of 20-200 chars only. */
@@ -59,14 +72,7 @@ async function connsPerWorker(port: number, logs: WorkerLogLine[], workers: numb
 }
 
 t.test('2 workers serve on one port; each round-robins over the dynos; log lines whole and in order', async (t) => {
-  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
-  const b = await FakeDyno.start(() => okResponse('b'), 'web.2');
-  const { pool, port, logs } = await startPool(web(a, b));
-  t.teardown(async () => {
-    await pool.close();
-    await a.close();
-    await b.close();
-  });
+  const { port, logs } = await twoDynoPool(t);
   const by = await connsPerWorker(port, logs, 2, 2);
   t.pass('both workers accept on the same port');
   // Per worker round-robin (docs/router.md#workers): 6 sequential requests on one connection of
@@ -103,14 +109,7 @@ t.test('2 workers serve on one port; each round-robins over the dynos; log lines
 });
 
 t.test('round-robin turns are shared by the workers: requests alternating between workers alternate dynos', async (t) => {
-  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
-  const b = await FakeDyno.start(() => okResponse('b'), 'web.2');
-  const { pool, port, logs } = await startPool(web(a, b));
-  t.teardown(async () => {
-    await pool.close();
-    await a.close();
-    await b.close();
-  });
+  const { port, logs } = await twoDynoPool(t);
   const by = await connsPerWorker(port, logs, 2, 1);
   // One request at a time, on worker 0's connection, then worker 1's, and so on: one router would
   // alternate dynos; so must the pool (a per-worker cursor would give each worker's first request
@@ -126,14 +125,7 @@ t.test('round-robin turns are shared by the workers: requests alternating betwee
 });
 
 t.test('a route change acknowledged by synced() reaches every worker: no request to the removed dyno after it', async (t) => {
-  const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
-  const b = await FakeDyno.start(() => okResponse('b'), 'web.2');
-  const { pool, port, logs } = await startPool(web(a, b));
-  t.teardown(async () => {
-    await pool.close();
-    await a.close();
-    await b.close();
-  });
+  const { a, b, pool, port, logs } = await twoDynoPool(t);
   // keep-alive connections on both workers, opened before the change (their workers hold pooled dyno connections too)
   const by = await connsPerWorker(port, logs, 2, 2);
   t.ok(b.requests.length > 0, 'web.2 was in use before the change');
