@@ -32,6 +32,7 @@ PACKAGES=(
   qemu-system-x86 busybox-static cpio xz-utils
   crun runc bubblewrap nginx-light haproxy wrk hyperfine
   etcd-server openssh-server
+  chromium fonts-dejavu-core
 )
 
 updated=
