@@ -325,8 +325,15 @@ export class Manifold {
       } else if (k === 'memoryKillFactor') {
         if (typeof v !== 'number' || !(v >= 1 && v <= 10)) throw new ManifoldError('EINVAL', 'memoryKillFactor must be between 1 and 10');
         cur.memoryKillFactor = v;
+      } else if (k === 'runtimeMetrics') {
+        if (typeof v !== 'boolean') throw new ManifoldError('EINVAL', 'runtimeMetrics must be true or false');
+        cur.runtimeMetrics = v;
+      } else if (k === 'runtimeMetricsIntervalMs') {
+        // under a second the lines would drown the app's own in a 1500-line log
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1000 || v > 3600_000) throw new ManifoldError('EINVAL', 'runtimeMetricsIntervalMs must be a whole number of ms between 1000 and 3600000');
+        cur.runtimeMetricsIntervalMs = v;
       } else {
-        throw new ManifoldError('EINVAL', `unknown setting '${k}' (stopGraceMs, stopSignal, bootTimeoutMs, memoryQuota, memoryKillFactor)`);
+        throw new ManifoldError('EINVAL', `unknown setting '${k}' (stopGraceMs, stopSignal, bootTimeoutMs, memoryQuota, memoryKillFactor, runtimeMetrics, runtimeMetricsIntervalMs)`);
       }
     }
     const merged = await this.store.updateSettings(name, cur);

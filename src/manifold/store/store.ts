@@ -21,6 +21,10 @@ export interface AppSettings {
   memoryKillFactor?: number;
   /** The app's buildpacks in order (build/buildpacks.ts references); none: detection over the installed ones. */
   buildpacks?: string[];
+  /** Heroku's log-runtime-metrics lines (labs feature `runtime-metrics`); on unless false. */
+  runtimeMetrics?: boolean;
+  /** How often those lines are written per dyno, ms (default 20 s, Heroku's cadence). */
+  runtimeMetricsIntervalMs?: number;
 }
 
 export interface AppRow {
