@@ -177,9 +177,16 @@
     });
   }
 
-  function hourRange() {
+  /**
+   * The last hour, or less while the data is younger (at least 5 minutes): a daemon started a minute
+   * ago shows its minute, not a sliver at the right edge of an empty hour.
+   */
+  function xRange(u, dataMin) {
     var now = Date.now() / 1000;
-    return [now - HOUR, now];
+    var lo = now - 300;
+    if (dataMin !== null && dataMin !== undefined && dataMin < lo) lo = Math.max(dataMin, now - HOUR);
+    // a little room on the right, so the newest point is not cut in half
+    return [lo, now + (now - lo) * 0.02];
   }
 
   function chart(key, parent, title, series, yFmt) {
@@ -194,12 +201,13 @@
     var opts = {
       width: Math.max(260, Math.min(460, parent.clientWidth / 3 - 16)),
       height: 150,
-      scales: { x: { time: true, range: function () { return hourRange(); } } },
-      axes: [{}, { size: 60, values: function (u, vals) { return vals.map(yFmt); } }],
+      scales: { x: { time: true, range: xRange }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      axes: [{}, { size: 72, values: function (u, vals) { return vals.map(yFmt); } }],
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
       series: [{}].concat(series.map(function (s, i) {
-        return { label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: s.width || 1.5, dash: s.dash, points: { show: false }, spanGaps: false };
+        // uPlot draws the points themselves only while they are sparse (a fresh series)
+        return { label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: s.width || 1.5, dash: s.dash, spanGaps: false };
       })),
     };
     var data = [[]].concat(series.map(function () { return []; }));
@@ -216,24 +224,30 @@
     c.box.dataset.points = String(data[0].length ? n : 0);
   }
 
-  function fixed(d) { return function (v) { return v === null ? '' : v.toFixed(d); }; }
+  /** Tick labels: whole numbers, one decimal for small fractions (0.5 req/s). */
+  function num(v) {
+    if (v === null) return '';
+    return Math.abs(v) < 10 && v % 1 !== 0 ? v.toFixed(1) : v.toFixed(0);
+  }
 
   function renderTraffic(name, s, tr) {
     var t = tr || { t: [], rps: [], p50: [], p95: [], p99: [], codes: {} };
-    var thr = chart(name + '/rps', s.traffic, 'Throughput (req/s)', [{ label: 'req/s' }], fixed(1));
+    var thr = chart(name + '/rps', s.traffic, 'Throughput (req/s)', [{ label: 'req/s' }], num);
     setData(thr, [t.t, t.rps]);
-    var lat = chart(name + '/latency', s.traffic, 'Service time (ms)', [{ label: 'p50' }, { label: 'p95' }, { label: 'p99' }], fixed(0));
+    var lat = chart(name + '/latency', s.traffic, 'Service time (ms)', [{ label: 'p50' }, { label: 'p95' }, { label: 'p99' }], num);
     setData(lat, [t.t, t.p50, t.p95, t.p99]);
     var codes = Object.keys(t.codes).sort();
     var key = name + '/errors';
     var err = charts.get(key);
     // the H-codes seen decide the series: a new one rebuilds the chart
     if (err && err.labels.join(',') !== (codes.length ? codes.join(',') : 'none')) dropCharts(key);
-    err = chart(key, s.traffic, 'Errors by H-code (per bucket)', (codes.length ? codes : ['none']).map(function (c) { return { label: c }; }), fixed(0));
+    err = chart(key, s.traffic, 'Errors by H-code (per bucket)', (codes.length ? codes : ['none']).map(function (c) { return { label: c }; }), num);
     setData(err, [t.t].concat(codes.length ? codes.map(function (c) { return t.codes[c]; }) : [t.t.map(function () { return 0; })]));
   }
 
   function renderMemory(name, s, list) {
+    // shown before the charts are made: a hidden box has no width to size them by
+    s.memory.classList.toggle('none', list.length === 0);
     var seen = {};
     list.forEach(function (m) {
       var key = name + '/mem/' + m.dyno;
@@ -248,7 +262,6 @@
         charts.delete(key);
       }
     });
-    s.memory.classList.toggle('none', list.length === 0);
   }
 
   function renderMetrics(m) {
@@ -260,9 +273,9 @@
     });
   }
 
-  // the x range is "the last hour": move it along even when no new data comes
+  // the x range ends now: move it along even when no new data comes
   setInterval(function () {
-    charts.forEach(function (c) { c.plot.setScale('x', { min: hourRange()[0], max: hourRange()[1] }); });
+    charts.forEach(function (c) { c.plot.setData(c.plot.data); });
   }, 10000);
 
   // ---- live state ----
