@@ -30,11 +30,19 @@ export type { LoadResult, RoutesLoaderOptions } from './routing/routes-loader';
 export type { AppInput, BackendInput, BackendState, RoutesFile, AppRoute, Backend } from './routing/route-table';
 export { H_CODES, RouterError } from './errors';
 export type { HCode } from './errors';
-export { formatLogLine } from './log';
+export { formatLogLine, isRetryNotice } from './log';
 
 /** A log record plus its formatted Heroku line. */
 export interface RouterLogEntry extends RouterLogRecord {
   line: string;
+}
+
+/** What a router is busy with now (the metrics read it at scrape time). */
+export interface RouterLoad {
+  /** Requests in flight per app: admitted and not yet ended (the H11 count), app names with none left out. */
+  inFlight: Map<string, number>;
+  /** Requests in the boot queue, waiting for a dyno to come up or out of quarantine (all apps). */
+  queued: number;
 }
 
 export interface BoundAddress {
@@ -101,6 +109,11 @@ export class Router extends EventEmitter implements RouterCore {
    */
   async waitIdle(_app: string, address: string, timeoutMs: number): Promise<void> {
     await this.balancer.whenIdle(address, timeoutMs);
+  }
+
+  /** A copy of the in-flight counts this router keeps for H11 anyway, and the boot queue's length. */
+  load(): RouterLoad {
+    return { inFlight: new Map(this.appInFlight), queued: this.waiting.size };
   }
 
   /** One event loop: the table is in force as soon as it changes. */

@@ -27,6 +27,14 @@ export interface RouterLogRecord {
   protocol: string;
 }
 
+/**
+ * A retry notice (a connect or an unanswered request abandoned and tried on another dyno): a warning
+ * line of its own, but not a request; the request's own line follows. Statistics count only requests.
+ */
+export function isRetryNotice(r: Pick<RouterLogRecord, 'code' | 'cause'>): boolean {
+  return r.code === null && r.cause !== null;
+}
+
 /** Backslash-escapes what would break a double-quoted value (a char scan: most values need nothing). */
 function quote(value: string): string {
   for (let i = 0; i < value.length; i++) {

@@ -127,6 +127,7 @@ export class Lifecycle {
     inst.r10 = true;
     inst.portWait?.cancel();
     this.ctx.log(app.name, inst.name, `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${seconds(ms)} seconds of launch`);
+    this.ctx.event({ kind: 'r10', app: app.name, dyno: inst.name, at: this.ctx.clock.now() });
     this.ctx.log(app.name, inst.name, 'Stopping process with SIGKILL');
     inst.stopSent = true;
     void inst.dyno.kill();
@@ -152,6 +153,7 @@ export class Lifecycle {
     this.ctx.log(app.name, inst.name, `Stopping all processes with ${sig}`);
     inst.dyno.on('stop-timeout', () => {
       this.ctx.log(app.name, inst.name, `Error R12 (Exit timeout) -> Process failed to exit within ${seconds(grace)} seconds of ${sig}`);
+      this.ctx.event({ kind: 'r12', app: app.name, dyno: inst.name, at: this.ctx.clock.now() });
       this.ctx.log(app.name, inst.name, 'Stopping all processes with SIGKILL');
     });
     void inst.dyno.stop(grace, sig);
@@ -180,6 +182,7 @@ export class Lifecycle {
     for (const line of reaction.lines) this.ctx.log(app.name, inst.name, line);
     if (reaction.action === 'warn') {
       inst.lastR14 = now;
+      this.ctx.event({ kind: 'r14', app: app.name, dyno: inst.name, at: now });
       return;
     }
     inst.r15 = true;

@@ -36,10 +36,22 @@ export interface DynoStatus {
   host?: string;
 }
 
+/** Why a formation dyno crashed, as a small fixed set (Prometheus labels them; `reason` in ps says more). */
+export type CrashReason = 'R10' | 'R15' | 'signal' | 'exit' | 'start-failed';
+
+/**
+ * Why a formation dyno was started again: `crash` = the restart after a crash's cool-off; `restart` =
+ * ps:restart; `stop` = ps:stop (stopped, then started by the manager); `release` = a new release;
+ * `cycle` = daily cycling; `reassign` = a new size or cluster generation of the slot.
+ */
+export type RestartReason = 'crash' | 'restart' | 'stop' | 'release' | 'cycle' | 'reassign';
+
 export type SupervisorEvent =
   | { kind: 'up'; app: string; dyno: string; at: number }
-  | { kind: 'crashed'; app: string; dyno: string; at: number; delay: number }
-  | { kind: 'r15'; app: string; dyno: string; at: number }
+  | { kind: 'crashed'; app: string; dyno: string; at: number; delay: number; reason: CrashReason }
+  | { kind: 'restart'; app: string; dyno: string; at: number; reason: RestartReason }
+  /** Heroku's R-errors as they are logged: R10 boot timeout, R12 exit timeout, R14 over quota, R15 killed. */
+  | { kind: 'r10' | 'r12' | 'r14' | 'r15'; app: string; dyno: string; at: number }
   | { kind: 'launch'; app: string; dyno: string; at: number };
 
 export interface OneOffOptions {

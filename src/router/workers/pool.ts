@@ -21,7 +21,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ListenSpec, RouterConfigInput } from '../config';
-import { RouterError } from '../errors';
+import { RouterError, type HCode } from '../errors';
+import type { RouterLoad } from '../index';
 import { RouteTable, type RouteDelta } from '../routing/route-table';
 import { RouterWorkerError } from './errors';
 import type { BoundSpec, FromWorker, RouterWorkerData, ToWorker } from './protocol';
@@ -44,6 +45,14 @@ export interface WorkerLogLine {
   worker: number;
   /** App the request was routed to, when known (the daemon files lines under it). */
   app: string | null;
+  /** The record's numbers, as RouterLogEntry has them: statistics read these instead of parsing `line`. */
+  status: number | null;
+  code: HCode | null;
+  serviceMs: number | null;
+  connectMs: number | null;
+  bytes: number | null;
+  /** A retry notice, not a request (isRetryNotice). */
+  retry: boolean;
 }
 
 interface Slot {
@@ -56,6 +65,8 @@ interface Slot {
   ready: Promise<BoundSpec[]>;
   /** waitIdle() calls this worker has not answered yet. */
   idle: Set<number>;
+  /** load() calls this worker has not answered yet. */
+  loads: Set<number>;
 }
 
 export declare interface RouterWorkers {
@@ -95,6 +106,7 @@ export class RouterWorkers extends EventEmitter {
   #synced: { version: number; resolve: () => void }[] = [];
   #idleSeq = 0;
   readonly #idle = new Map<number, () => void>();
+  readonly #loads = new Map<number, (answer: Extract<FromWorker, { type: 'load' }> | null) => void>();
   readonly #restarts = new Set<NodeJS.Timeout>();
   /** Round-robin cursors shared by the workers, a slot per app. */
   readonly #cursors = new CursorSlots();
@@ -158,6 +170,41 @@ export class RouterWorkers extends EventEmitter {
     await Promise.all(waits);
   }
 
+  /**
+   * Every worker's in-flight requests per app, summed, and their boot queues: the numbers each
+   * worker's router keeps anyway (Router.load). A worker that does not answer within timeoutMs (or
+   * is restarting) counts as idle.
+   */
+  async load(timeoutMs = 1000): Promise<RouterLoad> {
+    const answers = await Promise.all(
+      this.#slots.map((s) => {
+        const w = s.worker;
+        if (w === null) return null;
+        const id = ++this.#idleSeq;
+        return new Promise<Extract<FromWorker, { type: 'load' }> | null>((resolve) => {
+          const timer = setTimeout(() => done(null), timeoutMs);
+          const done = (a: Extract<FromWorker, { type: 'load' }> | null): void => {
+            clearTimeout(timer);
+            s.loads.delete(id);
+            this.#loads.delete(id);
+            resolve(a);
+          };
+          this.#loads.set(id, done);
+          s.loads.add(id);
+          w.postMessage({ type: 'load', id } satisfies ToWorker);
+        });
+      }),
+    );
+    const inFlight = new Map<string, number>();
+    let queued = 0;
+    for (const a of answers) {
+      if (a === null) continue;
+      queued += a.queued;
+      for (let i = 0; i < a.apps.length; i++) inFlight.set(a.apps[i]!, (inFlight.get(a.apps[i]!) ?? 0) + a.inFlight[i]!);
+    }
+    return { inFlight, queued };
+  }
+
   /** Test hook: stops worker `index` as a crash would (no close); the pool restarts it. */
   async terminateWorker(index: number): Promise<void> {
     await this.#slots[index]?.worker?.terminate();
@@ -191,7 +238,7 @@ export class RouterWorkers extends EventEmitter {
     let settle!: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void };
     const ready = new Promise<BoundSpec[]>((resolve, reject) => (settle = { resolve, reject }));
     ready.catch(() => undefined); // handled by whoever awaits it; a restart reports via 'error'
-    const slot: Slot = { index, worker, applied: -1, startedAt: Date.now(), ready, idle: new Set() };
+    const slot: Slot = { index, worker, applied: -1, startedAt: Date.now(), ready, idle: new Set(), loads: new Set() };
     this.#slots[index] = slot;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m, settle));
     worker.on('error', (err) => this.emit('error', new RouterWorkerError(index, err.message)));
@@ -217,8 +264,15 @@ export class RouterWorkers extends EventEmitter {
       case 'listen-error':
         settle.reject(new RouterError('ELISTEN', `router worker ${slot.index}: ${m.message}`));
         return;
-      case 'log':
-        for (let i = 0; i < m.lines.length; i++) this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index, app: m.apps[i] ?? null } satisfies WorkerLogLine);
+      case 'log': {
+        const st = m.stats;
+        for (let i = 0; i < m.lines.length; i++) {
+          this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index, app: m.apps[i] ?? null, status: st.status[i] ?? null, code: st.code[i] ?? null, serviceMs: st.serviceMs[i] ?? null, connectMs: st.connectMs[i] ?? null, bytes: st.bytes[i] ?? null, retry: st.retry[i] === true } satisfies WorkerLogLine);
+        }
+        return;
+      }
+      case 'load':
+        this.#loads.get(m.id)?.(m);
         return;
       case 'error':
         this.emit('error', new RouterWorkerError(slot.index, m.message));
@@ -238,6 +292,7 @@ export class RouterWorkers extends EventEmitter {
     // a dead worker has nothing in flight and routes nothing: it holds back no drain and no sync
     for (const id of slot.idle) this.#wake(id);
     slot.idle.clear();
+    for (const id of [...slot.loads]) this.#loads.get(id)?.(null);
     this.#checkSynced();
     if (this.#closing) return;
     this.emit('worker-exit', slot.index, code);

@@ -3,6 +3,7 @@
  * here crosses postMessage, so it is plain data: no classes, no functions.
  */
 import type { ListenSpec, RouterConfigInput } from '../config';
+import type { HCode } from '../errors';
 import type { RouteDelta } from '../routing/route-table';
 import type { CursorAssignments } from './shared-cursors';
 
@@ -19,20 +20,37 @@ export interface BoundSpec {
   port: number;
 }
 
+/** Per log line (parallel to `lines`): the record's fields statistics need; plain arrays post cheaply. */
+export interface LogStats {
+  status: (number | null)[];
+  code: (HCode | null)[];
+  serviceMs: (number | null)[];
+  connectMs: (number | null)[];
+  bytes: (number | null)[];
+  /** The line is a retry notice, not a request (isRetryNotice). */
+  retry: boolean[];
+}
+
 export type ToWorker =
   /** Mirror one swap of the main thread's table (and its apps' cursor slots); answered with 'applied'. */
   | { type: 'routes'; delta: RouteDelta; cursors: CursorAssignments }
   /** Accept on `specs` with SO_REUSEPORT (ports are concrete, except the first worker's). */
   | { type: 'listen'; specs: ListenSpec[] }
   | { type: 'wait-idle'; id: number; address: string; timeoutMs: number }
+  | { type: 'load'; id: number }
   | { type: 'close' };
 
 export type FromWorker =
   | { type: 'applied'; version: number }
   | { type: 'listening'; bound: BoundSpec[] }
   | { type: 'listen-error'; code: string; message: string }
-  /** One event-loop turn's log lines, in the order the worker's router emitted them. */
-  | { type: 'log'; lines: string[]; times: number[]; apps: (string | null)[] }
+  /**
+   * One event-loop turn's log lines, in the order the worker's router emitted them, with each
+   * record's numbers in parallel arrays (the daemon's statistics read these, never the lines).
+   */
+  | { type: 'log'; lines: string[]; times: number[]; apps: (string | null)[]; stats: LogStats }
+  /** Answer to 'load': this worker's in-flight requests per app, and its boot queue. */
+  | { type: 'load'; id: number; apps: string[]; inFlight: number[]; queued: number }
   | { type: 'error'; message: string }
   | { type: 'idle'; id: number }
   | { type: 'closed' };

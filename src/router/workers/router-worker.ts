@@ -5,9 +5,9 @@
  * whole: a worker never writes to stdout itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createRouter } from '../index';
+import { createRouter, isRetryNotice } from '../index';
 import { RouterError } from '../errors';
-import type { FromWorker, RouterWorkerData, ToWorker } from './protocol';
+import type { FromWorker, LogStats, RouterWorkerData, ToWorker } from './protocol';
 import { CursorView } from './shared-cursors';
 
 const port = parentPort;
@@ -24,20 +24,31 @@ const post = (m: FromWorker): void => port.postMessage(m);
 let lines: string[] = [];
 let times: number[] = [];
 let apps: (string | null)[] = [];
+let stats = emptyStats();
 if (data.log) {
   router.on('log', (entry) => {
     if (lines.length === 0) setImmediate(flushLog);
     lines.push(entry.line);
     times.push(Date.now());
     apps.push(entry.app);
+    stats.status.push(entry.status);
+    stats.code.push(entry.code);
+    stats.serviceMs.push(entry.serviceMs);
+    stats.connectMs.push(entry.connectMs);
+    stats.bytes.push(entry.bytes);
+    stats.retry.push(isRetryNotice(entry));
   });
+}
+function emptyStats(): LogStats {
+  return { status: [], code: [], serviceMs: [], connectMs: [], bytes: [], retry: [] };
 }
 function flushLog(): void {
   if (lines.length === 0) return;
-  post({ type: 'log', lines, times, apps });
+  post({ type: 'log', lines, times, apps, stats });
   lines = [];
   times = [];
   apps = [];
+  stats = emptyStats();
 }
 
 router.on('error', (err) => post({ type: 'error', message: err.message }));
@@ -65,6 +76,11 @@ port.on('message', (m: ToWorker) => {
         post({ type: 'idle', id: m.id });
       });
       return;
+    case 'load': {
+      const { inFlight, queued } = router.load();
+      post({ type: 'load', id: m.id, apps: [...inFlight.keys()], inFlight: [...inFlight.values()], queued });
+      return;
+    }
     case 'close':
       flushLog();
       void router.close().then(() => {
