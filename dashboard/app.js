@@ -178,12 +178,12 @@
   }
 
   /**
-   * The last hour, or less while the data is younger (at least 5 minutes): a daemon started a minute
+   * The last hour, or less while the data is younger (at least 2 minutes): a daemon started a minute
    * ago shows its minute, not a sliver at the right edge of an empty hour.
    */
   function xRange(u, dataMin) {
     var now = Date.now() / 1000;
-    var lo = now - 300;
+    var lo = now - 120;
     if (dataMin !== null && dataMin !== undefined && dataMin < lo) lo = Math.max(dataMin, now - HOUR);
     // a little room on the right, so the newest point is not cut in half
     return [lo, now + (now - lo) * 0.02];

@@ -62,6 +62,7 @@ t.test('traffic on a regular grid: missing buckets are zero requests and no perc
   t.same(s.p50, [1, null, 1, null]);
   t.same(s.codes, { H12: [0, 0, 2, 0] });
   t.same(trafficSeries([p(now - 7200_000, 5)], 10_000, now).t, [], 'older than an hour: left out');
+  t.same(trafficSeries([p(now - 10_000, 10), p(now, 8)], 10_000, now + 4000).rps, [1, 2], 'the bucket still filling: a rate over its 4 s');
 });
 
 t.test('views: host of a dyno, releases newest first with an author, metrics when sources exist', async (t) => {

@@ -138,7 +138,9 @@ export function trafficSeries(points: TrafficPoint[], bucketMs: number, now: num
   for (let t = recent[0]!.t; t <= last; t += bucketMs) {
     const p = byT.get(t);
     out.t.push(t / 1000);
-    out.rps.push(p ? p.requests / (bucketMs / 1000) : 0);
+    // the bucket still filling is a rate over its elapsed part, not a dip at the right edge
+    const span = Math.min(bucketMs, Math.max(1000, now - t));
+    out.rps.push(p ? p.requests / (span / 1000) : 0);
     out.p50.push(p?.p50 ?? null);
     out.p95.push(p?.p95 ?? null);
     out.p99.push(p?.p99 ?? null);
