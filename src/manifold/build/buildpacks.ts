@@ -8,6 +8,7 @@
  *     under STATE/buildpacks/. The app's list stores it as `URL#<40-hex commit>`, so every later
  *     build uses the same code.
  * A usable buildpack has executable `bin/detect` and `bin/compile`; `bin/release` is optional.
+ * defaultInstalledBuildpacks: the roots of the installed (shipped) buildpacks the daemon starts with.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -169,4 +170,12 @@ export class Buildpacks {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
+}
+
+/** The shipped buildpacks (`buildpacks/` at the repository root), or MANIFOLD_BUILDPACKS_DIR (colon-separated roots). */
+export function defaultInstalledBuildpacks(env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = env.MANIFOLD_BUILDPACKS_DIR;
+  if (fromEnv) return fromEnv.split(':').filter((d) => path.isAbsolute(d));
+  // dist/src/manifold/build → the repository root
+  return [path.resolve(__dirname, '../../../../buildpacks')];
 }
