@@ -42,6 +42,8 @@ export interface DaemonInfo {
   domain: string;
   net: string;
   warning: string | null;
+  /** The dashboard's address and the root-only file with its token (docs/dashboard.md); null when off. Absent from older daemons. */
+  dashboard?: { url: string; tokenFile: string } | null;
 }
 
 /** The most log lines one `logs` request may ask for (-n). */
