@@ -11,7 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { Browser, Page } from 'puppeteer-core' with { 'resolution-mode': 'import' };
 import { leakScope, leftoverCgroups, leftoverProcesses } from '../runtime/helpers/leaks';
-import { get, ROOT, sleep, TestDaemon, waitFor, type PsJson } from '../manifold/helpers/daemon';
+import { get, ROOT, runCli, sleep, TestDaemon, waitFor, type PsJson } from '../manifold/helpers/daemon';
 import { cpuFraction, pageWeight, PAGE_WEIGHT_MAX } from './measure';
 
 if (process.getuid?.() !== 0) {
@@ -139,6 +139,14 @@ t.test('manifold dashboard prints the address with the token; the token file is 
   t.equal(st.mode & 0o777, 0o600, 'mode 0600');
   t.equal(st.uid, 0, 'owned by root');
   t.equal(new URL(tokenUrl).searchParams.get('token'), fs.readFileSync(tokenFile, 'utf8').trim());
+});
+
+t.test('a non-loopback address is refused unless --dashboard-public, before anything is made', async (t) => {
+  const state = path.join(apps, 'refused-state');
+  const r = await runCli(['daemon', '--dashboard', '0.0.0.0:0', '--state-dir', state, '--socket', path.join(apps, 'refused.sock'), '--listen', 'none', '--cgroup', 'manifold-dash-refused']);
+  t.not(r.code, 0);
+  t.match(r.stderr, /--dashboard 0\.0\.0\.0:0 is not a loopback address.*--dashboard-public/);
+  t.notOk(fs.existsSync(state), 'no state directory made');
 });
 
 t.test('without the token (or with a wrong one) nothing is shown', async (t) => {
