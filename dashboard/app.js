@@ -128,7 +128,7 @@
       tr.dataset.state = d.state;
       return tr;
     });
-    s.dynos.replaceChildren(rows.length ? table(['Dyno', 'State', 'Host', 'Since', 'Crashes', 'Crash reason', 'Release', 'Size'], rows, 'dyno-table') : el('p', 'empty', 'No dynos'));
+    s.dynos.replaceChildren(rows.length ? table(['Dyno', 'State', 'Host', 'In state for', 'Crashes', 'Crash reason', 'Release', 'Size'], rows, 'dyno-table') : el('p', 'empty', 'No dynos'));
     var rel = app.releases.map(function (r) {
       var tr = row(['v' + r.version + (r.current ? ' (current)' : ''), r.description, r.who, when(r.createdAt)], 'rel');
       return tr;
