@@ -59,7 +59,8 @@ class Scrape {
   /** The value of the one sample of `name` whose labels include `labels`, summed over matches; 0 when none. */
   value(name: string, labels: Record<string, string> = {}): number {
     let sum = 0;
-    for (const m of this.family(name)?.metrics ?? []) if (matches(m.labels, labels)) sum += Number(m.value);
+    // untyped, a histogram's series of several apps come out as one family per run of lines: several of one name
+    for (const m of this.families.filter((f) => f.name === name).flatMap((f) => f.metrics)) if (matches(m.labels, labels)) sum += Number(m.value);
     return sum;
   }
 

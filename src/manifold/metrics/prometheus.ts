@@ -73,6 +73,8 @@ export class PrometheusMetrics {
   private readonly service: Histogram<'app'>;
   private readonly connect: Histogram<'app'>;
   private readonly startedAt = Date.now();
+  /** The router's load, asked once per scrape (with workers it is a round trip to each). */
+  private load: Promise<RouterLoad | undefined> = Promise.resolve(undefined);
 
   constructor(private readonly src: PrometheusSources) {
     const register = [this.registry];
@@ -115,7 +117,7 @@ export class PrometheusMetrics {
       name: 'manifold_router_in_flight_requests', help: 'Requests the router has in flight, per app', labelNames: ['app'], registers: register,
       async collect() {
         this.reset();
-        const load = await self.src.routerLoad?.();
+        const load = await self.load;
         if (load === undefined) return;
         for (const app of self.apps.keys()) this.set({ app }, load.inFlight.get(app) ?? 0);
         for (const [app, n] of load.inFlight) if (!self.apps.has(app)) this.set({ app }, n);
@@ -125,7 +127,7 @@ export class PrometheusMetrics {
       name: 'manifold_router_boot_queue_requests', help: "Requests in the router's boot queue, waiting for a dyno to come up (all apps)", registers: register,
       async collect() {
         this.reset();
-        const load = await self.src.routerLoad?.();
+        const load = await self.load;
         if (load !== undefined) this.set(load.queued);
       },
     });
@@ -185,6 +187,7 @@ export class PrometheusMetrics {
   /** The scrape: Prometheus text format. */
   metrics(): Promise<string> {
     if (this.src.alive) this.retain(this.src.alive);
+    this.load = Promise.resolve(this.src.routerLoad?.());
     return this.registry.metrics();
   }
 
