@@ -56,11 +56,6 @@ export class Feed {
     }
   }
 
-  /** Rebuilds now (e.g. after a change the page should see at once). */
-  poke(): void {
-    if (this.timer) void this.tick(false);
-  }
-
   close(): void {
     for (const c of this.clients) c.res.destroy();
     this.clients.clear();
