@@ -251,6 +251,13 @@ t.test('one router worker: the same request numbers', async (t) => {
   t.equal(s.histogramCount('manifold_router_service_seconds', { app: 'one' }), 50);
   t.equal(s.value('manifold_router_in_flight_requests', { app: 'one' }), 0);
   t.equal(s.value('manifold_dynos', { app: 'one', type: 'web', state: 'up' }), 1);
+  // memory, from the runtime-metrics sampler (its first sample of a dyno comes 20 s after the dyno started)
+  const mem = await waitFor('memory series of web.1', async () => {
+    const x = await scrape(d);
+    return x.value('manifold_dyno_memory_bytes', { app: 'one', type: 'web', dyno: 'web.1' }) > 0 ? x : undefined;
+  }, 40_000, 500);
+  t.ok(mem.value('manifold_dyno_memory_rss_bytes', { app: 'one', dyno: 'web.1' }) > 0, 'RSS');
+  t.equal(mem.value('manifold_dyno_memory_quota_bytes', { app: 'one', dyno: 'web.1' }), 512 * 1024 * 1024, "a standard-1x dyno's quota");
   await d.cli('apps:destroy', 'one', '--confirm', 'one');
   await d.stop();
   checkLeaks(t, d);
