@@ -9,6 +9,7 @@ import { socketPathFrom } from '../shared/defaults';
 import type { Args, ClientCommand, OptionSpec } from './client-command';
 import { ApiClient } from './client';
 import { gitCommands } from '../git/cli';
+import { dashboardCommands } from './dashboard-command';
 import { UsageError } from './errors';
 import { formatConfig, formatHosts, formatInfo, formatPs, formatReleases, formatScale, joinCommand, type HostRow } from './format';
 import { writeStdout } from './stdout';
@@ -56,6 +57,20 @@ function buildSummary(b: NonNullable<ReleaseInfo['build']>): string {
   return `${size} slug, ${(b.buildMs / 1000).toFixed(1)} s, ${b.buildpacks.join(' + ')}`;
 }
 
+/**
+ * Labs features: per-app switches stored as app settings (on unless set to false). Heroku's name
+ * `log-runtime-metrics` is accepted for `runtime-metrics`. No restart is needed: the sampler reads
+ * the settings at every round.
+ */
+const LABS = [{ name: 'runtime-metrics', aliases: ['log-runtime-metrics'], setting: 'runtimeMetrics', describe: 'Memory and load of every dyno in the app log every 20 s (Heroku\'s log-runtime-metrics)' }] as const;
+
+function labsFeature(v: unknown): (typeof LABS)[number] {
+  const name = String(v ?? '');
+  const f = LABS.find((x) => x.name === name || (x.aliases as readonly string[]).includes(name));
+  if (!f) throw new UsageError(`unknown labs feature '${name}' (features: ${LABS.map((x) => x.name).join(', ')})`);
+  return f;
+}
+
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
 
 export const appCommands: ClientCommand[] = [
@@ -87,6 +102,7 @@ export const appCommands: ClientCommand[] = [
       'boot-timeout': { type: 'number', describe: 'seconds a web dyno has to bind $PORT (default 60)' },
       'memory-quota': { type: 'string', describe: "memory quota for R14, e.g. 256m (default: the dyno size's)" },
       'kill-factor': { type: 'number', describe: 'R15 kill limit as a multiple of the quota (default 3)' },
+      'metrics-interval': { type: 'number', describe: 'seconds between runtime-metrics lines per dyno (default 20)' },
     },
     async (a) => {
       const settings: Record<string, unknown> = {};
@@ -103,11 +119,33 @@ export const appCommands: ClientCommand[] = [
         }
       }
       if (a['kill-factor'] !== undefined) settings.memoryKillFactor = Number(a['kill-factor']);
+      if (a['metrics-interval'] !== undefined) settings.runtimeMetricsIntervalMs = Math.round(Number(a['metrics-interval']) * 1000);
       const r = await clientFor(a).call<Record<string, unknown>>('apps:settings', { app: appOf(a), settings });
       if (a.json) json(r);
       else out(Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n') || 'defaults');
     },
   ),
+  cmd('labs', "List an app's labs features and whether each is on", {}, async (a) => {
+    const app = appOf(a);
+    const info = await clientFor(a).call<AppInfo>('apps:info', { app });
+    const rows = LABS.map((f) => ({ name: f.name, enabled: Reflect.get(info.settings, f.setting) !== false, description: f.describe }));
+    if (a.json) json(rows);
+    else out([`=== App Features (${app})`, ...rows.map((r) => `[${r.enabled ? '+' : ' '}] ${r.name.padEnd(16)} ${r.description}`)].join('\n'));
+  }),
+  cmd('labs:enable <feature>', 'Turn a labs feature on for an app (runtime-metrics)', {}, async (a) => {
+    const app = appOf(a);
+    const f = labsFeature(a.feature);
+    await clientFor(a).call('apps:settings', { app, settings: { [f.setting]: true } });
+    if (a.json) json({ feature: f.name, enabled: true });
+    else out(`Enabling ${f.name} for ${app}... done`);
+  }),
+  cmd('labs:disable <feature>', 'Turn a labs feature off for an app (runtime-metrics)', {}, async (a) => {
+    const app = appOf(a);
+    const f = labsFeature(a.feature);
+    await clientFor(a).call('apps:settings', { app, settings: { [f.setting]: false } });
+    if (a.json) json({ feature: f.name, enabled: false });
+    else out(`Disabling ${f.name} for ${app}... done`);
+  }),
   cmd('deploy <dir>', 'Deploy a directory (with a Procfile) as a new release', {}, async (a) => {
     const app = appOf(a);
     const params = { app, dir: path.resolve(String(a.dir)) };
@@ -304,4 +342,6 @@ export const appCommands: ClientCommand[] = [
   }),
   // git push (issue 14): git:remote, keys, keys:add, keys:remove, git-shell
   ...gitCommands,
+  // the dashboard's address with its token (issue 13)
+  ...dashboardCommands,
 ];

@@ -50,6 +50,9 @@ interface DaemonArgs {
   'git-user'?: string;
   'git-home'?: string;
   git: boolean;
+  metrics?: string;
+  dashboard?: string;
+  'dashboard-public': boolean;
 }
 
 const ROLE_NAMES = ['dynos', 'router', 'scheduler', 'api'] as const;
@@ -105,6 +108,12 @@ function duration(v: string | undefined, name: string): number | undefined {
   }
 }
 
+/** --metrics HOST:PORT, checked before the daemon makes anything (the daemon checks it again). */
+function metricsFrom(v: string): string {
+  if (!/^(?:\[[^\]]+\]|[^:]*):[0-9]{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) throw new UsageError(`invalid --metrics '${v}' (HOST:PORT, e.g. 127.0.0.1:9090)`);
+  return v;
+}
+
 function gidOf(group: string): number {
   if (/^[0-9]+$/.test(group)) return Number(group);
   try {
@@ -153,6 +162,8 @@ async function runDaemon(a: DaemonArgs): Promise<void> {
     policy: policyFrom(a),
     ...(a['socket-group'] !== undefined ? { socketGid: gidOf(a['socket-group']) } : {}),
     ...(cluster ? { cluster } : {}),
+    ...(a.metrics !== undefined && a.metrics !== 'none' ? { metrics: metricsFrom(a.metrics) } : {}),
+    ...(a.dashboard !== undefined && a.dashboard !== 'none' ? { dashboard: a.dashboard, dashboardPublic: a['dashboard-public'] } : {}),
     git: a.git ? { ...(a['git-socket'] !== undefined ? { socket: a['git-socket'] } : {}), ...(a['git-user'] !== undefined ? { user: a['git-user'] } : {}), ...(a['git-home'] !== undefined ? { home: a['git-home'] } : {}) } : false,
   });
   let signals = 0;
@@ -219,6 +230,9 @@ export const daemonCommand: CommandModule = {
       .option('git-socket', { type: 'string', describe: 'socket the git user\'s ssh sessions reach the daemon through (default: git.sock beside --socket)' })
       .option('git-user', { type: 'string', describe: 'system user of ssh pushes, created by the first keys:add (default manifold)' })
       .option('git-home', { type: 'string', describe: 'its home when created, for .ssh/authorized_keys (default /var/lib/manifold-git)' })
+      .option('dashboard', { type: 'string', describe: 'serve the dashboard (one page: apps, dynos, charts, live logs) on HOST:PORT, loopback only unless --dashboard-public; off by default (docs/dashboard.md)' })
+      .option('dashboard-public', { type: 'boolean', default: false, describe: 'allow --dashboard on a non-loopback address (still needs the token)' })
+      .option('metrics', { type: 'string', describe: "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9090; no auth, so keep it on loopback or a private network); off by default (docs/metrics.md#prometheus)" })
       .option('stop-after-disconnect', { type: 'string', describe: 'cluster, dynos role: stop this host\'s dynos after DURATION without an answer from etcd (e.g. 30s; off by default)' }),
   handler: async (argv) => {
     try {

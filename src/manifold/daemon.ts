@@ -9,13 +9,16 @@ import path from 'node:path';
 import { CgroupTree } from '../runtime/cgroup';
 import { Runtime } from '../runtime/dyno';
 import { native } from '../runtime/native';
-import { createRouter, defaultRouterWorkers, parseListen, type Router } from '../router';
+import { createRouter, defaultRouterWorkers, isRetryNotice, parseListen, type Router } from '../router';
 import type { RouterWorkers } from '../router/workers/pool';
 import type { DaemonInfo } from './api/protocol';
-import { ApiServer } from './api/server';
+import { ApiServer, localLogSource } from './api/server';
 import { Builder, buildLimitsFromEnv, defaultInstalledBuildpacks } from './build/builder';
 import { LogHub } from './logs/hub';
 import { Manifold } from './manifold';
+import { RouterStats } from './metrics/router-stats';
+import type { RequestSample } from './metrics/types';
+import { RuntimeMetrics } from './metrics/runtime-metrics';
 import type { SupervisionPolicy } from './policy';
 import { collectSlugs } from './deploy/slug-store';
 import { SqliteStateStore } from './state/sqlite-state-store';
@@ -58,6 +61,11 @@ export interface DaemonOptions {
    * user of ssh pushes (default manifold) and its home when created. Single-host only; false: off.
    */
   git?: { socket?: string; user?: string; home?: string } | false;
+  /** Prometheus `/metrics` on HOST:PORT (`--metrics`, docs/metrics.md#prometheus); off when null or absent. */
+  metrics?: string | null;
+  /** The dashboard (`--dashboard HOST:PORT`, docs/dashboard.md): off when null or absent; a non-loopback host needs dashboardPublic. */
+  dashboard?: string | null;
+  dashboardPublic?: boolean;
 }
 
 export class Daemon {
@@ -73,6 +81,16 @@ export class Daemon {
   /** The git transport (repositories, keys, git socket); undefined in cluster mode or when off. */
   git: GitTransport | undefined;
   readonly logs = new LogHub();
+  /** Each app's router traffic over the last hour (the dashboard's charts); always on, one O(1) call per request. */
+  readonly routerStats = new RouterStats();
+  /** The Prometheus registry and its /metrics server, when --metrics is given. */
+  prometheus: import('./metrics/prometheus').PrometheusMetrics | undefined;
+  private metricsServer: import('./metrics/prometheus').MetricsServer | undefined;
+  private statsSweep: NodeJS.Timeout | undefined;
+  /** Heroku's log-runtime-metrics lines and the last hour of each dyno's memory and load (docs/metrics.md). */
+  runtimeMetrics: RuntimeMetrics | undefined;
+  /** The dashboard's web server, when --dashboard is given. */
+  dashboard: import('./dashboard/server').DashboardServer | undefined;
   private stopping: Promise<void> | undefined;
   private readonly log: (line: string) => void;
 
@@ -87,6 +105,8 @@ export class Daemon {
     const existing = fs.lstatSync(o.socket, { throwIfNoEntry: false });
     if (existing && !existing.isSocket()) throw new Error(`--socket ${o.socket} exists and is not a socket; refusing to replace it`);
     if (existing && (await socketAlive(o.socket))) throw new Error(`a daemon is already running on ${o.socket}`);
+    const dashboardListen = o.dashboard ? (require('./dashboard/auth') as typeof import('./dashboard/auth')).parseDashboardListen(o.dashboard, o.dashboardPublic === true) : undefined;
+    if (o.metrics) (require('./metrics/prometheus') as typeof import('./metrics/prometheus')).parseMetricsListen(o.metrics);
     fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
     // before anything is read, killed or replaced: one daemon per state directory and per cgroup subtree
     lockOrExplain(path.join(o.stateDir, 'daemon.lock'), false, `state directory ${o.stateDir}`);
@@ -119,6 +139,7 @@ export class Daemon {
         const pool = (this.routerWorkers = new RouterWorkers({ workers, config: { listen: [spec] } }));
         pool.on('log', (e) => {
           if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
+          if (!e.retry) this.routerRequest(e.app, e);
         });
         pool.on('error', (err) => this.log(`router: ${err.message}`));
         pool.on('worker-exit', (i, code) => this.log(`router: worker ${i} exited (${code}), restarting it`));
@@ -127,6 +148,7 @@ export class Daemon {
         this.router = createRouter({ listen: [spec] });
         this.router.on('log', (e) => {
           if (e.app) this.logs.push(e.app, 'manifold', 'router', e.line);
+          if (!isRetryNotice(e)) this.routerRequest(e.app, e);
         });
         this.router.on('error', (err) => this.log(`router: ${err.message}`));
         bound = await this.router.listen();
@@ -163,7 +185,12 @@ export class Daemon {
           /* store closed during shutdown */
         });
       },
+      onEvent: (ev) => this.prometheus?.event(ev),
     });
+    await this.startMetrics();
+    // each host samples the dynos its own supervisor runs (in a cluster too)
+    this.runtimeMetrics = new RuntimeMetrics({ dynos: this.supervisor, logs: this.logs, log: this.log });
+    this.runtimeMetrics.start();
     if (cluster) {
       // the bridge now, not at the first dyno: its neighbour settings and forward rules go on it at start
       if (cluster.has('dynos')) this.runtime.bridge();
@@ -198,6 +225,7 @@ export class Daemon {
         domain: o.domain,
         net: o.net,
         warning: warning ?? null,
+        dashboard: this.dashboard?.url() ? { url: this.dashboard.url()!, tokenFile: this.dashboard.tokenFile } : null,
       }),
     });
     if (cluster) cluster.api = this.api;
@@ -207,6 +235,7 @@ export class Daemon {
       return;
     }
     await this.api.listen();
+    if (dashboardListen) await this.startDashboard(dashboardListen);
     if (this.git) {
       try {
         await this.git.start();
@@ -217,6 +246,54 @@ export class Daemon {
     }
     if (cluster) this.log(`ready: cluster host ${o.cluster!.hostId} (${o.cluster!.roles.join(',')}), uplink ${o.cluster!.uplink}, subnet ${cluster.subnet?.cidr ?? 'none'}, socket ${o.socket}`);
     else this.log(`ready: state ${o.stateDir}, socket ${o.socket}, ${(await this.store.listApps()).length} app(s) restored`);
+  }
+
+  /** The dashboard reads what the API reads, and the metrics sources as they are at each build. */
+  private async startDashboard(listen: import('./dashboard/auth').DashboardListen): Promise<void> {
+    const { DashboardServer } = require('./dashboard/server') as typeof import('./dashboard/server');
+    this.dashboard = new DashboardServer({
+      listen,
+      tokenDir: this.runtime.runDir,
+      model: this.manifold,
+      logs: this.cluster ? this.cluster.logSource(this.logs) : localLogSource(this.logs),
+      memory: () => this.runtimeMetrics,
+      traffic: () => this.routerStats,
+      log: this.log,
+    });
+    await this.dashboard.listen();
+    this.log(`dashboard on ${this.dashboard.url()} (token in ${this.dashboard.tokenFile}; manifold dashboard prints the address with it)`);
+  }
+
+  /** One router request (retry notices are filtered out by the caller): the traffic statistics and Prometheus. */
+  private routerRequest(app: string | null, e: Readonly<Omit<RequestSample, 'app'>>): void {
+    if (app !== null) this.routerStats.add(app, e);
+    this.prometheus?.request(app, e);
+  }
+
+  /**
+   * Statistics of destroyed apps are dropped once a minute: an app is alive while this host's
+   * supervisor or router table has it. Then Prometheus, when --metrics is given.
+   */
+  private async startMetrics(): Promise<void> {
+    const table = (this.router ?? this.routerWorkers)?.table;
+    const alive = (app: string): boolean => this.supervisor.has(app) || table?.app(app) !== undefined;
+    this.statsSweep = setInterval(() => {
+      this.routerStats.retain(alive);
+      this.prometheus?.retain(alive);
+    }, 60_000).unref();
+    if (!this.o.metrics) return;
+    const { PrometheusMetrics, MetricsServer } = require('./metrics/prometheus') as typeof import('./metrics/prometheus');
+    this.prometheus = new PrometheusMetrics({
+      dynos: this.supervisor,
+      // read at each scrape: the sampler is made after this
+      memory: () => this.runtimeMetrics,
+      routerLoad: () => this.router?.load() ?? this.routerWorkers?.load(),
+      version: VERSION,
+      alive,
+    });
+    this.metricsServer = new MetricsServer(this.prometheus);
+    await this.metricsServer.listen(this.o.metrics);
+    this.log(`metrics on ${this.metricsServer.url()}`);
   }
 
   /** The git transport, or undefined (with one line saying why) when its paths can't be used. */
@@ -275,7 +352,11 @@ export class Daemon {
       const opened = (this.store as StateStore | undefined) !== undefined;
       if (opened) this.log('stopping: all dynos get their stop signal');
       await this.git?.close();
+      clearInterval(this.statsSweep);
+      await this.metricsServer?.close();
+      await this.dashboard?.close();
       await this.api?.close();
+      this.runtimeMetrics?.stop();
       await this.supervisor?.shutdown();
       await this.cluster?.stop().catch((err: unknown) => this.log(`leaving the cluster: ${String(err)}`));
       await this.router?.close();

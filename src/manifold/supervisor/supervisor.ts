@@ -13,15 +13,31 @@ import type { AppSettings, FormationRow, Release } from '../store/store';
 import { systemClock, type Clock, type Timer } from './clock';
 import { SupervisorError } from './errors';
 import { exitReason, type DynoStdio } from './launch';
+import { quotaOf } from './memory';
 import { Lifecycle, type InstanceOwner } from './lifecycle';
-import { Instance, type AppState, type DynoState, type DynoStatus, type OneOff, type OneOffOptions, type Slot, type SupervisorEvent } from './model';
+import { Instance, instancesOf, type AppState, type CrashReason, type DynoState, type DynoStatus, type OneOff, type OneOffOptions, type RestartReason, type Slot, type SupervisorEvent } from './model';
 import { routesOf } from './routes';
 import { statusOf } from './status';
 import type { DrainWatcher, LaunchedDyno, Launcher, RouteSink } from './types';
 import { assignedSlots, formationSlots, runnable, type SlotAssignment, type WantedSlot } from './wanted';
 
-export type { DynoState, DynoStatus, OneOff, OneOffOptions, SupervisorEvent } from './model';
+export type { CrashReason, DynoState, DynoStatus, OneOff, OneOffOptions, RestartReason, SupervisorEvent } from './model';
 export type { SlotAssignment } from './wanted';
+
+/** A dyno process that runs now, as the runtime-metrics sampler sees it (src/manifold/metrics/). */
+export interface RunningDyno {
+  app: string;
+  /** web.1 */
+  name: string;
+  /** The runtime's dyno id. */
+  id: string;
+  pid: number;
+  /** The dyno's cgroup v2 leaf; undefined for a launcher that has none (tests' fakes). */
+  cgroupDir: string | undefined;
+  /** R14 quota, bytes. */
+  quota: number;
+  settings: AppSettings;
+}
 
 export interface SupervisorOptions {
   launcher: Launcher;
@@ -128,7 +144,7 @@ export class Supervisor {
     const slots = this.select(app, target);
     for (const slot of slots) {
       slot.crashes = 0;
-      this.replace(app, slot, 'Restarting');
+      this.replace(app, slot, 'Restarting', 'restart');
     }
     return slots.map((s) => s.name);
   }
@@ -212,6 +228,21 @@ export class Supervisor {
     return statusOf(this.need(name));
   }
 
+  /** Every dyno process that runs now (a replaced one still draining too), for sampling; read-only. */
+  runningDynos(): RunningDyno[] {
+    const out: RunningDyno[] = [];
+    for (const app of this.apps.values()) {
+      for (const inst of instancesOf(app)) {
+        const dyno = inst.dyno;
+        if (!dyno || inst.state === 'exited') continue;
+        // the runtime's Dyno has its leaf; LaunchedDyno leaves it out so fakes need none
+        const cg = (dyno as LaunchedDyno & { cgroupPath?: unknown }).cgroupPath;
+        out.push({ app: app.name, name: inst.name, id: dyno.id, pid: dyno.pid, cgroupDir: typeof cg === 'string' ? cg : undefined, quota: quotaOf(app.settings, inst.size), settings: app.settings });
+      }
+    }
+    return out;
+  }
+
   // ---- what an instance's life means for its slot ----
 
   private instanceOwner(): InstanceOwner {
@@ -247,6 +278,7 @@ export class Supervisor {
     if (inst.intent === 'down') {
       this.forgetIfGone(app, slot);
     } else if (inst.intent === 'bounce') {
+      this.opts.onEvent?.({ kind: 'restart', app: app.name, dyno: slot.name, at: this.clock.now(), reason: 'stop' });
       this.setSlotState(app, slot, 'down');
       this.startSlot(app, slot, true);
     } else {
@@ -258,7 +290,7 @@ export class Supervisor {
   private cycleDue(app: AppState, inst: Instance): void {
     const slot = app.slots.get(inst.name);
     if (!slot || slot.current !== inst || inst.state !== 'up') return;
-    this.replace(app, slot, 'Cycling');
+    this.replace(app, slot, 'Cycling', 'cycle');
   }
 
   private routesChanged(app: AppState): void {
@@ -329,7 +361,7 @@ export class Supervisor {
         if (w.gen !== slot.gen) slot.crashes = 0;
         slot.size = w.size;
         slot.gen = w.gen;
-        this.replace(app, slot, replaceReason ?? 'Restarting');
+        this.replace(app, slot, replaceReason ?? 'Restarting', replaceReason !== undefined ? 'release' : 'reassign');
       }
     }
     for (const [name, w] of wanted) {
@@ -397,7 +429,8 @@ export class Supervisor {
    * old one, which keeps its traffic until the new one is up, then drains and stops. Others: the
    * old one gets SIGTERM and the new one starts at once (Heroku's overlap).
    */
-  private replace(app: AppState, slot: Slot, reason: string): void {
+  private replace(app: AppState, slot: Slot, reason: string, why: RestartReason): void {
+    this.opts.onEvent?.({ kind: 'restart', app: app.name, dyno: slot.name, at: this.clock.now(), reason: why });
     const old = slot.current;
     if (old && old.state !== 'exited') {
       this.log(app.name, slot.name, reason);
@@ -423,11 +456,14 @@ export class Supervisor {
     this.setSlotState(app, slot, 'crashed');
     const delay = restartDelay(slot.crashes, this.policy.restart);
     slot.restartAt = now + delay;
-    this.opts.onEvent?.({ kind: 'crashed', app: app.name, dyno: slot.name, at: now, delay });
+    this.opts.onEvent?.({ kind: 'crashed', app: app.name, dyno: slot.name, at: now, delay, reason: crashReason(status, inst) });
     if (this.closing) return;
     slot.restartTimer = this.clock.after(delay, () => {
       slot.restartTimer = undefined;
-      if (app.slots.get(slot.name) === slot && slot.state === 'crashed') this.startSlot(app, slot, true);
+      if (app.slots.get(slot.name) === slot && slot.state === 'crashed') {
+        this.opts.onEvent?.({ kind: 'restart', app: app.name, dyno: slot.name, at: this.clock.now(), reason: 'crash' });
+        this.startSlot(app, slot, true);
+      }
       this.routesChanged(app);
     });
   }
@@ -436,4 +472,12 @@ export class Supervisor {
   private forgetIfGone(app: AppState, slot: Slot): void {
     if (slot.leaving && !slot.current && slot.retiring.size === 0) app.slots.delete(slot.name);
   }
+}
+
+/** The crash's reason as one of a few fixed words (exitReason says it in full for ps). */
+function crashReason(status: ExitStatus, inst: Instance): CrashReason {
+  if (inst.r10) return 'R10';
+  if (inst.r15 || status.oom) return 'R15';
+  if (!inst.dyno) return 'start-failed';
+  return status.signal ? 'signal' : 'exit';
 }
