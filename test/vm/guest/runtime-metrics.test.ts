@@ -98,5 +98,7 @@ if (process.getuid?.() !== 0 || !pureV2WithMemory()) {
     sup.setFormation('rtm', []);
     await until('dyno gone from the history', () => (metrics.dynos('rtm').length === 0 ? true : undefined), 30_000);
     t.pass('gone from the history');
+    await until('no dyno cgroup left', () => (fs.readdirSync(runtime.cgroups.root, { withFileTypes: true }).some((e) => e.isDirectory()) ? undefined : true), 30_000);
+    t.pass('no dyno cgroup left');
   });
 }
