@@ -1,6 +1,9 @@
 /** The runtime-metrics parsers, line formats and load damping, table-driven (no dynos). */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
-import { formatLoadLine, formatMemoryLine, parseFlatKeyed, parseIds, parseProcIo, parseProcStatus, parseStatState } from '../../src/manifold/metrics/dyno-sample';
+import { countRunnable, formatLoadLine, formatMemoryLine, MetricsError, parseFlatKeyed, sampleMemory, parseIds, parseProcIo, parseProcStatus, parseStatState } from '../../src/manifold/metrics/dyno-sample';
 import { dampLoad, ZERO_LOAD } from '../../src/manifold/metrics/load-average';
 
 const MB = 1024 * 1024;
@@ -51,4 +54,36 @@ t.test('load damping follows the kernel', async (t) => {
   t.ok(Math.abs(a.avg15m - b.avg15m) < 1e-12);
   t.same(dampLoad(l, 4, 0), l, 'no time passed: unchanged');
   t.same(dampLoad(l, Number.NaN, 5000), l, 'a bad count changes nothing');
+});
+
+t.test('readers: which file each field comes from (a directory shaped like a cgroup, this process in it)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtm-cg-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (f: string, c: string): void => fs.writeFileSync(path.join(dir, f), c);
+  t.throws(() => sampleMemory(path.join(dir, 'gone')), new MetricsError('ENOCGROUP', `dyno cgroup ${path.join(dir, 'gone')} is gone`));
+  write('cgroup.procs', '');
+  t.throws(() => sampleMemory(dir), { code: 'ENOPROCS' }, 'an empty cgroup: the dyno is ending, no zero sample');
+  write('cgroup.procs', `${process.pid}\n`);
+  write('cgroup.threads', `${process.pid}\n`);
+  // no memory.stat: this process's own /proc/PID/status
+  const own = parseProcStatus(fs.readFileSync('/proc/self/status', 'utf8'));
+  const p = sampleMemory(dir);
+  t.equal(p.source, 'proc');
+  t.same(p.notes, ['no-memory-controller', 'pgpg-from-proc-io']);
+  t.ok(Math.abs(p.memory.rss - own.rssAnon) < 16 * MB, `rss ${p.memory.rss} is this process's RssAnon (${own.rssAnon})`);
+  t.equal(p.memory.total, p.memory.rss + p.memory.cache + p.memory.swap);
+  // the memory controller's files win
+  write('memory.stat', 'anon 1048576\nfile 2097152\npgfault 9\npgpgin 10\npgpgout 5\n');
+  write('memory.current', '4194304\n');
+  write('memory.swap.current', '1048576\n');
+  t.same(sampleMemory(dir), { source: 'cgroup', memory: { total: 5 * MB, rss: MB, cache: 2 * MB, swap: MB, pgpgin: 10, pgpgout: 5 }, notes: [] });
+  // v2's memory.stat without pgpgin/pgpgout, and swap accounting off
+  write('memory.stat', 'anon 1048576\nfile 2097152\n');
+  fs.rmSync(path.join(dir, 'memory.swap.current'));
+  const c = sampleMemory(dir);
+  t.same(c.notes, ['no-swap-accounting', 'pgpg-from-proc-io']);
+  t.equal(c.memory.swap, own.swap, "swap is the processes' VmSwap");
+  t.equal(c.memory.total, 4 * MB + own.swap);
+  // this thread is running while it counts itself
+  t.equal(countRunnable(dir), 1);
 });

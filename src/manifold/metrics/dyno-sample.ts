@@ -40,7 +40,8 @@ export interface DynoSample {
   notes: SampleNote[];
 }
 
-export type MetricsErrorCode = 'ENOCGROUP';
+/** ENOCGROUP: the dyno's cgroup is gone; ENOPROCS: it is still there but empty (the dyno is ending). */
+export type MetricsErrorCode = 'ENOCGROUP' | 'ENOPROCS';
 
 export class MetricsError extends Error {
   constructor(readonly code: MetricsErrorCode, message: string) {
@@ -179,10 +180,13 @@ function procTotals(pids: number[], procRoot: string): ProcStatus & { readBytes:
  * The dyno's memory now. With the memory controller: memory.current (+ swap) as the total, anon as
  * rss, file (page cache and tmpfs) as cache. Without: the processes' RssAnon, RssFile + RssShmem
  * and VmSwap (shared pages counted once per process that maps them). Throws ENOCGROUP once the
- * dyno's cgroup is gone.
+ * dyno's cgroup is gone, ENOPROCS once its processes are.
  */
 export function sampleMemory(cgroupDir: string, procRoot = '/proc'): DynoSample {
   const pids = idsOf(cgroupDir, 'cgroup.procs');
+  // dyno-init is in the cgroup for as long as the dyno lives: an empty one is ending, and a sample
+  // of it would report a dying dyno as using no memory at all
+  if (pids.length === 0) throw new MetricsError('ENOPROCS', `dyno cgroup ${cgroupDir} has no processes`);
   const stat = readOptional(path.join(cgroupDir, 'memory.stat'));
   const notes: SampleNote[] = [];
   const proc = procTotals(pids, procRoot);

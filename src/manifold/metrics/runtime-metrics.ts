@@ -122,8 +122,8 @@ export class RuntimeMetrics implements DynoMetricsSource {
           this.sampleMemory(t, d, now);
         }
       } catch (err) {
-        // the dyno ended between the listing and the read: it simply has no more samples
-        if (err instanceof MetricsError && err.code === 'ENOCGROUP') live.delete(d.id);
+        // the dyno ended between the listing and the read (ENOCGROUP, ENOPROCS): it simply has no more samples
+        if (err instanceof MetricsError) live.delete(d.id);
         else this.once(`error:${(err as NodeJS.ErrnoException).code ?? String(err)}`, `runtime metrics: sampling ${d.app} ${d.name} failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
