@@ -5,11 +5,13 @@
 # powers off. The command's stdout streams to our stdout (byte-exact, so TAP passes through), its
 # stderr and the kernel console to our stderr. Our exit status is the command's; 255 if the guest
 # could not start it, 254 if the VM died without reporting, 124 on timeout.
-# KVM when /dev/kvm is writable, TCG (software emulation) otherwise.
+# KVM when /dev/kvm is writable and a guest runs on it (probed once per host boot), TCG (software
+# emulation) otherwise.
 #
 # env: MANIFOLD_VM_DIR      cache dir from setup.sh (default <repo>/.cache/vm)
 #      MANIFOLD_VM_MEM      guest memory in MiB (2048)    MANIFOLD_VM_SMP  vCPUs (2)
 #      MANIFOLD_VM_TIMEOUT  seconds before the VM is killed (900)
+#      MANIFOLD_VM_ACCEL    kvm, tcg or auto (default: auto, as above)
 #      MANIFOLD_VM_STATUS   file to receive the guest's status lines ("ready <uptime>", "exit <code> <uptime>")
 set -u
 
@@ -25,7 +27,26 @@ if [ ${#APPEND} -ge 2000 ]; then
   echo "manifold-vm: command too long for the kernel command line; put it in a script" >&2; exit 2
 fi
 
-if [ -w /dev/kvm ]; then ACCEL=(-accel kvm -cpu host); MODE=kvm; else ACCEL=(-accel tcg -cpu max); MODE=tcg; fi
+# A writable /dev/kvm is not proof that KVM works: under some hypervisors (nested in Firecracker) the
+# guest stops at once with "KVM internal error ... emulation failure" and qemu waits, paused, until the
+# timeout. So KVM is probed once per host boot (a guest that runs `true`, 20 s at most) and the answer
+# kept in $DIR/kvm-probe; TCG otherwise.
+kvm_works() {
+  [ -w /dev/kvm ] || return 1
+  local probe="$DIR/kvm-probe" boot
+  boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+  if [ -r "$probe" ] && [ "$(sed -n 1p "$probe")" = "$boot" ]; then [ "$(sed -n 2p "$probe")" = ok ]; return; fi
+  local verdict=broken
+  if MANIFOLD_VM_ACCEL=kvm MANIFOLD_VM_TIMEOUT=20 MANIFOLD_VM_STATUS= "${BASH_SOURCE[0]}" true / >/dev/null 2>&1; then verdict=ok; fi
+  printf '%s\n%s\n' "$boot" "$verdict" > "$probe.$$" && mv -f "$probe.$$" "$probe"
+  [ "$verdict" = ok ] || echo "manifold-vm: KVM is present but a guest does not run on it here; using TCG" >&2
+  [ "$verdict" = ok ]
+}
+case "${MANIFOLD_VM_ACCEL:-auto}" in
+  kvm) ACCEL=(-accel kvm -cpu host); MODE=kvm ;;
+  tcg) ACCEL=(-accel tcg -cpu max); MODE=tcg ;;
+  *) if kvm_works; then ACCEL=(-accel kvm -cpu host); MODE=kvm; else ACCEL=(-accel tcg -cpu max); MODE=tcg; fi ;;
+esac
 
 TMP=$(mktemp -d)
 STATUS=${MANIFOLD_VM_STATUS:-$TMP/status}
