@@ -15,6 +15,14 @@ import { PREFIX } from '../../src/cluster/keys';
 
 const HELLO = path.join(ROOT, 'examples/hello');
 const HOST = 'hello.example.test';
+const METRICS_PORT = 9100;
+
+/** What parse-prometheus-text-format returns (it ships no types). */
+interface Family {
+  name: string;
+  metrics: { value?: string; labels?: Record<string, string> }[];
+}
+const parseText = require('parse-prometheus-text-format') as (text: string) => Family[];
 
 interface PsDyno {
   name: string;
@@ -41,11 +49,13 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
   const cluster = new ClusterHosts(fabric);
   // a safety net for a failed run; the last subtest stops everything and checks for leftovers
   t.teardown(() => cluster.stop());
-  const h1 = cluster.add('h1');
-  const h2 = cluster.add('h2');
-  const h3 = cluster.add('h3', { roles: 'dynos,scheduler' });
+  // every host serves its own Prometheus /metrics on its uplink (docs/metrics.md#prometheus)
+  const metrics = (h: string): string[] => ['--metrics', `${fabric.address(h)}:${METRICS_PORT}`];
+  const h1 = cluster.add('h1', { extra: metrics('h1') });
+  const h2 = cluster.add('h2', { extra: metrics('h2') });
+  const h3 = cluster.add('h3', { roles: 'dynos,scheduler', extra: metrics('h3') });
   // a router and API host with no dynos: every dyno it routes to is on another host
-  const h4 = cluster.add('h4', { roles: 'router,api' });
+  const h4 = cluster.add('h4', { roles: 'router,api', extra: metrics('h4') });
   await Promise.all([h1.start(), h2.start(), h3.start(), h4.start()]);
   const routers = [h1.router, h2.router, h4.router];
 
@@ -82,6 +92,19 @@ t.test('cluster on three netns hosts', { skip, timeout: 600_000 }, async (t) => 
     t.equal(new Set(workerHosts).size, 2, 'the two workers on different hosts');
     const text = await h1.cli('ps', '-a', 'hello');
     t.match(text.stdout, /web\.1: up .* on h[123]/, 'ps shows the host');
+  });
+
+  await t.test("each host's /metrics counts the dynos it runs", async (t) => {
+    const dynos = await ps(h1);
+    for (const h of [h1, h2, h3, h4]) {
+      // scraped from inside the host's own namespace, as a Prometheus on that host would
+      const text = fabric.execOk(h.host, 'curl', ['-sf', '--max-time', '10', `http://${h.uplink}:${METRICS_PORT}/metrics`]);
+      const up = parseText(text).find((f) => f.name === 'manifold_dynos')?.metrics.filter((m) => m.labels?.app === 'hello' && m.labels.state === 'up') ?? [];
+      const counted = up.reduce((n, m) => n + Number(m.value ?? 0), 0);
+      const own = dynos.filter((d) => d.host === h.host).length;
+      t.equal(counted, own, `${h.host}: manifold_dynos{app=hello,state=up} = ${own}, its own dynos`);
+      t.ok(parseText(text).some((f) => f.name === 'manifold_daemon_uptime_seconds'), `${h.host}: daemon health series`);
+    }
   });
 
   await t.test('every router reaches every web dyno, round-robin', async (t) => {
