@@ -130,7 +130,8 @@
     });
     s.dynos.replaceChildren(rows.length ? table(['Dyno', 'State', 'Host', 'In state for', 'Crashes', 'Crash reason', 'Release', 'Size'], rows, 'dyno-table') : el('p', 'empty', 'No dynos'));
     var rel = app.releases.map(function (r) {
-      var tr = row(['v' + r.version + (r.current ? ' (current)' : ''), r.description, r.who, when(r.createdAt)], 'rel');
+      // the release's recorded author; '-' for one stored before authors were kept
+      var tr = row(['v' + r.version + (r.current ? ' (current)' : ''), r.description, r.by || '-', when(r.createdAt)], 'rel');
       return tr;
     });
     s.releases.replaceChildren(table(['Version', 'What', 'Who', 'When'], rel, 'release-table'));

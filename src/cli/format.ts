@@ -93,8 +93,11 @@ export function formatReleases(app: string, releases: ReleaseInfo[], now = Date.
   const lines = [`=== ${app} Releases`];
   const w = Math.max(...releases.map((r) => `v${r.version}`.length), 2);
   const dw = Math.max(...releases.map((r) => r.description.length), 11);
+  // Heroku's author column; `-` for a release stored before authors were kept
+  const by = (r: ReleaseInfo): string => r.by ?? '-';
+  const bw = Math.max(...releases.map((r) => by(r).length), 1);
   for (const r of releases) {
-    lines.push(`${`v${r.version}`.padEnd(w)}  ${r.description.padEnd(dw)}  ${formatDate(r.createdAt)} (~ ${formatAge(now - r.createdAt)} ago)${r.current ? '' : ''}`);
+    lines.push(`${`v${r.version}`.padEnd(w)}  ${r.description.padEnd(dw)}  ${by(r).padEnd(bw)}  ${formatDate(r.createdAt)} (~ ${formatAge(now - r.createdAt)} ago)${r.current ? '' : ''}`);
   }
   return lines.join('\n');
 }

@@ -29,7 +29,7 @@ function noApp(app: string): ManifoldError {
 
 /** Only the draft's own fields: callers often spread the current release (`{...cur, slug}`) into it. */
 function release(app: string, version: number, d: ReleaseDraft): Release {
-  return { app, version, slug: d.slug, procfile: d.procfile, config: d.config, description: d.description, createdAt: Date.now() };
+  return { app, version, slug: d.slug, procfile: d.procfile, config: d.config, description: d.description, createdAt: Date.now(), by: d.by };
 }
 
 function toFormation(kv: IKeyValue): FormationRow {

@@ -136,7 +136,9 @@ let released = false;
 async function build(app: string, socket: string, dir: string, sha: string): Promise<BuildResult> {
   const client = new ApiClient(socket);
   const via = process.env.MANIFOLD_GIT_VIA === 'ssh' ? process.env.MANIFOLD_GIT_KEY : undefined;
-  const params = { app, dir, version: sha, user: via ?? 'root (local push)' };
+  // the release's author: the key, as the daemon's log names it; a local push is by the hook's own
+  // user (root), which the daemon reads from the socket
+  const params = { app, dir, version: sha, user: via ?? 'root (local push)', ...(via ? { by: `key ${via}` } : {}) };
   return client.callWithProgress<BuildResult, BuildProgress>('build', params, (p) => {
     if (/^\s*Released v[0-9]+/.test(p.line)) released = true;
     say(p.line);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppInfo, PsResult, ReleaseInfo, ScaleResult } from './api/protocol';
+import { userNameOf } from './author';
 import { ManifoldError } from './errors';
 import type { LogHub } from './logs/hub';
 import type { BuildMeta } from './build/builder';
@@ -106,9 +107,10 @@ export class Manifold {
     return (await this.store.listApps()).map((a) => a.name);
   }
 
-  async createApp(nameIn: unknown): Promise<AppInfo> {
+  /** `by`: who is asking (Release.by of the initial release). */
+  async createApp(nameIn: unknown, by: string): Promise<AppInfo> {
     const name = checkAppName(nameIn);
-    const rel = await this.store.createApp(name, { slug: null, procfile: {}, config: {}, description: 'Initial release' });
+    const rel = await this.store.createApp(name, { slug: null, procfile: {}, config: {}, description: 'Initial release', by });
     if (!rel) throw new ManifoldError('EEXIST', `app ${name} already exists`);
     this.api(name, `Release v${rel.version} created (Initial release)`);
     this.supervisor.addApp(name, this.hostsOf(name), rel, [], {});
@@ -154,7 +156,7 @@ export class Manifold {
   /**
    * Copies DIR into an immutable slug, reads its Procfile and creates a release. The copy is made by
    * child processes (build-slug.ts): the source is read as `requester` (the API client's uid/gid),
-   * never by root on its behalf, and the daemon's event loop only waits.
+   * never by root on its behalf, and the daemon's event loop only waits. The release is by that user.
    */
   async deploy(
     nameIn: unknown,
@@ -186,7 +188,7 @@ export class Manifold {
       throw err;
     }
     const id = built.sha256.slice(0, 8);
-    const rel = await this.placeAndRelease(name, { tempDir, sha256: built.sha256, bytes: built.bytes, procfile, description: `Deploy ${id}` });
+    const rel = await this.placeAndRelease(name, { tempDir, sha256: built.sha256, bytes: built.bytes, procfile, description: `Deploy ${id}`, by: userNameOf(requester.uid) });
     this.api(name, `Deploy ${id}: ${built.files} files, ${(built.bytes / 1e6).toFixed(1)} MB`);
     if (built.skippedCount > 0) {
       this.api(name, `Deploy ${id}: left out ${built.skippedCount} entries that are not files, directories or links: ${built.skipped.join(', ')}`);
@@ -198,10 +200,10 @@ export class Manifold {
 
   async releases(nameIn: unknown): Promise<ReleaseInfo[]> {
     const name = await this.app(nameIn);
-    return (await this.store.listReleases(name)).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0, ...(r.build ? { build: r.build } : {}) }));
+    return (await this.store.listReleases(name)).map((r, i) => ({ version: r.version, description: r.description, createdAt: r.createdAt, current: i === 0, ...(r.build ? { build: r.build } : {}), ...(r.by !== undefined ? { by: r.by } : {}) }));
   }
 
-  async rollback(nameIn: unknown, versionIn: unknown): Promise<ReleaseInfo> {
+  async rollback(nameIn: unknown, versionIn: unknown, by: string): Promise<ReleaseInfo> {
     const name = await this.app(nameIn);
     const m = typeof versionIn === 'string' ? /^v?([0-9]+)$/.exec(versionIn) : null;
     if (!m) throw new ManifoldError('EINVAL', `invalid release '${String(versionIn)}' (expected vN)`);
@@ -210,7 +212,7 @@ export class Manifold {
     if (target.slug === null) throw new ManifoldError('ENORELEASE', `release v${target.version} has no code to roll back to`);
     // releases are immutable: the target read above is still what it was when the new version is taken
     const slug = target.slug;
-    const rel = (await this.store.createRelease(name, () => ({ slug, procfile: target.procfile, config: target.config, description: `Rollback to v${target.version}` })))!;
+    const rel = (await this.store.createRelease(name, () => ({ slug, procfile: target.procfile, config: target.config, description: `Rollback to v${target.version}`, by })))!;
     this.api(name, `Release v${rel.version} created (Rollback to v${target.version})`);
     this.supervisor.setRelease(name, rel);
     return { version: rel.version, description: rel.description, createdAt: rel.createdAt, current: true };
@@ -222,7 +224,7 @@ export class Manifold {
   }
 
   /** Sets and/or unsets config vars as one new release (and a restart), unless nothing changes. */
-  async updateConfig(nameIn: unknown, setIn: unknown, unsetIn: unknown): Promise<{ release: number | null; config: Record<string, string> }> {
+  async updateConfig(nameIn: unknown, setIn: unknown, unsetIn: unknown, by: string): Promise<{ release: number | null; config: Record<string, string> }> {
     const name = await this.app(nameIn);
     const set = (setIn ?? {}) as Record<string, unknown>;
     const unset = (unsetIn ?? []) as unknown[];
@@ -246,7 +248,7 @@ export class Manifold {
       for (const k of unset as string[]) delete next[k];
       if (configBytes(next) > MAX_CONFIG_BYTES) throw new ManifoldError('EINVAL', `config vars would exceed ${MAX_CONFIG_BYTES} bytes`);
       if (JSON.stringify(next) === JSON.stringify(cur.config)) return null;
-      return { slug: cur.slug, procfile: cur.procfile, config: next, description: parts.join('; ') };
+      return { slug: cur.slug, procfile: cur.procfile, config: next, description: parts.join('; '), by };
     });
     if (!rel) return { release: null, config: next };
     this.api(name, `Release v${rel.version} created (${rel.description})`);
@@ -359,7 +361,7 @@ export class Manifold {
    */
   private async placeAndRelease(
     name: string,
-    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build?: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
+    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; by: string; build?: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
   ): Promise<Release> {
     const slugRoot = path.join(this.o.stateDir, 'slugs');
     // placed and pinned in one synchronous step (see collect)
@@ -369,7 +371,7 @@ export class Manifold {
       await this.o.publishSlug?.(o.sha256, slug, o.bytes);
       if (o.beforeRelease) await o.beforeRelease(slug, (await this.store.currentRelease(name))?.config ?? {});
       // one atomic step: the config is the current release's at the moment the version is taken
-      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile: o.procfile, config: cur.config, description: o.description, ...(o.build ? { build: o.build } : {}) }));
+      const created = await this.store.createRelease(name, (cur) => ({ slug, procfile: o.procfile, config: cur.config, description: o.description, by: o.by, ...(o.build ? { build: o.build } : {}) }));
       this.pin(slug, -1);
       return created!;
     } catch (err) {
@@ -396,7 +398,7 @@ export class Manifold {
   /** A build's slug (written at tempDir) placed, its release phase run, then released (see BuildHost). */
   async releaseBuiltSlug(
     name: string,
-    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
+    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; by: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
   ): Promise<Release> {
     const rel = await this.placeAndRelease(name, o);
     this.api(name, `Build ${o.sha256.slice(0, 8)}: ${o.build.buildpacks.join(', ')}, slug ${(o.bytes / 1e6).toFixed(1)} MB, ${(o.build.buildMs / 1000).toFixed(1)} s`);

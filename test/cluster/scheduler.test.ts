@@ -102,7 +102,7 @@ function main(): void {
   t.test('a web=3 worker=2 app is spread over 3 hosts', async (t) => {
     for (const h of ['h1', 'h2', 'h3']) await addHost(h);
     const st = store();
-    await st.createApp('a', { slug: 'x', procfile: { web: 'node web.js', worker: 'node worker.js' }, config: {}, description: 'test' });
+    await st.createApp('a', { slug: 'x', procfile: { web: 'node web.js', worker: 'node worker.js' }, config: {}, description: 'test', by: 'root' });
     await st.updateFormation('a', () => ({ web: { quantity: 3, size: 'standard-1x' }, worker: { quantity: 2, size: 'standard-1x' } }));
     s1 = newScheduler('sched-1');
     const elected = new Promise<string>((resolve) => s1.once('elected', resolve));
@@ -172,7 +172,7 @@ function main(): void {
 
   t.test('a new release: every run assignment gets it, same host and gen', async (t) => {
     const before = await running();
-    const r2 = await store().createRelease('a', (cur) => ({ ...cur, slug: 'y', description: 'deploy' }));
+    const r2 = await store().createRelease('a', (cur) => ({ ...cur, slug: 'y', description: 'deploy', by: 'root' }));
     t.equal(r2?.version, 2);
     const after = await waitFor('release 2 everywhere', async () => {
       const r = await running();

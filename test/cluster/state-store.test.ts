@@ -7,6 +7,7 @@ import t from 'tap';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
 import { EtcdStateStore } from '../../src/cluster/etcd-state-store';
+import { keys } from '../../src/cluster/keys';
 import { stateStoreSuite } from '../manifold/helpers/state-store-suite';
 import { etcdMissing, startEtcdCluster, type EtcdCluster } from './helpers/etcd-cluster';
 
@@ -42,6 +43,22 @@ function main(): void {
     });
   });
 
+  // A release record written before authors were kept (no `by` in its JSON) still reads, with none,
+  // and the next release, made from it, has its own.
+  t.test('an old release record without `by` reads with no author', async (t) => {
+    const ns = client.namespace(`/test/state-store/${++n}/`);
+    t.teardown(() => ns.delete().all());
+    const old = { app: 'old', version: 1, slug: null, procfile: {}, config: { A: '1' }, description: 'Initial release', createdAt: 1000 };
+    await ns.put(keys.appMeta('old')).value(JSON.stringify({ createdAt: 1000, settings: {} }));
+    await ns.put(keys.release('old', 1)).value(JSON.stringify(old));
+    await ns.put(keys.appRelease('old')).value('1');
+    const s = new EtcdStateStore(ns, 'host-a');
+    t.same(await s.currentRelease('old'), old, 'read as written: no `by`');
+    const r2 = await s.createRelease('old', (cur) => ({ slug: cur.slug, procfile: cur.procfile, config: cur.config, description: 'Set B config vars', by: 'root' }));
+    t.equal(r2?.by, 'root');
+    t.same((await s.listReleases('old')).map((r) => r.by), ['root', undefined]);
+  });
+
   // Beyond the parity suite: two API hosts on different members, as in a cluster.
   t.test('two hosts: formation changes see each other; dyno records stay per host', async (t) => {
     const prefix = `/test/state-store/${++n}/`;
@@ -53,7 +70,7 @@ function main(): void {
       other.close();
       await ns.delete().all();
     });
-    await a.createApp('hello', { slug: null, procfile: {}, config: {}, description: 'Initial release' });
+    await a.createApp('hello', { slug: null, procfile: {}, config: {}, description: 'Initial release', by: 'root' });
     // Each change adds a new type whose quantity is the number of types it saw: with a lost update
     // (a type added meanwhile not covered by the compare) two types would get one number.
     await Promise.all(

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { cookieValue, isLoopback, newToken, parseDashboardListen, sessionCookie, tokenMatches, writeTokenFile } from '../../src/manifold/dashboard/auth';
-import { metricsView, releaseAuthor, stateView, trafficSeries, type DashboardModel } from '../../src/manifold/dashboard/data';
+import { metricsView, stateView, trafficSeries, type DashboardModel } from '../../src/manifold/dashboard/data';
 import type { AppInfo, PsResult, ReleaseInfo } from '../../src/manifold/api/protocol';
 import type { DynoMetricsSource, TrafficPoint } from '../../src/manifold/metrics/types';
 
@@ -66,7 +66,7 @@ t.test('traffic on a regular grid: missing buckets are zero requests and no perc
 });
 
 t.test('views: host of a dyno, releases newest first with an author, metrics when sources exist', async (t) => {
-  const rel = (version: number, description: string): ReleaseInfo => ({ version, description, createdAt: version, current: version === 12 });
+  const rel = (version: number, description: string): ReleaseInfo => ({ version, description, createdAt: version, current: version === 12, by: version === 12 ? 'key alice' : 'root' });
   const model: DashboardModel = {
     listApps: () => Promise.resolve(['a', 'gone']),
     info: (app) => (app === 'gone' ? Promise.reject(new Error('no such app')) : Promise.resolve({ name: app, url: 'http://a.localhost/', createdAt: 0, release: 12, slug: null, formation: [], settings: {}, dynos: 2 } satisfies AppInfo)),
@@ -87,8 +87,8 @@ t.test('views: host of a dyno, releases newest first with an author, metrics whe
   t.same(v.apps[0]!.dynos.map((d) => d.host), ['here', 'h2']);
   t.equal(v.apps[0]!.dynos[1]!.reason, 'exited with status 3');
   t.equal(v.apps[0]!.releases.length, 10);
-  t.equal(v.apps[0]!.releases[0]!.who, 'alice');
-  t.equal(releaseAuthor(rel(1, 'Initial release')), 'api');
+  t.equal(v.apps[0]!.releases[0]!.by, 'key alice', 'the recorded author, not a guess from the description');
+  t.equal(v.apps[0]!.releases[1]!.by, 'root');
   const mem: DynoMetricsSource = { dynos: () => [{ app: 'a', dyno: 'web.1', id: 'x', quota: 512, source: 'proc', memory: [{ t: 2000, total: 10, rss: 8, cache: 2, swap: 0 }], load: null }] };
   const m = metricsView(['a'], mem, undefined, 3000);
   t.same(m.memory, [{ app: 'a', dyno: 'web.1', quota: 512, source: 'proc', t: [2], total: [10], rss: [8] }]);

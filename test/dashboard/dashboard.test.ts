@@ -213,7 +213,7 @@ t.test('the page shows the apps and dynos ps shows, and follows the CLI live', a
   );
   t.equal(shown[0]!.host, os.hostname(), 'host: this host');
   t.match(await inPage<string>(`document.querySelector('section.app[data-app="hello"] .formation').textContent`), /web=1:Standard-1X/);
-  t.match(await inPage<string>(`[...document.querySelectorAll('section.app[data-app="hello"] .release-table td')].map((x) => x.textContent).join('|')`), /v2 \(current\)\|Deploy [0-9a-f]{8}\|api\|/);
+  t.match(await inPage<string>(`[...document.querySelectorAll('section.app[data-app="hello"] .release-table td')].map((x) => x.textContent).join('|')`), /v2 \(current\)\|Deploy [0-9a-f]{8}\|root\|/);
 
   // scaling from the CLI shows within 2 s
   const sc = await d.cli('ps:scale', 'web=2', '-a', 'hello');

@@ -97,6 +97,7 @@ t.test('a push builds the exported tree of the pushed commit, relays the lines i
   const build = calls.find((c) => c.method === '/v1/build')!;
   t.same(build.files, ['Procfile', 'server.js'], 'the tree was there during the build');
   t.match(build.params, { app: 'hello', version: await head(), user: 'root (local push)', progress: true });
+  t.equal(build.params.by, undefined, 'a local push claims no author: the daemon takes the socket\'s user');
   t.ok(String(build.params.dir).startsWith(`${tmpRoot}/hello-`), 'exported under STATE/git/tmp');
   t.notOk(fs.existsSync(String(build.params.dir)), 'and removed after');
   t.match(r.stderr, /remote: -----> Building on the Manifold stack\s*\nremote: {8}step two\s*\nremote: {8}Released v7/);

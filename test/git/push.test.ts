@@ -146,6 +146,10 @@ t.test('first push over ssh: built, released, served through the router', async 
   await waitFor('v1 served', async () => /Hello v1 from web\.1/.test(await body('hello')), 20_000);
   t.comment(`first push to serving: ${Date.now() - started} ms`);
   t.same(fs.readdirSync(gitTmp), [], 'the exported tree is gone');
+  // the pusher as the git service knows it: the key's name (the hook runs as root and names it)
+  const rels = JSON.parse((await d.cli('releases', '-a', 'hello', '--json')).stdout) as { version: number; by?: string }[];
+  t.same(rels.map((x) => [x.version, x.by]), [[2, 'key alice'], [1, 'root']], 'v2 by the key, v1 (apps:create) by root');
+  t.match((await d.cli('releases', '-a', 'hello')).stdout, /^v2 +Build [0-9a-f]{8} \(.* slug, .*\) +key alice +\d{4}\//m, 'the author column');
 });
 
 t.test('a change goes live with no failed request through the router', async (t) => {
@@ -214,6 +218,9 @@ t.test('git push -f to the local path (root on the host) rewrites and deploys', 
   t.equal(remoteRef('hello'), (await git('rev-parse', 'HEAD')).stdout.trim());
   await waitFor('v3 served', async () => /Hello v3/.test(await body('hello')), 20_000);
   t.pass('v3 serving');
+  // no key on a local push: by the hook's own user, root, as the daemon reads it from the socket
+  const rels = JSON.parse((await d.cli('releases', '-a', 'hello', '--json')).stdout) as { description: string; by?: string }[];
+  t.equal(rels[0]!.by, 'root', `${rels[0]!.description} by root`);
 });
 
 t.test('a key limited to one app cannot push to another', async (t) => {

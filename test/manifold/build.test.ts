@@ -4,7 +4,7 @@
  * test/fixtures/buildpacks (compiles, fails, cache, all, malformed, sleeps, big, nodetect).
  * A second daemon with short limits covers the build timeout, EBUILDBUSY and the release phase timeout.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,7 +65,7 @@ async function apiBuild(d: TestDaemon, params: Record<string, unknown>): Promise
   }
 }
 
-async function releasesOf(d: TestDaemon, app: string): Promise<{ version: number; description: string; current: boolean; build?: { slugBytes: number; buildMs: number; buildpacks: string[] } }[]> {
+async function releasesOf(d: TestDaemon, app: string): Promise<{ version: number; description: string; current: boolean; by?: string; build?: { slugBytes: number; buildMs: number; buildpacks: string[] } }[]> {
   const r = await d.cli('releases', '-a', app, '--json');
   return JSON.parse(r.stdout) as never;
 }
@@ -259,8 +259,9 @@ t.test('failures: no release, the running release untouched, clear errors and co
 
   // a detect that matches everything and prints nothing: fine, and the buildpack is named
   t.equal((await d.cli('buildpacks:set', path.join(FIXTURES, 'all'), '-a', 'hello')).code, 0);
-  const all = await apiBuild(d, { app: 'hello', dir: hello, version: 'v-all', user: 'alice' });
+  const all = await apiBuild(d, { app: 'hello', dir: hello, version: 'v-all', user: 'alice', by: 'key alice' });
   t.equal(all.code, undefined, all.message ?? 'built');
+  t.equal((await releasesOf(d, 'hello'))[0]?.by, 'key alice', "root's claimed author (the push hook's) is the release's");
   t.ok(all.lines.includes('-----> App detected by buildpack all'));
   t.ok(all.lines.includes('       compiled by all'));
   const ifaces = (all.lines.find((l) => l.startsWith('       interfaces: ')) ?? '').slice(19).trim().split(' ');
@@ -346,6 +347,15 @@ t.test('limits (second daemon): build timeout, EBUILDBUSY after the wait bound, 
   const byNobody = await asNobody('build', psrc, '-a', 'peer');
   t.equal(byNobody.code, 0, byNobody.stderr);
   t.match(byNobody.stdout, /Released v2/);
+  // a claimed author counts only from root (the push hook): nobody's build is by nobody whatever it says
+  const claim = `const { ApiClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/cli/client.js'))});
+    new ApiClient(process.argv[1]).callWithProgress('build', { app: 'peer', dir: process.argv[2], by: 'key alice' }, () => undefined)
+      .then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); });`;
+  const claimed = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(process.execPath, ['-e', claim, d2.socket, psrc], { uid: 65534, gid: 65534, timeout: 60_000 }, (err, _out, stderr) => resolve({ code: err ? 1 : 0, stderr })),
+  );
+  t.equal(claimed.code, 0, claimed.stderr);
+  t.same((await releasesOf(d2, 'peer')).map((x) => [x.version, x.by]), [[3, 'nobody'], [2, 'nobody'], [1, 'root']], 'builds by nobody (uid 65534 in /etc/passwd), the claim ignored');
   t.equal((await d2.cli('apps:create', 'slow')).code, 0);
   t.equal((await d2.cli('buildpacks:set', path.join(FIXTURES, 'sleeps'), '-a', 'slow')).code, 0);
   const first = d2.cli('build', hello, '-a', 'slow');

@@ -316,10 +316,13 @@ t.test('bad input: one line, non-zero exit, state unchanged', async (t) => {
 
 t.test('releases and rollback', async (t) => {
   const r = await d.cli('releases', '-a', 'hello');
-  t.match(r.stdout, /^=== hello Releases\nv3 +Set GREETING config vars +\d{4}\/.*\nv2 +Deploy [0-9a-f]{8} .*\nv1 +Initial release /);
+  // the author column: every release here was made by root's CLI (the API reads the uid off the socket)
+  t.match(r.stdout, /^=== hello Releases\nv3 +Set GREETING config vars +root +\d{4}\/.*\nv2 +Deploy [0-9a-f]{8} +root +\d{4}\/.*\nv1 +Initial release +root /);
   const rb = await d.cli('rollback', 'v2', '-a', 'hello');
   t.equal(rb.code, 0, rb.stderr);
   t.match(rb.stdout, /v4 \(Rollback to v2\)/);
+  const rels = JSON.parse((await d.cli('releases', '-a', 'hello', '--json')).stdout) as { version: number; description: string; by?: string }[];
+  t.same(rels.map((x) => [x.version, x.by]), [[4, 'root'], [3, 'root'], [2, 'root'], [1, 'root']], 'rollback, config:set, deploy and apps:create by root in --json');
   t.same(JSON.parse((await d.cli('config', '-a', 'hello', '--json')).stdout), {});
   await allUp('hello', 2);
 });

@@ -227,11 +227,15 @@ t.test('through the daemon: the client is the requester (SO_PEERCRED)', async (t
   t.equal(ok.code, 0, ok.stderr);
   const logs = await d.cli('logs', '-a', 'peer', '--source', 'manifold');
   t.match(logs.stdout, /Deploy [0-9a-f]{8}: 1 files, 0\.0 MB/);
+  // the release is by the socket's user (uid 65534, named in /etc/passwd); config:set too
+  t.equal((await asNobody(['config:set', 'A=1', '-a', 'peer'], d.socket)).code, 0);
+  const rels = JSON.parse((await d.cli('releases', '-a', 'peer', '--json')).stdout) as { version: number; by?: string }[];
+  t.same(rels.map((x) => [x.version, x.by]), [[3, 'nobody'], [2, 'nobody'], [1, 'root']], 'config:set and deploy by nobody, apps:create by root');
 
   // progress as the copy goes, for the CLI: NDJSON lines, then the result
   const progress: { files: number; bytes: number }[] = [];
   const rel = await new ApiClient(d.socket).callWithProgress<{ version: number }, { files: number; bytes: number }>('deploy', { app: 'peer', dir: src }, (p) => progress.push(p));
-  t.equal(rel.version, 3);
+  t.equal(rel.version, 4);
   t.same(progress.at(-1), { files: 1, bytes: 'web: node index.js\n'.length }, 'the last progress line has the totals');
   const failed = await new ApiClient(d.socket).callWithProgress('deploy', { app: 'peer', dir: '/nonexistent' }, () => undefined).catch((e: unknown) => e);
   t.match(failed, { code: 'EDEPLOY', message: 'no such directory: /nonexistent' }, 'an error ends the stream');

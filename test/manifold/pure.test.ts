@@ -1,11 +1,15 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
-import { formatAge, formatPs, formatScale, joinCommand } from '../../src/cli/format';
+import { formatAge, formatPs, formatReleases, formatScale, joinCommand } from '../../src/cli/format';
 import { formatLine, formatTimestamp, LineSplitter, LogBuffer, splitChunks } from '../../src/manifold/logs/log-buffer';
 import { parseDuration, restartDelay, restartSchedule, cycleDelay, DEFAULT_POLICY } from '../../src/manifold/policy';
 import { parseProcfile, ProcfileError } from '../../src/manifold/procfile';
 import { applyScale, parseScaleArgs, ScaleSyntaxError } from '../../src/manifold/scale-syntax';
 import { appNameFromDir, checkAppName, checkConfigKey, parseConfigPairs } from '../../src/manifold/validate';
 import type { PsResult } from '../../src/manifold/api/protocol';
+import { userNameOf } from '../../src/manifold/author';
 
 t.test('Procfile: accepted lines', async (t) => {
   const cases: [string, Record<string, string>][] = [
@@ -158,4 +162,29 @@ t.test('CLI text output', async (t) => {
   t.equal(formatAge(8 * 3600_000 + 5), '8h');
   t.equal(joinCommand(['echo $HOME']), 'echo $HOME');
   t.equal(joinCommand(['echo', 'a b', "it's"]), `echo 'a b' 'it'\\''s'`);
+
+  // the author column (Heroku's), `-` for a release stored before authors were kept
+  const rel = (version: number, description: string, by?: string) => ({ version, description, createdAt: since, current: version === 3, ...(by ? { by } : {}) });
+  t.equal(
+    formatReleases('hello', [rel(3, 'Rollback to v1', 'key alice'), rel(2, 'Set A config vars', 'root'), rel(1, 'Initial release')], now),
+    [
+      '=== hello Releases',
+      'v3  Rollback to v1     key alice  2026/11/26 10:00:00 (~ 3m ago)',
+      'v2  Set A config vars  root       2026/11/26 10:00:00 (~ 3m ago)',
+      'v1  Initial release    -          2026/11/26 10:00:00 (~ 3m ago)',
+    ].join('\n'),
+  );
+});
+
+t.test('release author: the uid\'s name in the passwd file, else `uid N`', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-passwd-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'passwd');
+  fs.writeFileSync(file, 'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbad\x1bname:x:1001:1001::/:/bin/sh\n');
+  t.equal(userNameOf(0, file), 'root');
+  t.equal(userNameOf(1000, file), 'alice');
+  t.equal(userNameOf(10, file), 'uid 10', 'no entry');
+  t.equal(userNameOf(1001, file), 'uid 1001', 'a name with a control character is not shown');
+  t.equal(userNameOf(1000, path.join(dir, 'missing')), 'uid 1000', 'no file');
+  t.equal(userNameOf(0), 'root', 'the real /etc/passwd');
 });

@@ -80,8 +80,8 @@ t.test('through the manifold: identical deploys share a slug, a changed byte doe
   const m = new Manifold({ store: state, supervisor, logs, stateDir: dir, domain: 'test', routerPort: null });
   const slugRoot = path.join(dir, 'slugs');
   const src = tinyTree(path.join(dir, 'src'));
-  await m.createApp('one');
-  await m.createApp('two');
+  await m.createApp('one', 'root');
+  await m.createApp('two', 'root');
   await m.deploy('one', src);
   await m.deploy('one', src);
   await m.deploy('two', src);

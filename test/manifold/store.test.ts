@@ -52,3 +52,24 @@ t.test('store: a later migration applies once, on top of existing data', async (
   t.equal(s.schemaVersion(), 99, 'not applied twice');
   s.close();
 });
+
+t.test('store: a database from before authors (migration 3) keeps its releases, which read with no author', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mf-store-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'm.db');
+  // the schema as the daemon left it before `made_by` existed, with a release written then
+  let s = new Store(file, MIGRATIONS.filter((m) => m.version < 3));
+  t.equal(s.schemaVersion(), 2);
+  s.insertApp('old', 1000);
+  s.db.prepare("INSERT INTO releases (app, version, slug, procfile, config, description, created_at) VALUES ('old', 1, NULL, '{}', '{}', 'Initial release', 1000)").run();
+  s.close();
+  s = new Store(file);
+  t.equal(s.schemaVersion(), 3, 'migrated');
+  t.same(s.getRelease('old', 1), { app: 'old', version: 1, slug: null, procfile: {}, config: {}, description: 'Initial release', createdAt: 1000 }, 'no `by` key at all');
+  const r2 = s.insertRelease({ app: 'old', slug: '/x', procfile: { web: 'x' }, config: {}, description: 'Deploy', by: 'root' }, 2000);
+  t.equal(r2.by, 'root');
+  s.close();
+  s = new Store(file);
+  t.same(s.listReleases('old').map((r) => r.by), ['root', undefined], 'the new release has its author, the old one none');
+  s.close();
+});

@@ -77,7 +77,7 @@ t.test('through the API: a supervisor refusal reaches the client with its own co
   await api.listen();
   t.teardown(() => api.close());
 
-  manifold.createApp('known');
+  manifold.createApp('known', 'root');
   // in the store but not (or no longer) in the supervisor: before, this came back as "unknown dyno"
   store.insertApp('orphan');
   const orphan = await post(socketPath, 'ps:restart', { app: 'orphan' });

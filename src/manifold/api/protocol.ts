@@ -20,6 +20,8 @@ export interface ReleaseInfo {
   current: boolean;
   /** Releases made by `build`: slug size, build time, buildpacks used. */
   build?: { slugBytes: number; buildMs: number; buildpacks: string[] };
+  /** Who made it (Release.by); absent on releases stored before authors were kept. */
+  by?: string;
 }
 
 export interface PsResult {

@@ -11,6 +11,7 @@ import { ReadStream as TtyStream } from 'node:tty';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { native } from '../../runtime/native';
+import { userNameOf } from '../author';
 import type { Builder } from '../build/builder';
 import type { Requester } from '../deploy/build-slug';
 import { ManifoldError } from '../errors';
@@ -96,6 +97,11 @@ function requesterOf(socket: net.Socket): Requester {
   return { uid: c.uid, gid: c.gid };
 }
 
+/** The unix user name of the API caller: the author of the releases its request makes. */
+function authorOf(req: http.IncomingMessage): string {
+  return userNameOf(requesterOf(req.socket).uid);
+}
+
 function str(p: Params, k: string): string | undefined {
   const v = p[k];
   return typeof v === 'string' ? v : undefined;
@@ -121,15 +127,15 @@ export class ApiServer {
     this.handlers = {
       info: () => o.info(),
       apps: () => m.listApps(),
-      'apps:create': (p) => m.createApp(p.name),
+      'apps:create': (p, req) => m.createApp(p.name, authorOf(req)),
       'apps:destroy': (p) => m.destroyApp(p.app, p.confirm),
       'apps:info': (p) => m.info(p.app),
       'apps:settings': (p) => m.setSettings(p.app, p.settings ?? {}),
       deploy: (p, req) => m.deploy(p.app, p.dir, requesterOf(req.socket)),
       releases: (p) => m.releases(p.app),
-      rollback: (p) => m.rollback(p.app, p.version),
+      rollback: (p, req) => m.rollback(p.app, p.version, authorOf(req)),
       config: (p) => m.config(p.app),
-      'config:update': (p) => m.updateConfig(p.app, p.set, p.unset),
+      'config:update': (p, req) => m.updateConfig(p.app, p.set, p.unset, authorOf(req)),
       'ps:scale': (p) => m.scale(p.app, p.args),
       ps: (p) => m.ps(p.app),
       'ps:restart': (p) => m.restart(p.app, p.target),

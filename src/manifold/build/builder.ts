@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { resourcesFor } from '../../runtime/sizes';
 import type { BuildResult } from '../api/protocol';
+import { userNameOf } from '../author';
 import { ManifoldError } from '../errors';
 import { BuildDynos } from './build-dyno';
 import { Buildpacks, checkBuildpackDir, type ResolvedBuildpack } from './buildpacks';
@@ -158,13 +159,17 @@ export class Builder {
     const version = optionalText(req.version, 'version');
     const description = optionalText(req.description, 'description');
     const user = optionalText(req.user, 'user');
+    const requester = req.requester ?? { uid: 0, gid: 0 };
+    // a claimed author only from root (the push hook); anyone else is who SO_PEERCRED says
+    const claimed = optionalText(req.by, 'by');
+    const by = requester.uid === 0 && claimed !== undefined ? claimed : userNameOf(requester.uid);
     const say = (line: string): void => {
       onLine(line);
       this.o.logs.push(app, 'manifold', 'build', line);
     };
     const unlock = await this.acquire(app, say);
     try {
-      return await this.buildLocked(app, dir, { version, description, user, requester: req.requester ?? { uid: 0, gid: 0 } }, say, onLine);
+      return await this.buildLocked(app, dir, { version, description, user, by, requester }, say, onLine);
     } catch (err) {
       if (err instanceof ManifoldError && err.code !== 'EBUILDBUSY') {
         if (!(err instanceof BuildFailure && err.told)) say(` !     ${err.message}`);
@@ -179,7 +184,7 @@ export class Builder {
   private async buildLocked(
     app: string,
     source: string,
-    o: { version: string | undefined; description: string | undefined; user: string | undefined; requester: { uid: number; gid: number } },
+    o: { version: string | undefined; description: string | undefined; user: string | undefined; by: string; requester: { uid: number; gid: number } },
     say: (line: string) => void,
     onLine: (line: string) => void,
   ): Promise<BuildResult> {
@@ -267,6 +272,7 @@ export class Builder {
         bytes: written.bytes,
         procfile,
         description: desc,
+        by: o.by,
         build: meta0,
         ...(releaseCmd ? { beforeRelease: (slugDir: string, config: Record<string, string>) => this.releasePhase(app, slugDir, releaseCmd, config, say, onLine) } : {}),
       });

@@ -28,7 +28,7 @@ export interface BuildHost {
    */
   releaseBuiltSlug(
     name: string,
-    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
+    o: { tempDir: string; sha256: string; bytes: number; procfile: Record<string, string>; description: string; by: string; build: BuildMeta; beforeRelease?: (slugDir: string, config: Record<string, string>) => Promise<void> },
   ): Promise<Release>;
 }
 
@@ -50,6 +50,11 @@ export interface BuildRequest {
   version?: unknown;
   description?: unknown;
   user?: unknown;
+  /**
+   * The release's author as the caller knows it (the push hook: `key NAME` for an ssh push). Taken
+   * only from root, whose word the daemon trusts anyway; anyone else's build is by its own user name.
+   */
+  by?: unknown;
   /** Who is on the API connection: the source is read as this user. */
   requester?: { uid: number; gid: number };
 }

@@ -34,8 +34,8 @@ export interface AppView {
   release: number;
   formation: AppInfo['formation'];
   dynos: DynoView[];
-  /** Newest first, at most RELEASES_SHOWN. */
-  releases: (ReleaseInfo & { who: string })[];
+  /** Newest first, at most RELEASES_SHOWN; each with its author (`by`) when it has one. */
+  releases: ReleaseInfo[];
 }
 
 export interface StateView {
@@ -45,16 +45,6 @@ export interface StateView {
 
 export const RELEASES_SHOWN = 10;
 const HOUR = 3600_000;
-
-/**
- * Who made a release. The store keeps no author (only root, or the socket's group, can reach the
- * API), so this says what is known: a push's or build's user from its description, else "api".
- */
-export function releaseAuthor(r: ReleaseInfo): string {
-  const m = /pushed by (\S+)/.exec(r.description);
-  if (m) return m[1]!;
-  return r.build ? 'build' : 'api';
-}
 
 export async function stateView(model: DashboardModel, thisHost: string, now = Date.now()): Promise<StateView> {
   const apps: AppView[] = [];
@@ -79,7 +69,7 @@ export async function stateView(model: DashboardModel, thisHost: string, now = D
           release: d.release,
           oneoff: d.oneoff,
         })),
-        releases: releases.slice(0, RELEASES_SHOWN).map((r) => ({ ...r, who: releaseAuthor(r) })),
+        releases: releases.slice(0, RELEASES_SHOWN),
       });
     } catch {
       // destroyed between the list and the reads: it is simply gone from this snapshot

@@ -13,8 +13,11 @@ import type { AppRow, AppSettings, DynoRow, FormationRow, Release } from '../sto
 
 export type { AppRow, AppSettings, DynoRow, FormationRow, Release };
 
-/** A release as its author describes it; the store gives it the next version and the time. */
-export type ReleaseDraft = Pick<Release, 'slug' | 'procfile' | 'config' | 'description'> & Partial<Pick<Release, 'build'>>;
+/**
+ * A release as its author describes it; the store gives it the next version and the time. `by` is
+ * required here (only optional on Release, for old records) so no path can make a release without it.
+ */
+export type ReleaseDraft = Pick<Release, 'slug' | 'procfile' | 'config' | 'description'> & Partial<Pick<Release, 'build'>> & { by: string };
 
 /** Formation changes by process type (types not named are left as they are). */
 export type FormationChanges = Record<string, { quantity: number; size: string }>;

@@ -47,4 +47,10 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'release build metadata (slug size, build time, buildpacks)',
     sql: `ALTER TABLE releases ADD COLUMN build TEXT;`,
   },
+  {
+    version: 3,
+    // \`by\` is an SQL keyword; releases made before this read with no author (NULL)
+    name: 'release author (made_by)',
+    sql: `ALTER TABLE releases ADD COLUMN made_by TEXT;`,
+  },
 ];

@@ -44,6 +44,11 @@ export interface Release {
   createdAt: number;
   /** Releases made by a build: slug size, build time and the buildpacks used. */
   build?: { slugBytes: number; buildMs: number; buildpacks: string[] };
+  /**
+   * Who made it: the API caller's unix user name (`uid N` without a passwd entry), `key NAME` for an
+   * ssh push, `manifold` for the daemon itself. Absent on releases stored before authors were kept.
+   */
+  by?: string;
 }
 
 export interface FormationRow {
@@ -70,6 +75,7 @@ interface RawRelease {
   description: string;
   created_at: number;
   build?: string | null;
+  made_by?: string | null;
 }
 
 export class Store {
@@ -165,6 +171,7 @@ export class Store {
       description: r.description,
       createdAt: r.created_at,
       ...(typeof r.build === 'string' ? { build: JSON.parse(r.build) as NonNullable<Release['build']> } : {}),
+      ...(typeof r.made_by === 'string' ? { by: r.made_by } : {}),
     };
   }
 
@@ -186,8 +193,8 @@ export class Store {
   insertRelease(rel: Omit<Release, 'version' | 'createdAt'>, now = Date.now()): Release {
     const r = this.db.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM releases WHERE app = ?').get(rel.app) as { v: number };
     this.db
-      .prepare('INSERT INTO releases (app, version, slug, procfile, config, description, created_at, build) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(rel.app, r.v, rel.slug, JSON.stringify(rel.procfile), JSON.stringify(rel.config), rel.description, now, rel.build ? JSON.stringify(rel.build) : null);
+      .prepare('INSERT INTO releases (app, version, slug, procfile, config, description, created_at, build, made_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(rel.app, r.v, rel.slug, JSON.stringify(rel.procfile), JSON.stringify(rel.config), rel.description, now, rel.build ? JSON.stringify(rel.build) : null, rel.by ?? null);
     return { ...rel, version: r.v, createdAt: now };
   }
 

@@ -7,7 +7,7 @@ import type { Release, StateStore } from '../../../src/manifold/state/state-stor
 
 export type StateStoreFactory = (t: Test) => Promise<StateStore>;
 
-const initial = { slug: null, procfile: {}, config: {}, description: 'Initial release' };
+const initial = { slug: null, procfile: {}, config: {}, description: 'Initial release', by: 'root' };
 
 export function stateStoreSuite(t: Test, make: StateStoreFactory): void {
   t.test('apps: create with v1, list, get, settings merge, delete returns the slugs', async (t) => {
@@ -21,9 +21,9 @@ export function stateStoreSuite(t: Test, make: StateStoreFactory): void {
     t.same(await s.updateSettings('hello', { bootTimeoutMs: 1000 }), { stopGraceMs: 5000, bootTimeoutMs: 1000 }, 'a patch keeps the other settings');
     t.same((await s.getApp('hello'))?.settings, { stopGraceMs: 5000, bootTimeoutMs: 1000 });
     t.equal(await s.updateSettings('nope', {}), undefined);
-    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/a', procfile: { web: 'x' }, description: 'Deploy' }));
-    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/b', description: 'Deploy' }));
-    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/a', description: 'Rollback' }));
+    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/a', procfile: { web: 'x' }, description: 'Deploy', by: 'root' }));
+    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/b', description: 'Deploy', by: 'root' }));
+    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/a', description: 'Rollback', by: 'root' }));
     t.same((await s.deleteApp('hello')).sort(), ['/s/a', '/s/b']);
     t.equal(await s.getApp('hello'), undefined);
     t.same(await s.listReleases('hello'), []);
@@ -33,8 +33,8 @@ export function stateStoreSuite(t: Test, make: StateStoreFactory): void {
   t.test('releases: next version from the current one; null and throws write nothing', async (t) => {
     const s = await make(t);
     await s.createApp('hello', initial);
-    const r2 = await s.createRelease('hello', (cur) => ({ slug: '/s/1', procfile: { web: 'node s.js' }, config: { ...cur.config, A: '1' }, description: 'Deploy' }));
-    t.match(r2, { app: 'hello', version: 2, slug: '/s/1', config: { A: '1' } });
+    const r2 = await s.createRelease('hello', (cur) => ({ slug: '/s/1', procfile: { web: 'node s.js' }, config: { ...cur.config, A: '1' }, description: 'Deploy', by: 'alice' }));
+    t.match(r2, { app: 'hello', version: 2, slug: '/s/1', config: { A: '1' }, by: 'alice' });
     t.equal(await s.createRelease('hello', () => null), null);
     await t.rejects(s.createRelease('hello', () => { throw new Error('invalid'); }), /invalid/);
     t.same((await s.listReleases('hello')).map((r) => r.version), [2, 1], 'newest first, nothing added');
@@ -44,11 +44,22 @@ export function stateStoreSuite(t: Test, make: StateStoreFactory): void {
     await t.rejects(s.createRelease('nope', () => initial), { code: 'ENOAPP' });
   });
 
+  t.test('releases: each keeps its own author, read back by every read', async (t) => {
+    const s = await make(t);
+    await s.createApp('hello', initial);
+    // a draft spreading the current release still names its own author: nothing is inherited
+    await s.createRelease('hello', (cur) => ({ ...cur, config: { A: '1' }, description: 'Set A config vars', by: 'alice' }));
+    await s.createRelease('hello', (cur) => ({ ...cur, slug: '/s/1', description: 'Build abc', by: 'key bob' }));
+    t.same((await s.listReleases('hello')).map((r) => r.by), ['key bob', 'alice', 'root'], 'newest first');
+    t.equal((await s.currentRelease('hello'))?.by, 'key bob');
+    t.equal((await s.getRelease('hello', 2))?.by, 'alice');
+  });
+
   t.test('slugs in use: shared between apps until the last release goes', async (t) => {
     const s = await make(t);
     await s.createApp('a', initial);
     await s.createApp('b', initial);
-    const deploy = (cur: Release) => ({ ...cur, slug: '/slugs/shared', procfile: { web: 'x' }, description: 'Deploy' });
+    const deploy = (cur: Release) => ({ ...cur, slug: '/slugs/shared', procfile: { web: 'x' }, description: 'Deploy', by: 'root' });
     await s.createRelease('a', deploy);
     await s.createRelease('b', deploy);
     t.ok(await s.slugInUse('/slugs/shared'));
@@ -86,8 +97,8 @@ export function stateStoreSuite(t: Test, make: StateStoreFactory): void {
     for (let i = 0; i < 30; i++) {
       writes.push(
         i % 3 === 2
-          ? s.createRelease('hello', (cur) => ({ slug: `/slugs/${i}`, procfile: { web: 'x' }, config: cur.config, description: `Deploy ${i}` }))
-          : s.createRelease('hello', (cur) => ({ ...cur, config: { ...cur.config, [`K${i}`]: String(i) }, description: `Set K${i}` })),
+          ? s.createRelease('hello', (cur) => ({ slug: `/slugs/${i}`, procfile: { web: 'x' }, config: cur.config, description: `Deploy ${i}`, by: 'root' }))
+          : s.createRelease('hello', (cur) => ({ ...cur, config: { ...cur.config, [`K${i}`]: String(i) }, description: `Set K${i}`, by: 'root' })),
       );
     }
     const made = await Promise.all(writes);
