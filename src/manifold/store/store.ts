@@ -45,8 +45,8 @@ export interface Release {
   /** Releases made by a build: slug size, build time and the buildpacks used. */
   build?: { slugBytes: number; buildMs: number; buildpacks: string[] };
   /**
-   * Who made it: the API caller's unix user name (`uid N` without a passwd entry), `key NAME` for an
-   * ssh push, `manifold` for the daemon itself. Absent on releases stored before authors were kept.
+   * Who made it: the API caller's unix user name (`uid N` without a passwd entry), or `key NAME` for
+   * an ssh push. (The daemon makes no release on its own.) Absent on releases stored before authors were kept.
    */
   by?: string;
 }
