@@ -83,3 +83,29 @@ export function isLoopback(host: string): boolean {
   if (net.isIPv6(host)) return host === '::1' || /^::ffff:127\./i.test(host);
   return false;
 }
+
+/**
+ * A request target in origin form (`/path?query`): the only form a browser sends to a server it is
+ * not using as a proxy. `//host/…`, `http://host/…` and `*` name a host, which URL would read as one.
+ */
+export function originForm(target: string | undefined): boolean {
+  return target !== undefined && target.startsWith('/') && !target.startsWith('//');
+}
+
+/**
+ * Whether a Host header names this server as a loopback one: `localhost`, a loopback IP, or the
+ * listen host, any port (an ssh tunnel may use another one). A page of another site that rebinds
+ * its name to 127.0.0.1 sends its own name and is refused (DNS rebinding).
+ */
+export function hostAllowed(header: string | undefined, listenHost: string): boolean {
+  if (header === undefined || header === '') return false;
+  let name: string;
+  try {
+    name = new URL(`http://${header}`).hostname;
+  } catch {
+    return false;
+  }
+  // URL keeps an IPv6 literal in brackets and lowercases names
+  const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  return isLoopback(bare) || bare === listenHost.toLowerCase();
+}

@@ -9,6 +9,8 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parseListen, type RouterLoad } from '../../router';
+// the dashboard's checks of a request's target and Host, shared: the same attacks reach both servers
+import { hostAllowed, isLoopback, originForm } from '../dashboard/auth';
 import type { DynoStatus, SupervisorEvent } from '../supervisor/model';
 import type { DynoMetricsSource, RequestSample } from './types';
 
@@ -280,15 +282,26 @@ export class PrometheusMetrics {
   }
 }
 
+/**
+ * Connections at once: anyone on the host can connect, and each is a descriptor of the root daemon
+ * (measured: 300 idle connections were 300 descriptors); a Prometheus server or two need a few.
+ */
+export const METRICS_MAX_CONNECTIONS = 32;
+
 /** The /metrics endpoint: GET and HEAD only, 404 for any other path. */
 export class MetricsServer {
   private readonly server: http.Server;
   private address: { host: string; port: number } | undefined;
+  /** Bound to loopback: only loopback names in Host (see handle). */
+  private loopback = false;
 
   constructor(private readonly metrics: PrometheusMetrics) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Node's defaults let a slow-header connection live 60 s (plus a 30 s sweep) and a slow body 300 s;
+    // a scrape is one small GET: 10 s for the headers, 30 s for the whole request, swept every second
+    this.server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => void this.handle(req, res));
     // a scraper keeps its connection; the daemon's stop must not wait for it
     this.server.keepAliveTimeout = 5_000;
+    this.server.maxConnections = METRICS_MAX_CONNECTIONS;
   }
 
   async listen(spec: string): Promise<{ host: string; port: number }> {
@@ -299,6 +312,7 @@ export class MetricsServer {
     });
     const a = this.server.address() as { address: string; port: number };
     this.address = { host: a.address, port: a.port };
+    this.loopback = isLoopback(a.address);
     return this.address;
   }
 
@@ -317,15 +331,17 @@ export class MetricsServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
+    // refusals close the connection: a body announced with them is not read (a slow one held it 300 s)
+    const refuse = (status: number, text: string, headers: Record<string, string> = {}): void => {
+      res.writeHead(status, { ...headers, 'content-type': 'text/plain', connection: 'close' }).end(text);
+    };
+    if (!originForm(req.url)) return refuse(400, 'bad request\n');
+    // no token here: a web page that rebinds its name to 127.0.0.1 could read every app's numbers;
+    // it sends its own name as Host. A non-loopback bind has names we cannot know: no check there.
+    if (this.loopback && !hostAllowed(req.headers.host, this.address?.host ?? '127.0.0.1')) return refuse(421, 'misdirected request: scrape by a loopback address\n');
+    const path = req.url!.split('?')[0];
+    if (path !== '/metrics') return refuse(404, 'not found: try /metrics\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'method not allowed\n', { allow: 'GET, HEAD' });
     try {
       const body = await this.metrics.metrics();
       res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
