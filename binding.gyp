@@ -10,7 +10,7 @@
         "native/addon/file_lock.cc",
         "native/addon/file_watch.cc",
         "native/addon/helper_memfd.cc",
-        "native/addon/link_delete.cc",
+        "native/addon/rtnl_delete.cc",
         "native/addon/peer_cred.cc",
         "native/addon/spawn.cc",
         "native/addon/tables.cc"

@@ -1,10 +1,12 @@
-// N-API surface of the runtime: loadHelper(), spawn(), pipe(), ptys, file watches, deleteLink().
+// N-API surface of the runtime: loadHelper(), spawn(), pipe(), ptys, file watches, deleteLink(),
+// deleteNeighbour().
 // Everything else (cgroups, rootfs preparation, the config encoding) lives in TypeScript under
 // src/runtime/.
 #include <errno.h>
 #include <fcntl.h>
 #include <napi.h>
 #include <sched.h>
+#include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -20,7 +22,7 @@
 #include "file_lock.h"
 #include "file_watch.h"
 #include "helper_memfd.h"
-#include "link_delete.h"
+#include "rtnl_delete.h"
 #include "peer_cred.h"
 #include "spawn.h"
 #include "tables.h"
@@ -203,6 +205,42 @@ Napi::Value DeleteLink(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Runs DeleteNeighbour on a pool thread (RTNL, as DeleteLinkWorker).
+class DeleteNeighbourWorker : public Napi::AsyncWorker {
+ public:
+  DeleteNeighbourWorker(Napi::Function done, int ifindex, uint32_t address)
+      : Napi::AsyncWorker(done, "manifold:deleteNeighbour"), ifindex_(ifindex), address_(address) {}
+
+  void Execute() override { err_ = DeleteNeighbour(ifindex_, address_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (err_) Callback().Call({MakeSystemError(env, err_, "RTM_DELNEIGH", DYNO_STEP_NETWORK).Value()});
+    else Callback().Call({env.Null()});
+  }
+
+ private:
+  int ifindex_;
+  uint32_t address_;
+  int err_ = 0;
+};
+
+// deleteNeighbour(ifindex, address, done(err)): forgets the host's IPv4 neighbour entry for a dyno
+// address on the bridge. `address` is dotted-quad text; a malformed one is a TypeError here.
+Napi::Value DeleteNeighbourCall(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string text = info[1].As<Napi::String>();
+  struct in_addr addr;
+  if (inet_pton(AF_INET, text.c_str(), &addr) != 1) {
+    Napi::TypeError::New(env, "deleteNeighbour: not an IPv4 address: " + text).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto *worker = new DeleteNeighbourWorker(info[2].As<Napi::Function>(), info[0].As<Napi::Number>().Int32Value(), addr.s_addr);
+  worker->Queue();
+  return env.Undefined();
+}
+
 // pipe() -> [readFd, writeFd], both close-on-exec (a dyno gets them through dup3 only).
 Napi::Value Pipe(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -283,6 +321,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("deleteLink", Napi::Function::New(env, DeleteLink));
+  exports.Set("deleteNeighbour", Napi::Function::New(env, DeleteNeighbourCall));
   exports.Set("openPty", Napi::Function::New(env, OpenPty));
   exports.Set("resizePty", Napi::Function::New(env, ResizePty));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));

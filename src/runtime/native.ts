@@ -49,6 +49,8 @@ interface NativeAddon {
   pipe(): [number, number];
   /** Deletes a host network interface by name on a pool thread; an interface already gone is no error. */
   deleteLink(name: string, done: (err: Error | null) => void): void;
+  /** Deletes the host's IPv4 neighbour entry for `address` on interface `ifindex` on a pool thread; none is no error. */
+  deleteNeighbour(ifindex: number, address: string, done: (err: Error | null) => void): void;
   /** A pseudo-terminal pair [master, slave] (close-on-exec) of the given size. */
   openPty(cols: number, rows: number): [number, number];
   resizePty(masterFd: number, cols: number, rows: number): void;

@@ -242,19 +242,28 @@ export class BridgeNetwork {
     const owner = JSON.stringify(ownOwner(subtree));
     const first = this.base + 2;
     const count = this.size - 3; // minus network, gateway, broadcast
-    for (let attempt = 0; attempt < 64; attempt++) {
-      const addr = intToIp(first + randomInt(count));
+    const take = (addr: string): Lease | 'taken' => {
       const file = path.join(this.leaseDir, addr);
       try {
         fs.writeFileSync(file, owner, { flag: 'wx' });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (this.reclaimIfStale(file)) attempt--;
-        continue;
+        return this.reclaimIfStale(file) ? take(addr) : 'taken';
       }
       const veth = `mfv${randomBytes(4).toString('hex')}`;
       const vethIndex = 0x100000 + randomInt(0x3ff00000);
       return { address: addr, prefixLen: this.prefixLen, gateway: this.gateway, veth, vethIndex, bridgeIndex: this.index };
+    };
+    // random probing finds a free address at once while the subnet is far from full...
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const got = take(intToIp(first + randomInt(count)));
+      if (got !== 'taken') return got;
+    }
+    // ...and a nearly full one is scanned, so that any free address is found
+    const start = randomInt(count);
+    for (let i = 0; i < count; i++) {
+      const got = take(intToIp(first + ((start + i) % count)));
+      if (got !== 'taken') return got;
     }
     throw new DynoError({ errno: 105, syscall: 'lease', step: 'network', message: `no free address on ${this.name}` });
   }
@@ -272,8 +281,21 @@ export class BridgeNetwork {
     try {
       await new Promise<void>((resolve, reject) => native().deleteLink(lease.veth, (err) => (err ? reject(err) : resolve())));
     } finally {
+      // before the address can be leased again: the next dyno on it must not inherit this one's MAC
+      await this.forgetNeighbour(lease.address).catch(() => undefined);
       this.release(lease);
     }
+  }
+
+  /**
+   * Drops the host's ARP entry for a dyno address. A port leaving the bridge does not flush the
+   * bridge's neighbour table, so the host kept the old dyno's MAC for its address (REACHABLE, no
+   * probing): a new dyno leasing the address got nothing from the host, neither the port check nor
+   * the router's requests, for about a minute (measured on this kernel: 60 s, then FAILED), and a
+   * web dyno hit R10. Without the entry the host resolves the address afresh on first use.
+   */
+  forgetNeighbour(address: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => native().deleteNeighbour(this.index, address, (err) => (err ? reject(err) : resolve())));
   }
 
   /**
@@ -297,6 +319,9 @@ export class BridgeNetwork {
     if (owner === undefined && this.youngerThan(file, 10_000)) return false;
     const previousOwners = mine !== undefined && owner?.subtree === mine.subtree && !mine.live.has(path.basename(file));
     if (owner !== undefined && !previousOwners && ownerRuns(owner)) return false;
+    // its dyno died without releaseWithVeth: forget its MAC too (done on a pool thread in well under
+    // the time a new dyno on the address takes to start and be spoken to)
+    this.forgetNeighbour(path.basename(file)).catch(() => undefined);
     fs.rmSync(file, { force: true });
     return true;
   }

@@ -139,6 +139,43 @@ if (requireRoot(t)) {
     await web2.done.catch(() => undefined);
   }));
 
+  t.test("a new dyno on a released address is reached at once: the host forgets the old dyno's MAC", checked(leaks, async (t) => {
+    const appDir = makeAppDir(t);
+    const leaseDir = `${TEST_RUN_DIR}/net/${BRIDGE}`;
+    const neighbour = (address: string): string => execFileSync('ip', ['-4', 'neigh', 'show', address, 'dev', BRIDGE], { encoding: 'utf8' }).trim();
+    // another port keeps the bridge's carrier up: the last port leaving flushes the table by itself
+    const keeper = await runtime.start(testSpec({ name: 'worker.1', appDir, net: { mode: 'bridge' }, command: { argv: ['sleep', '60'] } }));
+    const web1 = startCaptured(runtime, testSpec({ name: 'web.1', appDir, port: 5000, net: { mode: 'bridge' }, command: sh(server) }));
+    const d1 = await web1.started;
+    const address = d1.address!;
+    t.equal(await waitForAnswer(address, 5000), 'hello from web.1');
+    t.match(neighbour(address), /lladdr/, `the host has web.1's MAC for ${address}: ${neighbour(address)}`);
+    await d1.stop(2000);
+    await web1.done.catch(() => undefined);
+    await runtime.settled();
+    t.equal(neighbour(address), '', 'its neighbour entry went with its veth');
+    // every other address taken (leases held by this live process), so web.2 must lease web.1's
+    const held: string[] = [];
+    const [a, b, c] = address.split('.');
+    for (let host = 2; host < 255; host++) {
+      const other = `${a}.${b}.${c}.${host}`;
+      if (other === address || fs.existsSync(`${leaseDir}/${other}`)) continue;
+      fs.writeFileSync(`${leaseDir}/${other}`, String(process.pid), { flag: 'wx' });
+      held.push(other);
+    }
+    t.teardown(() => held.forEach((h) => fs.rmSync(`${leaseDir}/${h}`, { force: true })));
+    const web2 = startCaptured(runtime, testSpec({ name: 'web.2', appDir, port: 5000, net: { mode: 'bridge' }, command: sh(server) }));
+    const d2 = await web2.started;
+    held.forEach((h) => fs.rmSync(`${leaseDir}/${h}`, { force: true }));
+    t.equal(d2.address, address, 'web.2 got the released address');
+    // with the old entry kept, the host sent to web.1's MAC: nothing for about a minute
+    t.equal(await waitForAnswer(address, 5000, 3000), 'hello from web.2', 'the host reaches web.2 at once');
+    await d2.stop(2000);
+    await web2.done.catch(() => undefined);
+    await keeper.stop(1000);
+    await keeper.exited;
+  }));
+
   t.test('net none shows only lo', checked(leaks, async (t) => {
     const r = await runDyno(runtime, testSpec({ appDir: makeAppDir(t), command: { argv: ['cat', '/proc/net/dev'] } }));
     const ifaces = r.stdout.split('\n').slice(2).map((l) => l.split(':')[0]?.trim()).filter(Boolean);
