@@ -198,7 +198,8 @@ t.test('default router workers: requests, bounded labels, in-flight, H-codes, cr
   t.equal((await d.cli('apps:create', 'empty')).code, 0);
   t.equal((await get(d.port, 'empty.localhost', '/x')).status, 503);
   t.equal((await get(d.port, 'nobody.localhost', '/y')).status, 404);
-  s = await scrapeUntil(d, 'H14 counted', (x) => x.value('manifold_router_errors_total', { app: 'empty', code: 'H14' }) === 1);
+  // each record reaches the daemon from the worker that served it, in its own time: wait for both
+  s = await scrapeUntil(d, 'H14 and the unknown host counted', (x) => x.value('manifold_router_errors_total', { app: 'empty', code: 'H14' }) === 1 && x.value('manifold_router_unrouted_requests_total', { status_class: '4xx' }) >= 1);
   t.equal(s.value('manifold_router_requests_total', { app: 'empty', status_class: '5xx' }), 1);
   t.ok(s.value('manifold_router_unrouted_requests_total', { status_class: '4xx' }) >= 1, 'the unknown host counted without an app label');
 
