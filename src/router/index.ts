@@ -140,6 +140,7 @@ export class Router extends EventEmitter implements RouterCore {
       const proto = spec.proto ?? 'http';
       const server = net.createServer({ noDelay: true }, (socket) => {
         new ClientConnection(this, socket, proto);
+        this.sweeper.start(); // idle, the sweep stops itself (below)
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -180,6 +181,9 @@ export class Router extends EventEmitter implements RouterCore {
     this.pool.sweep(now);
     // Quarantines lapse with time, not with table changes: let waiting requests look again.
     if (this.waiting.size > 0) for (const ex of [...this.waiting]) ex.dispatch();
+    // Nothing holds a deadline: no wake-up every sweep period on an idle router (a daemon's router
+    // workers each woke 100 times a second with no traffic); the next client starts it again.
+    if (this.clients.size === 0 && this.waiting.size === 0 && this.pool.empty()) this.sweeper.stop();
   }
 }
 

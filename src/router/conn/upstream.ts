@@ -167,6 +167,11 @@ export class UpstreamPool {
     stack.push(conn);
   }
 
+  /** No idle connection is kept (so none needs sweeping). */
+  empty(): boolean {
+    return this.idle.size === 0;
+  }
+
   /** Closes idle connections older than the idle expiry, and drops dead ones. */
   sweep(now: number): void {
     const limit = now - this.config.timeouts.upstreamIdleMs;
