@@ -71,6 +71,17 @@ function labsFeature(v: unknown): (typeof LABS)[number] {
   return f;
 }
 
+/** `labs:enable` / `labs:disable`: one app setting each feature maps to, set true or false. */
+function labsSwitch(on: boolean): ClientCommand {
+  return cmd(`labs:${on ? 'enable' : 'disable'} <feature>`, `Turn a labs feature ${on ? 'on' : 'off'} for an app (runtime-metrics)`, {}, async (a) => {
+    const app = appOf(a);
+    const f = labsFeature(a.feature);
+    await clientFor(a).call('apps:settings', { app, settings: { [f.setting]: on } });
+    if (a.json) json({ feature: f.name, enabled: on });
+    else out(`${on ? 'Enabling' : 'Disabling'} ${f.name} for ${app}... done`);
+  });
+}
+
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
 
 export const appCommands: ClientCommand[] = [
@@ -132,20 +143,8 @@ export const appCommands: ClientCommand[] = [
     if (a.json) json(rows);
     else out([`=== App Features (${app})`, ...rows.map((r) => `[${r.enabled ? '+' : ' '}] ${r.name.padEnd(16)} ${r.description}`)].join('\n'));
   }),
-  cmd('labs:enable <feature>', 'Turn a labs feature on for an app (runtime-metrics)', {}, async (a) => {
-    const app = appOf(a);
-    const f = labsFeature(a.feature);
-    await clientFor(a).call('apps:settings', { app, settings: { [f.setting]: true } });
-    if (a.json) json({ feature: f.name, enabled: true });
-    else out(`Enabling ${f.name} for ${app}... done`);
-  }),
-  cmd('labs:disable <feature>', 'Turn a labs feature off for an app (runtime-metrics)', {}, async (a) => {
-    const app = appOf(a);
-    const f = labsFeature(a.feature);
-    await clientFor(a).call('apps:settings', { app, settings: { [f.setting]: false } });
-    if (a.json) json({ feature: f.name, enabled: false });
-    else out(`Disabling ${f.name} for ${app}... done`);
-  }),
+  labsSwitch(true),
+  labsSwitch(false),
   cmd('deploy <dir>', 'Deploy a directory (with a Procfile) as a new release', {}, async (a) => {
     const app = appOf(a);
     const params = { app, dir: path.resolve(String(a.dir)) };

@@ -15,62 +15,21 @@ import type { LogFilter, LogLine } from '../../src/manifold/logs/log-buffer';
 import { DashboardServer } from '../../src/manifold/dashboard/server';
 import { leakScope, leftoverCgroups, leftoverProcesses } from '../runtime/helpers/leaks';
 import { sleep, TestDaemon, waitFor } from '../manifold/helpers/daemon';
+import { fdCount, rawRequest, type RawResponse } from '../manifold/helpers/raw-request';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root');
   process.exit(0);
 }
 
-interface Raw {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  /** The connection ended (the server closed it, or answered and closed). */
-  closed: boolean;
-}
-
-/**
- * One request as raw bytes on a fresh connection; resolves with the first response (status 0 when
- * none came) once the connection closes or `waitMs` passes.
- */
-function raw(port: number, request: string, waitMs = 2000): Promise<Raw> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    let text = '';
-    let done = false;
-    const finish = (closed: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.destroy();
-      const [head = '', ...rest] = text.split('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const c = l.indexOf(':');
-        if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
-      }
-      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0), headers, body: rest.join('\r\n\r\n'), closed });
-    };
-    const timer = setTimeout(() => finish(false), waitMs);
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.write(request);
-  });
-}
-
 /** A GET with Host 127.0.0.1:PORT unless `host` says otherwise; `Connection: close` so it ends. */
-function getRaw(port: number, target: string, opts: { host?: string | null; cookie?: string; method?: string; extra?: string; waitMs?: number } = {}): Promise<Raw> {
+function getRaw(port: number, target: string, opts: { host?: string | null; cookie?: string; method?: string; extra?: string; waitMs?: number } = {}): Promise<RawResponse> {
   const host = opts.host === undefined ? `127.0.0.1:${port}` : opts.host;
   const lines = [`${opts.method ?? 'GET'} ${target} HTTP/1.1`, ...(host === null ? [] : [`Host: ${host}`]), 'Connection: close'];
   if (opts.cookie) lines.push(`Cookie: ${opts.cookie}`);
   if (opts.extra) lines.push(opts.extra);
-  return raw(port, `${lines.join('\r\n')}\r\n\r\n`, opts.waitMs);
+  return rawRequest(port, `${lines.join('\r\n')}\r\n\r\n`, opts.waitMs);
 }
-
-const fdCount = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 
 /** Opens `n` connections that send nothing; resolves once all are connected (or refused). */
 async function idleConnections(port: number, n: number): Promise<net.Socket[]> {

@@ -3,66 +3,24 @@
  * `--metrics 127.0.0.1:0`, raw HTTP on real sockets; and the exposition itself fed hostile names
  * (labels must stay labels). The rules are in docs/metrics.md#prometheus.
  */
-import fs from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { PrometheusMetrics } from '../../src/manifold/metrics/prometheus';
 import type { DynoStatus } from '../../src/manifold/supervisor/model';
 import { leakScope, leftoverCgroups, leftoverProcesses } from '../runtime/helpers/leaks';
 import { sleep, TestDaemon, waitFor } from './helpers/daemon';
+import { fdCount, rawRequest, type RawResponse } from './helpers/raw-request';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root');
   process.exit(0);
 }
 
-interface Raw {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  closed: boolean;
-  /** ms from the request until the connection closed (-1: still open when we stopped waiting). */
-  closedAfter: number;
-}
-
-function raw(port: number, request: string, waitMs = 2000, keepSending?: () => string): Promise<Raw> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const t0 = Date.now();
-    let text = '';
-    let done = false;
-    const drip = keepSending ? setInterval(() => s.write(keepSending()), 500) : undefined;
-    const finish = (closed: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearInterval(drip);
-      s.destroy();
-      const [head = '', ...rest] = text.split('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const c = l.indexOf(':');
-        if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
-      }
-      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0), headers, body: rest.join('\r\n\r\n'), closed, closedAfter: closed ? Date.now() - t0 : -1 });
-    };
-    const timer = setTimeout(() => finish(false), waitMs);
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.write(request);
-  });
-}
-
-function req(port: number, target: string, opts: { method?: string; host?: string; extra?: string } = {}): Promise<Raw> {
+function req(port: number, target: string, opts: { method?: string; host?: string; extra?: string } = {}): Promise<RawResponse> {
   const lines = [`${opts.method ?? 'GET'} ${target} HTTP/1.1`, `Host: ${opts.host ?? `127.0.0.1:${port}`}`, 'Connection: close'];
   if (opts.extra) lines.push(opts.extra);
-  return raw(port, `${lines.join('\r\n')}\r\n\r\n`);
+  return rawRequest(port, `${lines.join('\r\n')}\r\n\r\n`);
 }
-
-const fdCount = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
 
 t.test('the endpoint, attacked', async (t) => {
   const d = new TestDaemon(['--metrics', '127.0.0.1:0']);
@@ -93,7 +51,7 @@ t.test('the endpoint, attacked', async (t) => {
     t.equal(head.body, '', 'HEAD: no body');
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']) t.equal((await req(port, '/metrics', { method, extra: 'Content-Length: 0' })).status, 405, method);
     // a body announced and never sent: answered and closed, not kept open reading it for minutes
-    const r = await raw(port, `POST /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 100000000\r\n\r\nxx`, 5000, () => 'x');
+    const r = await rawRequest(port, `POST /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 100000000\r\n\r\nxx`, 5000, () => 'x');
     t.equal(r.status, 405);
     t.ok(r.closed && r.closedAfter < 2000, `closed ${r.closedAfter} ms after the 405`);
   });
@@ -108,7 +66,7 @@ t.test('the endpoint, attacked', async (t) => {
   });
 
   t.test('slow headers (slowloris): closed within ~12 s', async (t) => {
-    const r = await raw(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`, 16_000, () => 'X-Drip: 1\r\n');
+    const r = await rawRequest(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`, 16_000, () => 'X-Drip: 1\r\n');
     t.ok(r.closed && r.closedAfter <= 13_000, `closed after ${r.closedAfter} ms`);
   });
 

@@ -154,17 +154,22 @@ export function countRunnable(cgroupDir: string, procRoot = '/proc'): number {
   return n;
 }
 
-/** Summed over the dyno's live processes: /proc/PID/status memory and /proc/PID/io storage bytes. */
-function procTotals(pids: number[], procRoot: string): ProcStatus & { readBytes: number; writeBytes: number } {
+/**
+ * Summed over the dyno's live processes: /proc/PID/io storage bytes, and /proc/PID/status memory
+ * when `memory` (the cgroup files cover memory where the controller and swap accounting are there).
+ */
+function procTotals(pids: number[], procRoot: string, memory: boolean): ProcStatus & { readBytes: number; writeBytes: number } {
   const sum = { rssAnon: 0, rssFile: 0, rssShmem: 0, swap: 0, readBytes: 0, writeBytes: 0 };
   for (const pid of pids) {
-    const status = readOptional(path.join(procRoot, String(pid), 'status'));
-    if (status === undefined) continue;
-    const s = parseProcStatus(status);
-    sum.rssAnon += s.rssAnon;
-    sum.rssFile += s.rssFile;
-    sum.rssShmem += s.rssShmem;
-    sum.swap += s.swap;
+    if (memory) {
+      const status = readOptional(path.join(procRoot, String(pid), 'status'));
+      if (status === undefined) continue;
+      const s = parseProcStatus(status);
+      sum.rssAnon += s.rssAnon;
+      sum.rssFile += s.rssFile;
+      sum.rssShmem += s.rssShmem;
+      sum.swap += s.swap;
+    }
     // a reaped child's I/O is added to its parent's (and dyno-init reaps every orphan), so the
     // live processes' sum is the dyno's cumulative I/O
     const io = readOptional(path.join(procRoot, String(pid), 'io'));
@@ -188,8 +193,10 @@ export function sampleMemory(cgroupDir: string, procRoot = '/proc'): DynoSample 
   // of it would report a dying dyno as using no memory at all
   if (pids.length === 0) throw new MetricsError('ENOPROCS', `dyno cgroup ${cgroupDir} has no processes`);
   const stat = readOptional(path.join(cgroupDir, 'memory.stat'));
+  const swapText = stat === undefined ? undefined : readOptional(path.join(cgroupDir, 'memory.swap.current'));
   const notes: SampleNote[] = [];
-  const proc = procTotals(pids, procRoot);
+  // the processes' memory only where a cgroup file is missing for it
+  const proc = procTotals(pids, procRoot, stat === undefined || swapText === undefined);
   let pgpgin = Math.round(proc.readBytes / PAGE_BYTES);
   let pgpgout = Math.round(proc.writeBytes / PAGE_BYTES);
   if (stat === undefined) {
@@ -198,7 +205,6 @@ export function sampleMemory(cgroupDir: string, procRoot = '/proc'): DynoSample 
     return { source: 'proc', memory: { total: proc.rssAnon + cache + proc.swap, rss: proc.rssAnon, cache, swap: proc.swap, pgpgin, pgpgout }, notes };
   }
   const s = parseFlatKeyed(stat);
-  const swapText = readOptional(path.join(cgroupDir, 'memory.swap.current'));
   let swap: number;
   if (swapText === undefined) {
     notes.push('no-swap-accounting');
