@@ -21,6 +21,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { BalanceStrategy, LoadResult, Router, RouterConfigInput, RoutesLoader } from '../router';
 import type { RouterWorkers } from '../router/workers/pool';
+import { RouterLogWriter } from './router-log-writer';
 
 // The router loads when it runs, not when the command line is parsed.
 const routerModule = (): typeof import('../router') => require('../router') as typeof import('../router');
@@ -91,7 +92,7 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
     throw err;
   }
   const prefix = args['log-prefix'];
-  const log = new LogBatcher(prefix);
+  const log = new RouterLogWriter(1, prefix);
   if ('workers' in router) {
     router.on('log', (entry) => log.push(entry.line, entry.time));
     router.on('worker-exit', (i, code) => process.stderr.write(`manifold router: worker ${i} exited (${code}), restarting it\n`));
@@ -121,7 +122,10 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
   const stop = (): void => {
     stopWatching();
     void loader.close();
-    void router.close().then(() => process.exit(0));
+    void router.close().then(() => {
+      log.flush();
+      process.exit(0);
+    });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
@@ -148,40 +152,3 @@ export const routerCommand: CommandModule = {
     }
   },
 };
-
-/**
- * Log lines leave in one stdout write per event-loop turn instead of one write(2) each, with the
- * ISO timestamp formatted once per millisecond: under load that was the largest cost per request.
- */
-class LogBatcher {
-  private pending = '';
-  private scheduled = false;
-  private stampMs = -1;
-  private stamp = '';
-
-  constructor(private readonly prefix: boolean) {}
-
-  /** `now`: when the router emitted the line (a worker's line arrives a little later). */
-  push(line: string, now: number): void {
-    if (this.prefix) {
-      if (now !== this.stampMs) {
-        this.stampMs = now;
-        this.stamp = `${new Date(now).toISOString()} heroku[router]: `;
-      }
-      this.pending += this.stamp + line + '\n';
-    } else {
-      this.pending += line + '\n';
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.scheduled = false;
-    const text = this.pending;
-    this.pending = '';
-    if (text) process.stdout.write(text);
-  }
-}

@@ -11,14 +11,15 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { resolveConfig, type ListenSpec, type RouterConfig, type RouterConfigInput } from './config';
 import { ClientConnection } from './conn/client-conn';
-import type { RouterCore } from './conn/context';
+import type { PendingClient, PendingRequest, RouterCore } from './conn/context';
 import type { Exchange } from './conn/exchange';
 import { UpstreamPool } from './conn/upstream';
 import { RouterError } from './errors';
 import { formatLogLine, type RouterLogRecord } from './log';
 import { Balancer } from './routing/balancer';
 import { addressDropped, RouteTable } from './routing/route-table';
-import { fireDue, Sweeper } from './timers';
+import { MemberList } from './member-list';
+import { fireIfDue, Sweeper } from './timers';
 
 export type { RouterConfig, RouterConfigInput, ListenSpec, BalanceStrategy, RouterTimeouts } from './config';
 export { resolveConfig, parseTimeouts, parseListen } from './config';
@@ -78,9 +79,9 @@ export class Router extends EventEmitter implements RouterCore {
   readonly pool: UpstreamPool;
   readonly quarantine = new Map<string, number>();
   readonly waiting = new Set<Exchange>();
-  readonly connecting = new Set<Exchange>();
-  readonly awaitingReply = new Set<Exchange>();
-  readonly clients = new Set<ClientConnection>();
+  readonly connecting = new MemberList<PendingRequest>('connectingSlot');
+  readonly awaitingReply = new MemberList<PendingRequest>('awaitingSlot');
+  readonly clients = new MemberList<PendingClient>('clientSlot');
   readonly appInFlight = new Map<string, number>();
   private readonly servers: net.Server[] = [];
   private readonly sweeper: Sweeper;
@@ -96,8 +97,11 @@ export class Router extends EventEmitter implements RouterCore {
     // idle pooled connections are closed; requests waiting for a dyno retry as soon as the table changes.
     this.table.on('change', (snapshot) => {
       this.pool.closeIdleWhere((address) => addressDropped(snapshot, address));
-      if (this.connecting.size > 0) for (const ex of [...this.connecting]) ex.onTableChange(snapshot);
-      if (this.awaitingReply.size > 0) for (const ex of [...this.awaitingReply]) ex.onTableChange(snapshot);
+      // Zero counts are kept between requests (no Map churn per request) and dropped here.
+      this.balancer.pruneIdle();
+      for (const [app, n] of this.appInFlight) if (n === 0) this.appInFlight.delete(app);
+      if (this.connecting.size > 0) for (const ex of this.connecting.toArray()) ex.onTableChange(snapshot);
+      if (this.awaitingReply.size > 0) for (const ex of this.awaitingReply.toArray()) ex.onTableChange(snapshot);
       for (const ex of [...this.waiting]) ex.dispatch();
     });
   }
@@ -113,7 +117,9 @@ export class Router extends EventEmitter implements RouterCore {
 
   /** A copy of the in-flight counts this router keeps for H11 anyway, and the boot queue's length. */
   load(): RouterLoad {
-    return { inFlight: new Map(this.appInFlight), queued: this.waiting.size };
+    const inFlight = new Map<string, number>();
+    for (const [app, n] of this.appInFlight) if (n > 0) inFlight.set(app, n);
+    return { inFlight, queued: this.waiting.size };
   }
 
   /** One event loop: the table is in force as soon as it changes. */
@@ -171,13 +177,13 @@ export class Router extends EventEmitter implements RouterCore {
     this.sweeper.stop();
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     this.servers.length = 0;
-    for (const c of [...this.clients]) c.destroy();
+    for (const c of this.clients.toArray()) c.destroy();
     this.pool.closeAll();
     await Promise.all(closing);
   }
 
   private sweep(now: number): void {
-    fireDue(this.clients, now);
+    this.clients.forEachRemovable((c) => fireIfDue(c, now));
     this.pool.sweep(now);
     // Quarantines lapse with time, not with table changes: let waiting requests look again.
     if (this.waiting.size > 0) for (const ex of [...this.waiting]) ex.dispatch();

@@ -51,13 +51,11 @@ export class Sweeper {
   }
 }
 
-/** Fires every due deadline in `items` (the callback may remove items; Set iteration tolerates it). */
-export function fireDue(items: Iterable<HasDeadline>, now: number): void {
-  for (const item of items) {
-    if (item.deadlineKind !== Deadline.None && item.deadline <= now) {
-      const kind = item.deadlineKind;
-      item.deadlineKind = Deadline.None;
-      item.onDeadline(kind);
-    }
+/** Fires `item`'s deadline if it is due (once: the kind is cleared first). */
+export function fireIfDue(item: HasDeadline, now: number): void {
+  if (item.deadlineKind !== Deadline.None && item.deadline <= now) {
+    const kind = item.deadlineKind;
+    item.deadlineKind = Deadline.None;
+    item.onDeadline(kind);
   }
 }

@@ -218,7 +218,7 @@ t.test('many requests connecting to a dropped dyno all move, with no leak', asyn
   t.equal(opened.filter((c) => c.backend.dyno === 'web.1').length, 20);
   t.ok(opened.filter((c) => c.backend.dyno === 'web.1').every((c) => c.socket.destroyed), 'every hung connect closed');
   t.equal(r.router.connecting.size, 0);
-  t.equal(r.router.appInFlight.size, 0, 'no in-flight count left');
+  t.equal(r.router.load().inFlight.size, 0, 'no in-flight count left');
   for (const c of clients) c.close();
 });
 
@@ -248,7 +248,7 @@ t.test('a GET already sent to a dyno that then drops, unanswered, is served by a
   t.equal(r.logs.find((l) => l.status === 200)?.dyno, 'web.2');
   t.equal(r.router.balancer.inFlight(a.address), 0, 'no in-flight count left on the dropped dyno');
   t.equal(r.router.balancer.inFlight(b.address), 0);
-  t.equal(r.router.appInFlight.size, 0);
+  t.equal(r.router.load().inFlight.size, 0);
   // The client connection is still good for the next request.
   c.write(GET);
   t.equal((await c.readResponse()).body.toString(), 'from-b');
@@ -285,7 +285,7 @@ t.test('a GET on a pooled keep-alive connection into a cut link is replayed else
   t.equal(a.requests.length, 3, 'nothing more sent to web.1');
   c2!.write(GET);
   t.equal((await c2!.readResponse()).body.toString(), 'from-b');
-  t.equal(r.router.appInFlight.size, 0);
+  t.equal(r.router.load().inFlight.size, 0);
   t.equal(r.router.awaitingReply.size, 0);
   c1!.close();
   c2!.close();
@@ -310,7 +310,7 @@ t.test('not replayed: a POST with a body, a bodiless POST; they end as before (H
   t.equal(r.logs.filter((l) => l.code === 'H12').length, 2, 'both end with H12 as before');
   t.equal(r.logs.filter((l) => l.code === null && l.at === 'warning').length, 0, 'no retry notice');
   t.equal(r.router.balancer.inFlight(a.address), 0);
-  t.equal(r.router.appInFlight.size, 0);
+  t.equal(r.router.load().inFlight.size, 0);
   c1.close();
   c2.close();
 });
@@ -342,7 +342,7 @@ t.test('not replayed: a response already started (head, or a first byte) when th
   t.equal((await c2.readResponse()).body.toString(), 'from-a');
   t.equal(r.logs.filter((l) => l.code === null && l.at === 'warning').length, 0, 'no retry notice');
   t.equal(r.router.balancer.inFlight(a.address), 0);
-  t.equal(r.router.appInFlight.size, 0);
+  t.equal(r.router.load().inFlight.size, 0);
   c1.close();
   c2.close();
 });

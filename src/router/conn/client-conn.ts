@@ -91,6 +91,8 @@ function onSocketError(): void {
 }
 
 export class ClientConnection implements HasDeadline, PendingClient {
+  /** Its index in the core's clients list (owned by the list). */
+  clientSlot = -1;
   deadline = 0;
   deadlineKind = Deadline.None;
   private phase = ClientPhase.Head;

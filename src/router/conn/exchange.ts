@@ -114,9 +114,9 @@ export class Exchange {
   private connectMs: number | null = null;
   private appCounted = false;
   private balancerCounted = false;
-  /** Members of the core's connecting / awaitingReply sets (so the end removes only what is there). */
-  private inConnecting = false;
-  private inAwaitingReply = false;
+  /** Indexes in the core's connecting / awaitingReply lists (-1: not a member); the lists own them. */
+  connectingSlot = -1;
+  awaitingSlot = -1;
   private queuedUntil = 0;
   /** The request body on its way to the dyno; null for a bodiless request. */
   private readonly body: RequestBody | null;
@@ -258,7 +258,7 @@ export class Exchange {
     if (backend === null || this.app === null) return;
     let upstream: UpstreamConnection;
     if (st.phase === Phase.Connecting) upstream = st.upstream;
-    else if (st.phase === Phase.Sent && !st.response.sawByte && this.inAwaitingReply) upstream = st.upstream;
+    else if (st.phase === Phase.Sent && !st.response.sawByte && this.awaitingSlot >= 0) upstream = st.upstream;
     else return;
     if (!backendDropped(snapshot.apps.get(this.app.name), backend.address)) return;
     const connecting = st.phase === Phase.Connecting;
@@ -552,24 +552,18 @@ export class Exchange {
   }
 
   private joinConnecting(): void {
-    this.inConnecting = true;
     this.core.connecting.add(this);
   }
 
   private leaveConnecting(): void {
-    if (!this.inConnecting) return;
-    this.inConnecting = false;
     this.core.connecting.delete(this);
   }
 
   private joinAwaitingReply(): void {
-    this.inAwaitingReply = true;
     this.core.awaitingReply.add(this);
   }
 
   private leaveAwaitingReply(): void {
-    if (!this.inAwaitingReply) return;
-    this.inAwaitingReply = false;
     this.core.awaitingReply.delete(this);
   }
 
@@ -587,9 +581,8 @@ export class Exchange {
     // the boot queue was left at the start of end() (leaveQueue)
     if (this.appCounted && this.app !== null) {
       this.appCounted = false;
-      const n = (this.core.appInFlight.get(this.app.name) ?? 1) - 1;
-      if (n <= 0) this.core.appInFlight.delete(this.app.name);
-      else this.core.appInFlight.set(this.app.name, n);
+      // An app with none in flight keeps its 0: deleting keys churns the Map (see member-list.ts).
+      this.core.appInFlight.set(this.app.name, Math.max(0, (this.core.appInFlight.get(this.app.name) ?? 1) - 1));
     }
   }
 

@@ -69,16 +69,20 @@ export class Balancer {
 
   release(address: string): void {
     const v = (this.outstanding.get(address) ?? 1) - 1;
-    if (v > 0) {
-      this.outstanding.set(address, v);
-      return;
-    }
-    this.outstanding.delete(address);
+    // A dyno with none in flight keeps its 0 (deleting keys per request churns the Map's tables,
+    // which V8 then promotes with everything they held: src/router/member-list.ts); pruneIdle() drops them.
+    this.outstanding.set(address, Math.max(0, v));
+    if (v > 0) return;
     const waiters = this.idleWaiters.get(address);
     if (waiters !== undefined) {
       this.idleWaiters.delete(address);
       for (const wake of waiters) wake();
     }
+  }
+
+  /** Forgets dynos with nothing in flight (on a table change: a dyno that left must not stay forever). */
+  pruneIdle(): void {
+    for (const [address, n] of this.outstanding) if (n === 0) this.outstanding.delete(address);
   }
 
   inFlight(address: string): number {
