@@ -83,7 +83,8 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
   const workers = args.workers ?? DEFAULT_WORKERS;
   if (!Number.isInteger(workers) || workers < 1) throw new (routerModule().RouterError)('ECONFIG', `--workers must be a positive integer (got ${workers})`);
   // One worker: the router runs on this thread (no fan-out to pay for).
-  const router = workers === 1 ? createRouter(config) : new (workersModule().RouterWorkers)({ workers, config });
+  // The log is only written out here: the workers post lines, not the records statistics need.
+  const router = workers === 1 ? createRouter(config) : new (workersModule().RouterWorkers)({ workers, config, logStats: false });
   const loader = new RoutesLoader(router.table, routesFile);
   try {
     await loader.load(true);
@@ -94,7 +95,9 @@ export async function runRouter(args: RouterArgs): Promise<Router | RouterWorker
   const prefix = args['log-prefix'];
   const log = new RouterLogWriter(1, prefix);
   if ('workers' in router) {
-    router.on('log', (entry) => log.push(entry.line, entry.time));
+    router.on('lines', (lines, times) => {
+      for (let i = 0; i < lines.length; i++) log.push(lines[i]!, times[i]!);
+    });
     router.on('worker-exit', (i, code) => process.stderr.write(`manifold router: worker ${i} exited (${code}), restarting it\n`));
   } else {
     router.on('log', (entry) => log.push(entry.line, Date.now()));

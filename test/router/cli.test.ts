@@ -161,3 +161,40 @@ t.test('a bad routes file at reload: error logged, the old table keeps routing',
   }
   t.notMatch(p.stderr, /routes reloaded/, 'no bad file was applied');
 });
+
+for (const workers of ['1', '2']) {
+  t.test(`--workers ${workers}: a burst of requests gives one whole, prefixed stdout line each`, async (t) => {
+    const dyno = await FakeDyno.start(() => okResponse('ok'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'router-cli-'));
+    const file = path.join(dir, 'routes.json');
+    fs.writeFileSync(file, routes(dyno.address));
+    const p = run(['router', '--listen', '127.0.0.1:0', '--routes', file, '--workers', workers]);
+    t.teardown(async () => {
+      p.child.kill('SIGKILL');
+      await dyno.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const port = Number((await p.waitErr(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const n = 300;
+    const clients = await Promise.all(Array.from({ length: 20 }, () => RawClient.connect(port)));
+    await Promise.all(
+      clients.map(async (c, ci) => {
+        for (let i = ci; i < n; i += clients.length) {
+          c.write(`GET /burst/${i}/${'x'.repeat(i % 7 === 0 ? 3000 : 10)} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
+          await c.readResponse();
+        }
+        c.close();
+      }),
+    );
+    await waitText(() => String(p.stdout.split('\n').filter((l) => l.includes('path="/burst/')).length), new RegExp(`^${n}$`), 5000);
+    const lines = p.stdout.split('\n').filter((l) => l.length > 0);
+    const whole = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z heroku\[router\]: at=info method=GET path="\/burst\/(\d+)\/x+" host=a\.test request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=\d+ protocol=http$/;
+    const seen = lines.map((l) => l.match(whole)?.[1]);
+    t.equal(lines.length, n, 'one line per request, nothing else on stdout');
+    t.ok(seen.every((s) => s !== undefined), 'every line whole and well-formed');
+    t.equal(new Set(seen).size, n, 'every request logged once');
+    const exited = new Promise<number | null>((resolve) => p.child.once('exit', (code) => resolve(code)));
+    p.child.kill('SIGTERM');
+    t.equal(await exited, 0, 'SIGTERM: clean exit');
+  });
+}

@@ -33,6 +33,11 @@ export interface RouterWorkersOptions {
   config: RouterConfigInput;
   /** Emit 'log' lines (default true); false spares the workers formatting them. */
   log?: boolean;
+  /**
+   * Per-line records for 'log' (default true). false: only the 'lines' batches, so the workers post
+   * nothing but the lines and their times (`manifold router`, which writes them out and keeps no statistics).
+   */
+  logStats?: boolean;
   /** Wait before restarting a worker that died within a second of starting (a crash loop). */
   restartDelayMs?: number;
 }
@@ -71,6 +76,8 @@ interface Slot {
 
 export declare interface RouterWorkers {
   on(event: 'log', listener: (entry: WorkerLogLine) => void): this;
+  /** One worker's turn of log lines at once, in order, with when each was emitted (ms since the epoch). */
+  on(event: 'lines', listener: (lines: readonly string[], times: readonly number[]) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   /** A worker exited unexpectedly (it is restarted). */
   on(event: 'worker-exit', listener: (index: number, code: number) => void): this;
@@ -233,7 +240,7 @@ export class RouterWorkers extends EventEmitter {
   }
 
   #start(index: number, specs: ListenSpec[]): Slot {
-    const data: RouterWorkerData = { config: this.#opts.config, log: this.#opts.log ?? true, cursors: this.#cursors.buffer };
+    const data: RouterWorkerData = { config: this.#opts.config, log: this.#opts.log ?? true, stats: this.#opts.logStats ?? true, cursors: this.#cursors.buffer };
     const worker = new Worker(path.join(__dirname, 'router-worker.js'), { workerData: data });
     let settle!: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void };
     const ready = new Promise<BoundSpec[]>((resolve, reject) => (settle = { resolve, reject }));
@@ -265,7 +272,9 @@ export class RouterWorkers extends EventEmitter {
         settle.reject(new RouterError('ELISTEN', `router worker ${slot.index}: ${m.message}`));
         return;
       case 'log': {
+        this.emit('lines', m.lines, m.times);
         const st = m.stats;
+        if (st === null || m.apps === null) return;
         for (let i = 0; i < m.lines.length; i++) {
           this.emit('log', { line: m.lines[i]!, time: m.times[i]!, worker: slot.index, app: m.apps[i] ?? null, status: st.status[i] ?? null, code: st.code[i] ?? null, serviceMs: st.serviceMs[i] ?? null, connectMs: st.connectMs[i] ?? null, bytes: st.bytes[i] ?? null, retry: st.retry[i] === true } satisfies WorkerLogLine);
         }

@@ -11,6 +11,8 @@ export interface RouterWorkerData {
   config: RouterConfigInput;
   /** Post log lines to the main thread (a router without log listeners formats none). */
   log: boolean;
+  /** Also post each line's app and numbers (the daemon's statistics need them; a plain log does not). */
+  stats: boolean;
   /** The pool's round-robin cursors (shared-cursors.ts). */
   cursors: SharedArrayBuffer;
 }
@@ -46,9 +48,10 @@ export type FromWorker =
   | { type: 'listen-error'; code: string; message: string }
   /**
    * One event-loop turn's log lines, in the order the worker's router emitted them, with each
-   * record's numbers in parallel arrays (the daemon's statistics read these, never the lines).
+   * record's app and numbers in parallel arrays (the daemon's statistics read these, never the
+   * lines); null when the pool was asked for lines only.
    */
-  | { type: 'log'; lines: string[]; times: number[]; apps: (string | null)[]; stats: LogStats }
+  | { type: 'log'; lines: string[]; times: number[]; apps: (string | null)[] | null; stats: LogStats | null }
   /** Answer to 'load': this worker's in-flight requests per app, and its boot queue. */
   | { type: 'load'; id: number; apps: string[]; inFlight: number[]; queued: number }
   | { type: 'error'; message: string }

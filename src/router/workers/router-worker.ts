@@ -25,7 +25,13 @@ let lines: string[] = [];
 let times: number[] = [];
 let apps: (string | null)[] = [];
 let stats = emptyStats();
-if (data.log) {
+if (data.log && !data.stats) {
+  router.on('log', (entry) => {
+    if (lines.length === 0) setImmediate(flushLog);
+    lines.push(entry.line);
+    times.push(Date.now());
+  });
+} else if (data.log) {
   router.on('log', (entry) => {
     if (lines.length === 0) setImmediate(flushLog);
     lines.push(entry.line);
@@ -44,7 +50,7 @@ function emptyStats(): LogStats {
 }
 function flushLog(): void {
   if (lines.length === 0) return;
-  post({ type: 'log', lines, times, apps, stats });
+  post(data.stats ? { type: 'log', lines, times, apps, stats } : { type: 'log', lines, times, apps: null, stats: null });
   lines = [];
   times = [];
   apps = [];
