@@ -13,6 +13,7 @@
 //   BENCH_SECONDS=6 BENCH_WARMUP=2 (before each run) BENCH_PREWARM=8 (once per proxy: JIT) BENCH_ROUNDS=3 BENCH_CONNECTIONS=64 BENCH_THREADS=2
 //   BENCH_HALF_SECONDS=$BENCH_SECONDS BENCH_HALF_RUNS=5 (half-load rounds; medians, spread printed) BENCH_STREAM_MB=1024 BENCH_STREAM_RUNS=2 BENCH_IDLE_CONNS=9000
 //   BENCH_ONLY=router,nginx,haproxy,http-proxy,net-floor  BENCH_ROUTER=auto|off|"cmd args"  BENCH_ROUTER_ARGS=""
+//   BENCH_ROUTER_BEFORE="cmd args" (another build, measured in the same run as target router-before)
 //   BENCH_PIN=1 (wrk/curl on CPU 0, proxies and backends on CPU 1)  BENCH_NODE_BACKEND=0
 //   BENCH_MAX_SECONDS=420 (hard stop)  BENCH_RESULTS_DIR=bench/results  BENCH_KEEP_TMP=0
 import { spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ import {
   ALL_PROXIES,
   BENCH_HOST,
   REPO_ROOT,
+  routerBeforeCommand,
   routerCommand,
   startAuxBackend,
   startNginxBackend,
@@ -64,7 +66,7 @@ const SERVER_CPUS = cfg.pin ? '1' : undefined;
 
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
 const routerCmd = routerCommand();
-const proxies: ProxyKind[] = ALL_PROXIES.filter((p) => (only ? only.has(p) : true)).filter((p) => p !== 'router' || routerCmd !== null);
+const proxies: ProxyKind[] = ALL_PROXIES.filter((p) => (only ? only.has(p) : true)).filter((p) => p !== 'router' || routerCmd !== null).filter((p) => p !== 'router-before' || routerBeforeCommand() !== null);
 const targets: Target[] = ['direct', ...proxies];
 
 const log = (msg: string): void => {

@@ -207,9 +207,19 @@ export function routerCommand(): { cmd: string; args: string[] } | null {
   return null;
 }
 
-export async function startRouter(port: number, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
-  const cmd = routerCommand();
-  if (!cmd) throw new Error('router command not found (set BENCH_ROUTER)');
+/**
+ * BENCH_ROUTER_BEFORE="cmd arg…" (e.g. `node /tmp/old/bin/manifold router`): another build of the
+ * router measured in the same run as target `router-before`, for a before/after that the box's
+ * drift between runs cannot blur.
+ */
+export function routerBeforeCommand(): { cmd: string; args: string[] } | null {
+  const parts = (process.env.BENCH_ROUTER_BEFORE ?? '').split(/\s+/).filter(Boolean);
+  return parts.length === 0 ? null : { cmd: parts[0] as string, args: parts.slice(1) };
+}
+
+export async function startRouter(port: number, backends: readonly string[], cpus: string | undefined, which: 'router' | 'router-before' = 'router'): Promise<Peer> {
+  const cmd = which === 'router' ? routerCommand() : routerBeforeCommand();
+  if (!cmd) throw new Error(which === 'router' ? 'router command not found (set BENCH_ROUTER)' : 'BENCH_ROUTER_BEFORE is not set');
   const dir = makeTempDir('router');
   const routes = {
     apps: {
@@ -225,22 +235,23 @@ export async function startRouter(port: number, backends: readonly string[], cpu
   // One event loop, as nginx (worker_processes 1) and the other peers here: `manifold router` now
   // defaults to a worker per core (bench:router-workers compares 1 and 2).
   if (!extra.includes('--workers')) extra.push('--workers', '1');
-  const proc = start('router', cmd.cmd, [...cmd.args, '--listen', `127.0.0.1:${port}`, '--routes', routesPath, ...extra], {
+  const proc = start(which, cmd.cmd, [...cmd.args, '--listen', `127.0.0.1:${port}`, '--routes', routesPath, ...extra], {
     cpus,
     logFile: process.env.BENCH_ROUTER_LOG === '1' ? join(dir, 'router.log') : undefined,
   });
   await waitForPort(port, 15_000, proc);
-  return { name: 'router', port, proc, dir };
+  return { name: which, port, proc, dir };
 }
 
-export type ProxyKind = 'router' | 'nginx' | 'haproxy' | 'http-proxy' | 'net-floor';
-export const ALL_PROXIES: readonly ProxyKind[] = ['router', 'nginx', 'haproxy', 'http-proxy', 'net-floor'];
+export type ProxyKind = 'router' | 'router-before' | 'nginx' | 'haproxy' | 'http-proxy' | 'net-floor';
+export const ALL_PROXIES: readonly ProxyKind[] = ['router', 'router-before', 'nginx', 'haproxy', 'http-proxy', 'net-floor'];
 
 export async function startProxy(kind: ProxyKind, backends: readonly string[], cpus: string | undefined): Promise<Peer> {
   const port = await freePort();
   switch (kind) {
     case 'router':
-      return startRouter(port, backends, cpus);
+    case 'router-before':
+      return startRouter(port, backends, cpus, kind);
     case 'nginx':
       return startNginxProxy(port, backends, cpus);
     case 'haproxy':
