@@ -58,6 +58,15 @@ async function servedBy(logs: WorkerLogLine[], id: string): Promise<number> {
   throw new Error(`no log line for ${id}`);
 }
 
+/** Waits until `n` log lines contain `marker` (lines reach the main thread in batches, a few ms after the responses). */
+async function linesArrived(logs: WorkerLogLine[], marker: string, n: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (logs.filter((l) => l.line.includes(marker)).length >= n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`only ${logs.filter((l) => l.line.includes(marker)).length} of ${n} log lines with ${marker}`);
+}
+
 /** Keep-alive connections until every worker has at least `each` of them (at most 200 connections). */
 async function connsPerWorker(port: number, logs: WorkerLogLine[], workers: number, each: number): Promise<RawClient[][]> {
   const by: RawClient[][] = Array.from({ length: workers }, () => []);
@@ -116,7 +125,7 @@ t.test('round-robin turns are shared by the workers: requests alternating betwee
   // to the same dyno).
   const ids = Array.from({ length: 8 }, (_, i) => `shared-rr-${i}`);
   for (let i = 0; i < ids.length; i++) t.equal(await get(by[i % 2]![0]!, ids[i]!), 200);
-  await servedBy(logs, ids[7]!);
+  await Promise.all(ids.map((id) => servedBy(logs, id))); // each worker's lines come in its own batches
   const mine = ids.map((id) => logs.find((l) => l.line.includes(`request_id=${rid(id)} `))!);
   t.same(mine.map((l) => l.worker), [0, 1, 0, 1, 0, 1, 0, 1], 'the requests alternated between the workers');
   const dynos = mine.map((l) => /dyno=(\S+)/.exec(l.line)![1]);
@@ -143,6 +152,7 @@ t.test('a route change acknowledged by synced() reaches every worker: no request
   pool.table.setBackends('web', [{ dyno: 'web.1', address: a.address }, { dyno: 'web.2', address: b.address }]);
   await pool.synced();
   for (const c of by.flat()) for (let i = 0; i < 2; i++) await get(c, `back-${++seq}`);
+  await linesArrived(logs, 'request_id=workers-test-req-back-', by.flat().length * 2);
   const served = new Set(logs.filter((l) => l.line.includes('request_id=workers-test-req-back-') && l.line.includes('dyno=web.2')).map((l) => l.worker));
   t.same([...served].sort(), [0, 1], 'both workers route to the re-added dyno');
   for (const c of by.flat()) c.close();

@@ -20,20 +20,27 @@ const cursors = new CursorView(data.cursors);
 router.balancer.shareCursors(cursors);
 const post = (m: FromWorker): void => port.postMessage(m);
 
-// Lines leave once per turn, in emission order: one message instead of one per request.
+// Lines leave in emission order, a batch at most every LOG_BATCH_MS (or at LOG_BATCH_LINES): one
+// message, and one wake-up of the main thread, per batch instead of per request or per turn. On a
+// busy worker a turn holds a few requests, and a message per turn woke the main thread thousands of
+// times a second. waitIdle and close flush first, so nothing is held back past a drain or a stop.
+const LOG_BATCH_MS = 5;
+const LOG_BATCH_LINES = 256;
+let flushTimer: NodeJS.Timeout | null = null;
 let lines: string[] = [];
 let times: number[] = [];
 let apps: (string | null)[] = [];
 let stats = emptyStats();
 if (data.log && !data.stats) {
   router.on('log', (entry) => {
-    if (lines.length === 0) setImmediate(flushLog);
+    if (lines.length === 0) flushTimer = setTimeout(flushLog, LOG_BATCH_MS);
     lines.push(entry.line);
     times.push(Date.now());
+    if (lines.length >= LOG_BATCH_LINES) flushLog();
   });
 } else if (data.log) {
   router.on('log', (entry) => {
-    if (lines.length === 0) setImmediate(flushLog);
+    if (lines.length === 0) flushTimer = setTimeout(flushLog, LOG_BATCH_MS);
     lines.push(entry.line);
     times.push(Date.now());
     apps.push(entry.app);
@@ -43,12 +50,17 @@ if (data.log && !data.stats) {
     stats.connectMs.push(entry.connectMs);
     stats.bytes.push(entry.bytes);
     stats.retry.push(isRetryNotice(entry));
+    if (lines.length >= LOG_BATCH_LINES) flushLog();
   });
 }
 function emptyStats(): LogStats {
   return { status: [], code: [], serviceMs: [], connectMs: [], bytes: [], retry: [] };
 }
 function flushLog(): void {
+  if (flushTimer !== null) {
+    clearTimeout(flushTimer);
+    flushTimer = null;
+  }
   if (lines.length === 0) return;
   post(data.stats ? { type: 'log', lines, times, apps, stats } : { type: 'log', lines, times, apps: null, stats: null });
   lines = [];
