@@ -11,11 +11,16 @@
  *   (Heroku's missed-update incident, spec [H6]).
  * While etcd doesn't answer, the last table stays as it is and is never pruned (gorouter's
  * `suspend_pruning_if_nats_unavailable`): a router that can't read etcd keeps routing.
+ *
+ * An app whose every endpoint vanished with its hosts' leases (expired or revoked, the dynos most
+ * likely alive) keeps its last backends for a bounded grace, or until fresh endpoints arrive
+ * (lease-grace.ts); deliberate removals (scale to 0, destroy, maintenance, stops) apply at once.
  */
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, IRangeResponse, IWatchResponse, Lease, Watcher } from 'etcd3';
 import type { AppInput, RouteTable } from '../router/routing/route-table';
 import { keys, PREFIX } from './keys';
+import { graceKeyOf, LeaseGrace, webQuantity } from './lease-grace';
 import { deriveApp, groupByApp, routeKeyOf } from './route-state';
 import type { RouterRecord } from './records';
 import { settleWithin } from './settle';
@@ -46,6 +51,11 @@ export interface RouteFeedOptions {
    * appliedRev that drains wait for) only then. Default: at once (an in-thread Router).
    */
   inForce?: () => Promise<void>;
+  /**
+   * How long an app left without any backend keeps the backends it lost with their hosts' leases
+   * (lease-grace.ts); 0 turns it off. Default 2 × router.ttlSeconds (the host TTL in a daemon), else 6000.
+   */
+  leaseGraceMs?: number;
 }
 
 export type ResyncReason = 'start' | 'watch-error' | 'watchdog' | 'periodic';
@@ -68,12 +78,17 @@ function errText(err: unknown): string {
 }
 
 export class RouteFeed extends EventEmitter {
-  readonly #o: Required<Omit<RouteFeedOptions, 'router' | 'log' | 'inForce'>> & Pick<RouteFeedOptions, 'router' | 'inForce'>;
+  readonly #o: Required<Omit<RouteFeedOptions, 'router' | 'log' | 'inForce' | 'leaseGraceMs'>> & Pick<RouteFeedOptions, 'router' | 'inForce'>;
   readonly #log: (line: string) => void;
   /** Route keys by app (app → full key → value): what the table is derived from. */
   #byApp = new Map<string, Map<string, string>>();
   /** The route input last given to the table per app (JSON), so unchanged apps aren't swapped. */
   #inputs = new Map<string, string>();
+  /** Hosts whose `hosts/<id>` key exists, and each app's web formation quantity (for the grace). */
+  #hosts = new Set<string>();
+  #webQty = new Map<string, number>();
+  readonly #grace: LeaseGrace;
+  #graceTimer: NodeJS.Timeout | undefined;
   #rev = 0;
   /** The revision in force: #rev once the router's workers all route by it (see inForce). */
   #forceRev = 0;
@@ -108,6 +123,7 @@ export class RouteFeed extends EventEmitter {
     const promise = new Promise<void>((r) => (resolve = r));
     this.#firstListing = { resolve, promise };
     if (o.router) this.#registration = new RouterRegistration(o.client, o.router, () => this.#forceRev, this.#log);
+    this.#grace = new LeaseGrace(o.leaseGraceMs ?? (o.router ? 2 * o.router.ttlSeconds * 1000 : 6000), this.#log);
   }
 
   /** The etcd revision the router routes by (0 before the first listing): see RouteFeedOptions.inForce. */
@@ -161,6 +177,7 @@ export class RouteFeed extends EventEmitter {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#graceTimer);
     this.#dropWatch();
     this.#pending = undefined;
     if (this.#sleep) {
@@ -231,31 +248,79 @@ export class RouteFeed extends EventEmitter {
 
   /** Replaces the state with a listing at `rev`, swapping only the apps whose route changed. */
   #install(reason: ResyncReason, rev: number, kvs: IKeyValue[]): void {
-    const byApp = groupByApp(kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const));
-    const changed = new Set<string>();
-    for (const app of new Set([...this.#byApp.keys(), ...byApp.keys()])) {
-      const before = this.#inputs.get(app);
-      const input = deriveApp(app, byApp.get(app) ?? new Map(), this.#o.domain);
-      if ((input === undefined ? undefined : JSON.stringify(input)) !== before) changed.add(app);
+    const pairs = kvs.map((kv) => [kv.key.toString(), kv.value.toString()] as const);
+    const byApp = groupByApp(pairs);
+    const hosts = new Set<string>();
+    const webQty = new Map<string, number>();
+    for (const [key, value] of pairs) {
+      const gk = graceKeyOf(key);
+      if (gk?.kind === 'host') hosts.add(gk.host);
+      else if (gk?.kind === 'web-formation') webQty.set(gk.app, webQuantity(value));
     }
+    if (this.#listedRev > 0) this.#noteListingLosses(rev, byApp, hosts);
+    const apps = new Set([...this.#byApp.keys(), ...byApp.keys()]);
     this.#byApp = byApp;
+    this.#hosts = hosts;
+    this.#webQty = webQty;
     this.#rev = rev;
     this.#listedRev = rev;
+    let changed = 0;
     if (reason === 'start') {
       this.#replaceAll();
     } else {
-      for (const app of changed) this.#applyApp(app);
-      if (changed.size > 0 && reason !== 'watch-error') this.#log(`route feed: ${reason} re-list at revision ${rev} changed ${changed.size} app(s): ${[...changed].slice(0, 5).join(', ')}`);
+      const names: string[] = [];
+      for (const app of new Set([...apps, ...this.#grace.holdingApps()])) if (this.#applyApp(app)) names.push(app);
+      changed = names.length;
+      if (changed > 0 && reason !== 'watch-error') this.#log(`route feed: ${reason} re-list at revision ${rev} changed ${changed} app(s): ${names.slice(0, 5).join(', ')}`);
     }
-    this.emit('resync', reason, rev, changed.size);
+    this.#armGrace();
+    this.emit('resync', reason, rev, changed);
     this.#applied(rev);
+  }
+
+  /**
+   * A listing has no per-key revisions: an endpoint gone since the state last known, whose host's key
+   * is gone too, went with the lease (both count as deleted at the listing's revision).
+   */
+  #noteListingLosses(rev: number, byApp: Map<string, Map<string, string>>, hosts: Set<string>): void {
+    for (const host of this.#hosts) if (!hosts.has(host)) this.#grace.hostDeleted(host, rev);
+    for (const host of hosts) if (!this.#hosts.has(host)) this.#grace.hostPut(host, Date.now());
+    for (const [app, entries] of this.#byApp) {
+      const now = byApp.get(app);
+      for (const [key, value] of entries) if (!now?.has(key) && routeKeyOf(key)?.kind === 'endpoint') this.#grace.endpointDeleted(app, key, value, rev);
+    }
+    for (const [app, entries] of byApp) {
+      const before = this.#byApp.get(app);
+      for (const key of entries.keys()) if (!before?.has(key) && routeKeyOf(key)?.kind === 'endpoint') this.#grace.endpointPut(app, key);
+    }
+    this.#grace.settle(Date.now());
+  }
+
+  /** The input the table gets for `app`: its keys' derivation, with the lease-loss grace applied. */
+  #effective(app: string): AppInput | undefined {
+    const input = deriveApp(app, this.#byApp.get(app) ?? new Map(), this.#o.domain);
+    return this.#grace.overlay(app, input, this.#webQty.get(app), Date.now());
+  }
+
+  /** A timer at the earliest end of a hold: the apps held are applied again then. */
+  #armGrace(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    const next = this.#grace.nextExpiry();
+    if (next === undefined || !this.#running) return;
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = undefined;
+      if (!this.#running) return;
+      for (const app of this.#grace.holdingApps()) this.#applyApp(app);
+      this.#armGrace();
+    }, Math.max(0, next - Date.now()) + 1);
   }
 
   #replaceAll(): void {
     const apps: Record<string, AppInput> = {};
     this.#inputs.clear();
-    for (const [app, entries] of this.#byApp) {
-      const input = deriveApp(app, entries, this.#o.domain);
+    for (const app of this.#byApp.keys()) {
+      const input = this.#effective(app);
       if (!input) continue;
       apps[app] = input;
       this.#inputs.set(app, JSON.stringify(input));
@@ -270,11 +335,11 @@ export class RouteFeed extends EventEmitter {
     }
   }
 
-  /** Brings one app of the table in line with its keys: one atomic swap, or none if unchanged. */
-  #applyApp(app: string): void {
-    const input = deriveApp(app, this.#byApp.get(app) ?? new Map(), this.#o.domain);
+  /** Brings one app of the table in line with its keys: one atomic swap, or none (false) if unchanged. */
+  #applyApp(app: string): boolean {
+    const input = this.#effective(app);
     const json = input === undefined ? undefined : JSON.stringify(input);
-    if (json === this.#inputs.get(app) && (input === undefined) === !this.#o.table.app(app)) return;
+    if (json === this.#inputs.get(app) && (input === undefined) === !this.#o.table.app(app)) return false;
     try {
       if (input === undefined) {
         this.#inputs.delete(app);
@@ -286,6 +351,7 @@ export class RouteFeed extends EventEmitter {
     } catch (err) {
       this.#log(`route feed: app ${app} not updated: ${errText(err)}`);
     }
+    return true;
   }
 
   #watch(rev: number): void {
@@ -342,21 +408,45 @@ export class RouteFeed extends EventEmitter {
       fresh = true;
       rev = Math.max(rev, evRev);
       const key = ev.kv.key.toString();
+      const put = ev.type === 'Put';
+      const gk = graceKeyOf(key);
+      if (gk?.kind === 'host') {
+        if (put) {
+          this.#hosts.add(gk.host);
+          for (const app of this.#grace.hostPut(gk.host, Date.now())) touched.add(app);
+        } else {
+          this.#hosts.delete(gk.host);
+          this.#grace.hostDeleted(gk.host, evRev);
+        }
+        continue;
+      }
+      if (gk?.kind === 'web-formation') {
+        if (put) this.#webQty.set(gk.app, webQuantity(ev.kv.value.toString()));
+        else this.#webQty.delete(gk.app);
+        touched.add(gk.app);
+        continue;
+      }
       const rk = routeKeyOf(key);
       if (!rk) continue;
       let entries = this.#byApp.get(rk.app);
-      if (ev.type === 'Put') {
+      if (put) {
         if (!entries) this.#byApp.set(rk.app, (entries = new Map()));
         entries.set(key, ev.kv.value.toString());
+        if (rk.kind === 'endpoint') this.#grace.endpointPut(rk.app, key);
       } else if (entries) {
+        const was = entries.get(key);
+        if (was !== undefined && rk.kind === 'endpoint') this.#grace.endpointDeleted(rk.app, key, was, evRev);
         entries.delete(key);
         if (entries.size === 0) this.#byApp.delete(rk.app);
       }
       touched.add(rk.app);
     }
     if (!fresh) return;
+    // after the whole batch: a lease's keys come in one revision, the host key after its endpoints
+    for (const app of this.#grace.settle(Date.now(), rev)) touched.add(app);
     this.#rev = rev;
     for (const app of touched) this.#applyApp(app);
+    this.#armGrace();
     this.#applied(rev);
   }
 

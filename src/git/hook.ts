@@ -95,7 +95,12 @@ async function lockApp(app: string, locks: string): Promise<number> {
   const prevPid = Number(previous.split(' ')[0]);
   if (previous && prevPid > 0) {
     const until = Date.now() + 60_000;
-    while (identity(prevPid) === previous && Date.now() < until) await sleep(20);
+    while (identity(prevPid) === previous && Date.now() < until) {
+      // the lock was free, but the last holder's receive-pack is still updating its ref: that is waiting too
+      if (!told) say(`-----> Waiting for another push to ${app} to finish`);
+      told = true;
+      await sleep(20);
+    }
   }
   fs.writeFileSync(ownerFile, `${identity(process.ppid) ?? ''}\n`, { mode: 0o600 });
   return fd;

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
 import { keys, PREFIX } from '../../src/cluster/keys';
+import { HOST_BACK_MS } from '../../src/cluster/lease-grace';
 import type { EndpointRecord, RouterRecord, StatusRecord } from '../../src/cluster/records';
 import { RouteFeed, type ResyncReason, type RouteFeedOptions } from '../../src/cluster/route-feed';
 import { deriveRoutes } from '../../src/cluster/route-state';
@@ -201,6 +202,105 @@ function main(): void {
     await w.delete().key(keys.appMeta('c'));
     await waitFor(() => fed.table.app('c') === undefined, 2000, 'c removed');
     t.ok(await converged(fed), 'table = derivation');
+  });
+
+  t.test("lease loss: an app left with no backend keeps its last ones for the grace; deliberate removals apply at once", async (t) => {
+    const GRACE = 3000;
+    const fed = await startFeed(t, { leaseGraceMs: GRACE });
+    t.teardown(() => t.comment(fed.logs.join('\n')));
+    const ep = (host: string, address: string): string => JSON.stringify({ host, address, state: 'up', gen: 1, release: 1 } satisfies EndpointRecord);
+    const hostRec = (id: string): string => JSON.stringify({ id, incarnation: 'x', uplink: '127.0.0.1', subnet: null, roles: ['dynos'], clusterPort: 1, startedAt: 1 });
+    const addresses = (app: string): string[] => (fed.table.app(app)?.backends ?? []).map((b) => b.address).sort();
+    /** A host's lease as an agent holds it: its hosts/<id> key and its endpoints in one lease. */
+    const agent = async (host: string, eps: [app: string, slot: string, instance: string, address: string][]): Promise<ReturnType<Etcd3['lease']>> => {
+      const lease = w.lease(30);
+      await lease.put(keys.host(host)).value(hostRec(host));
+      for (const [app, slot, instance, address] of eps) await lease.put(keys.endpoint(app, slot, instance)).value(ep(host, address));
+      return lease;
+    };
+    const held = (app: string): number => fed.logs.filter((l) => l.includes(`app ${app}: its endpoints vanished with host lease`)).length;
+    await w.put(keys.appMeta('g')).value(meta());
+    await w.put(keys.formation('g', 'web')).value(JSON.stringify({ quantity: 1, size: 'standard-1x' }));
+
+    // the only endpoint goes with its host's lease: kept until a fresh one arrives
+    const l1 = await agent('hg1', [['g', 'web.1', 'i1', '10.201.1.1:5000']]);
+    await waitFor(() => addresses('g').join() === '10.201.1.1:5000', 2000, 'g routed to i1');
+    await l1.revoke();
+    await waitFor(() => held('g') === 1, 2000, 'the hold logged');
+    await sleep(1000);
+    t.same(addresses('g'), ['10.201.1.1:5000'], '1 s after the lease went: still routed to its last backend');
+    t.notOk(await w.get(keys.endpoint('g', 'web.1', 'i1')).string(), 'while its key is gone from etcd');
+    // the host comes back: its key first, its endpoint in a later Txn (leased-keys.ts writes ≤128 ops per Txn)
+    let empty = 0;
+    const onChange = (): void => void (addresses('g').length === 0 && empty++);
+    fed.table.on('change', onChange);
+    const l2 = await agent('hg1', [['g', 'web.1', 'i2', '10.201.1.2:5000']]);
+    await waitFor(() => addresses('g').join() === '10.201.1.2:5000', 2000, 'the fresh endpoint replaces the held one');
+    fed.table.off('change', onChange);
+    t.pass('fresh endpoint: the hold ends');
+    t.equal(empty, 0, 'never without a backend between the host key and its endpoint');
+
+    // lost again, and nothing comes back: gone once the grace is over
+    const lostAt = Date.now();
+    await l2.revoke();
+    await waitFor(() => held('g') === 2, 2000, 'the second hold logged');
+    t.same(addresses('g'), ['10.201.1.2:5000'], 'held again');
+    await waitFor(() => addresses('g').length === 0, GRACE + 2000, 'the held backend dropped at the end of the grace');
+    const heldFor = Date.now() - lostAt;
+    t.ok(heldFor >= GRACE - 200, `dropped after ${heldFor} ms (grace ${GRACE} ms)`);
+    t.ok(await converged(fed), 'table = derivation once the grace is over');
+
+    // the host comes back without that endpoint (its dyno was stopped meanwhile): dropped HOST_BACK_MS later
+    const l7 = await agent('hg6', [['g', 'web.1', 'i7', '10.201.6.7:5000']]);
+    await waitFor(() => addresses('g').join() === '10.201.6.7:5000', 2000, 'g routed to i7');
+    const heldBeforeL7 = held('g');
+    await l7.revoke();
+    await waitFor(() => held('g') === heldBeforeL7 + 1, 2000, 'held after the revoke');
+    const back = w.lease(30);
+    t.teardown(() => back.revoke().catch(() => undefined));
+    const backAt = Date.now();
+    await back.put(keys.host('hg6')).value(hostRec('hg6'));
+    await waitFor(() => addresses('g').length === 0, HOST_BACK_MS + 1500, 'dropped once its host is back without it');
+    const afterBack = Date.now() - backAt;
+    t.ok(afterBack >= HOST_BACK_MS - 100 && afterBack < GRACE - 500, `dropped ${afterBack} ms after its host's key came back (HOST_BACK_MS ${HOST_BACK_MS})`);
+
+    // a dyno stopped on purpose (its endpoint deleted, its host's key stays): gone at once, never held
+    const l3 = await agent('hg2', [['g', 'web.1', 'i3', '10.201.2.3:5000']]);
+    t.teardown(() => l3.revoke().catch(() => undefined));
+    await waitFor(() => addresses('g').join() === '10.201.2.3:5000', 2000, 'g routed to i3');
+    const before = held('g');
+    await w.delete().key(keys.endpoint('g', 'web.1', 'i3'));
+    await waitFor(() => addresses('g').length === 0, 2000, 'deleted endpoint gone');
+    await sleep(300);
+    t.equal(held('g'), before, 'a deliberate removal is not held');
+
+    // scaled to 0 while held: the hold ends at once
+    const l4 = await agent('hg3', [['g', 'web.1', 'i4', '10.201.3.4:5000']]);
+    await waitFor(() => addresses('g').join() === '10.201.3.4:5000', 2000, 'g routed to i4');
+    await l4.revoke();
+    await waitFor(() => held('g') === before + 1, 2000, 'held after the revoke');
+    await w.put(keys.formation('g', 'web')).value(JSON.stringify({ quantity: 0, size: 'standard-1x' }));
+    await waitFor(() => addresses('g').length === 0, 1000, 'web=0 drops the held backend at once');
+    t.ok(fed.logs.some((l) => /app g: stopped holding .*the web formation is 0/.test(l)), 'logged why the hold ended');
+
+    // a partial loss (another backend of the app is left) applies at once
+    await w.put(keys.formation('g', 'web')).value(JSON.stringify({ quantity: 2, size: 'standard-1x' }));
+    const l5 = await agent('hg4', [['g', 'web.1', 'i5', '10.201.4.5:5000']]);
+    const l6 = await agent('hg5', [['g', 'web.2', 'i6', '10.201.5.6:5000']]);
+    t.teardown(() => l6.revoke().catch(() => undefined));
+    await waitFor(() => addresses('g').length === 2, 2000, 'two backends');
+    const heldBefore = held('g');
+    await l5.revoke();
+    await waitFor(() => addresses('g').join() === '10.201.5.6:5000', 1000, 'the lost backend goes at once when another is left');
+    t.equal(held('g'), heldBefore, 'nothing held');
+
+    // the app destroyed while held: gone at once
+    await l6.revoke();
+    await waitFor(() => held('g') === heldBefore + 1, 2000, 'held after the last backend went');
+    await w.delete().key(keys.appMeta('g'));
+    await waitFor(() => fed.table.app('g') === undefined, 1000, 'a destroyed app leaves the table at once');
+    await waitFor(() => converged(fed), 2000, 'table = derivation');
+    await w.delete().prefix(keys.formations('g'));
   });
 
   t.test('router registration: routers/<id> under its own lease, refreshed, gone on stop', async (t) => {
