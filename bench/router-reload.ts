@@ -191,6 +191,19 @@ function within(r: PhaseResult, windows: readonly (readonly [number, number])[])
   return { latencies: lat, starts, count: k, errors: 0, firstError: '' };
 }
 
+/** The 5 slowest requests: latency, and when each started relative to the last reload's rename. */
+function slowest(r: PhaseResult, windows: readonly (readonly [number, number])[]): string {
+  const n = Math.min(r.count, r.latencies.length);
+  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => r.latencies[b]! - r.latencies[a]!).slice(0, 5);
+  return idx
+    .map((i) => {
+      const s = r.starts[i]!;
+      const w = windows.filter(([from]) => from <= s).pop();
+      return `${fmt(r.latencies[i]!, 1)} ms (${w ? `${fmt(s - w[0])} ms after rename ${windows.indexOf(w) + 1}` : 'before the first reload'})`;
+    })
+    .join(', ');
+}
+
 function pct(r: PhaseResult, p: number): number {
   const v = r.latencies.slice(0, Math.min(r.count, r.latencies.length)).sort();
   if (v.length === 0) return Number.NaN;
@@ -250,7 +263,7 @@ async function variant(name: string, dist: string, dir: string): Promise<Variant
       }
     });
     if (failure !== undefined) throw failure;
-    log(`${name}: ${reloading.count} requests during ${reloadMs.length} reloads`);
+    log(`${name}: ${reloading.count} requests during ${reloadMs.length} reloads; slowest: ${slowest(reloading, windows)}`);
     return { name, steady, reloading, reloads: reloadMs.length, reloadMs, inReload: within(reloading, windows) };
   } finally {
     router.child.kill('SIGTERM');

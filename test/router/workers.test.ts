@@ -158,6 +158,26 @@ t.test('a route change acknowledged by synced() reaches every worker: no request
   for (const c of by.flat()) c.close();
 });
 
+t.test('101 swaps back to back (posted to each worker one at a time): synced() waits for the last, every worker routes by it', async (t) => {
+  const { a, b, pool, port, logs } = await twoDynoPool(t);
+  const by = await connsPerWorker(port, logs, 2, 2);
+  const onlyA = [{ dyno: 'web.1', address: a.address }];
+  const onlyB = [{ dyno: 'web.2', address: b.address }];
+  // a reload commits in slices a turn apart; here every swap comes in one turn, the worst case for ordering
+  for (let i = 0; i <= 100; i++) pool.table.setBackends('web', i % 2 === 0 ? onlyB : onlyA);
+  const last = pool.table.version;
+  await pool.synced();
+  t.equal(pool.table.version, last, 'nothing else swapped meanwhile');
+  const before = a.requests.length;
+  for (const c of by.flat()) for (let i = 0; i < 3; i++) t.equal(await get(c, `burst-${++seq}`), 200);
+  await linesArrived(logs, 'request_id=workers-test-req-burst-', by.flat().length * 3);
+  const burst = logs.filter((l) => l.line.includes('request_id=workers-test-req-burst-'));
+  t.same([...new Set(burst.map((l) => l.worker))].sort(), [0, 1], 'both workers served');
+  t.ok(burst.every((l) => l.line.includes('dyno=web.2')), 'every request went to the last swap\'s dyno');
+  t.equal(a.requests.length, before, 'none to the dyno of the swap before it');
+  for (const c of by.flat()) c.close();
+});
+
 t.test('a worker that dies is restarted; the other keeps its connections', async (t) => {
   const a = await FakeDyno.start(() => okResponse('a'), 'web.1');
   const { pool, port, logs } = await startPool(web(a));

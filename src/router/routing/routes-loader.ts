@@ -158,6 +158,8 @@ export class RoutesLoader {
           p.failed = err;
         }
       }
+      // flow control: the next part is sent (and deserialized here) only now, one per turn at most
+      if (this.#pending === p) this.#post({ type: 'next', seq: p.seq });
     });
   }
 

@@ -36,7 +36,7 @@ function lowerPriority(): void {
 
 let base = new Map<string, string>();
 let lastText: string | null = null;
-let pending: { seq: number; text: string; next: Map<string, string> } | null = null;
+let pending: { seq: number; text: string; next: Map<string, string>; parts: FromWorker[] } | null = null;
 
 const post = (m: FromWorker): void => parentPort!.postMessage(m);
 
@@ -64,14 +64,24 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
     return post({ type: 'error', seq: m.seq, error: e instanceof RoutesError ? { message: e.message, routes: { path: e.path, problem: e.problem, detail: e.detail, label: e.label } } : { message: e.message } });
   }
   const diff = diffRoutes(m.full ? new Map() : base, apps);
-  pending = { seq: m.seq, text, next: diff.next };
-  for (let i = 0; i < diff.changed.length; i += PART) post({ type: 'part', seq: m.seq, apps: diff.changed.slice(i, i + PART) });
-  post({ type: 'done', seq: m.seq, removed: diff.removed, total: diff.next.size, full: m.full });
+  const parts: FromWorker[] = [];
+  for (let i = 0; i < diff.changed.length; i += PART) parts.push({ type: 'part', seq: m.seq, apps: diff.changed.slice(i, i + PART) });
+  parts.push({ type: 'done', seq: m.seq, removed: diff.removed, total: diff.next.size, full: m.full });
+  pending = { seq: m.seq, text, next: diff.next, parts };
+  sendNext();
+}
+
+/** One message of the load in progress: a part, then (asked once more) 'done'. */
+function sendNext(): void {
+  const m = pending?.parts.shift();
+  if (m !== undefined) post(m);
 }
 
 parentPort!.on('message', (m: ToWorker) => {
   if (m.type === 'load') {
     void load(m);
+  } else if (m.type === 'next') {
+    if (pending !== null && pending.seq === m.seq) sendNext();
   } else if (pending !== null && pending.seq === m.seq) {
     if (m.ok) {
       base = pending.next;

@@ -8,7 +8,7 @@
  *   pool.table.removeApp('web'); await pool.synced();   // every worker has applied the change
  *
  * - Routes: every swap of `table` is posted to every worker as the exact delta (apps and hosts
- *   changed); a worker answers with the version it applied. synced() resolves once every running
+ *   changed), one at a time (#post); a worker answers with the version it applied. synced() resolves once every running
  *   worker has applied a version: from then on no worker routes by an older table. A (re)started
  *   worker gets the whole table before it listens.
  * - Round-robin turns are shared by the workers (one atomic cursor per app, shared-cursors.ts), so
@@ -72,6 +72,10 @@ interface Slot {
   idle: Set<number>;
   /** load() calls this worker has not answered yet. */
   loads: Set<number>;
+  /** Route deltas (and the listen that follows the first) not posted yet: see #post. */
+  outbox: ToWorker[];
+  /** A 'routes' message is posted and its 'applied' has not come back. */
+  awaitingApplied: boolean;
 }
 
 export declare interface RouterWorkers {
@@ -124,7 +128,7 @@ export class RouterWorkers extends EventEmitter {
     this.#opts = opts;
     this.table.on('delta', (delta: RouteDelta) => {
       const cursors = this.#cursors.update(delta.apps.map(([app, route]) => [app, route !== undefined]));
-      for (const s of this.#slots) s.worker?.postMessage({ type: 'routes', delta, cursors } satisfies ToWorker);
+      for (const s of this.#slots) this.#post(s, { type: 'routes', delta, cursors });
     });
   }
 
@@ -245,7 +249,7 @@ export class RouterWorkers extends EventEmitter {
     let settle!: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void };
     const ready = new Promise<BoundSpec[]>((resolve, reject) => (settle = { resolve, reject }));
     ready.catch(() => undefined); // handled by whoever awaits it; a restart reports via 'error'
-    const slot: Slot = { index, worker, applied: -1, startedAt: Date.now(), ready, idle: new Set(), loads: new Set() };
+    const slot: Slot = { index, worker, applied: -1, startedAt: Date.now(), ready, idle: new Set(), loads: new Set(), outbox: [], awaitingApplied: false };
     this.#slots[index] = slot;
     worker.on('message', (m: FromWorker) => this.#onMessage(slot, m, settle));
     worker.on('error', (err) => this.emit('error', new RouterWorkerError(index, err.message)));
@@ -253,16 +257,39 @@ export class RouterWorkers extends EventEmitter {
       settle.reject(new RouterError('ELISTEN', `router worker ${index} exited (${code}) before listening`));
       this.#onExit(slot, code);
     });
-    // In order: the whole table, then (postMessage keeps order) every later delta, then listen.
-    worker.postMessage({ type: 'routes', delta: this.table.fullDelta(), cursors: this.#cursors.all() } satisfies ToWorker);
-    worker.postMessage({ type: 'listen', specs } satisfies ToWorker);
+    // In order: the whole table, then listen (so it never routes by an empty table), then later deltas.
+    this.#post(slot, { type: 'routes', delta: this.table.fullDelta(), cursors: this.#cursors.all() });
+    this.#post(slot, { type: 'listen', specs });
     return slot;
+  }
+
+  /**
+   * Posts route deltas (and listen) in order, the next only once the worker applied the last: Node
+   * delivers every queued message of a port in one turn, so the ~40 deltas of a 10 000-app reload,
+   * posted a turn apart, were deserialized and mirrored back to back by a busy worker (stalls of
+   * 200-400 ms in bench/router-reload.ts). One delta per worker turn keeps each at a slice's cost.
+   */
+  #post(slot: Slot, m: ToWorker): void {
+    slot.outbox.push(m);
+    this.#flush(slot);
+  }
+
+  #flush(slot: Slot): void {
+    const w = slot.worker;
+    if (w === null) return;
+    while (!slot.awaitingApplied && slot.outbox.length > 0) {
+      const m = slot.outbox.shift()!;
+      w.postMessage(m);
+      if (m.type === 'routes') slot.awaitingApplied = true;
+    }
   }
 
   #onMessage(slot: Slot, m: FromWorker, settle: { resolve: (b: BoundSpec[]) => void; reject: (e: Error) => void }): void {
     switch (m.type) {
       case 'applied':
         slot.applied = m.version;
+        slot.awaitingApplied = false;
+        this.#flush(slot);
         this.#checkSynced();
         return;
       case 'listening':
