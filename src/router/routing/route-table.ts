@@ -242,10 +242,20 @@ export interface RouteDelta {
   hosts: [string, string | undefined][];
 }
 
-/** A route that crossed a thread (structured clone drops freezing): frozen again, `up` rebuilt from `backends`. */
+/**
+ * A route that crossed a thread, frozen again in place (structured clone drops freezing; its
+ * objects are this thread's own, fresh from the message). `up` is rebuilt from `backends` rather
+ * than trusted, so its entries are the very backend objects. No copies: a worker mirrors a
+ * 10 000-app reload in slices, and every copy is more for its scavenger to move.
+ */
 function freezeRoute(r: AppRoute): AppRoute {
-  const backends = r.backends.map((b) => Object.freeze({ ...b }));
-  return Object.freeze({ ...r, hosts: Object.freeze([...r.hosts]), backends: Object.freeze(backends), up: Object.freeze(backends.filter((b) => b.state === 'up')) });
+  if (Object.isFrozen(r)) return r; // a delta mirrored in the thread that made it: a table's own route
+  for (const b of r.backends) Object.freeze(b);
+  const route = r as { -readonly [K in keyof AppRoute]: AppRoute[K] };
+  route.up = Object.freeze(r.backends.filter((b) => b.state === 'up'));
+  Object.freeze(r.hosts);
+  Object.freeze(r.backends);
+  return Object.freeze(route);
 }
 
 export declare interface RouteTable {

@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import type { ListenSpec, RouterConfigInput } from '../config';
 import { RouterError, type HCode } from '../errors';
 import type { RouterLoad } from '../index';
+import { encodeDelta } from '../routing/delta-wire';
 import { RouteTable, type RouteDelta } from '../routing/route-table';
 import { RouterWorkerError } from './errors';
 import type { BoundSpec, FromWorker, RouterWorkerData, ToWorker } from './protocol';
@@ -128,7 +129,8 @@ export class RouterWorkers extends EventEmitter {
     this.#opts = opts;
     this.table.on('delta', (delta: RouteDelta) => {
       const cursors = this.#cursors.update(delta.apps.map(([app, route]) => [app, route !== undefined]));
-      for (const s of this.#slots) this.#post(s, { type: 'routes', delta, cursors });
+      const wire = encodeDelta(delta); // once, whatever the number of workers
+      for (const s of this.#slots) this.#post(s, { type: 'routes', delta: wire, cursors });
     });
   }
 
@@ -258,7 +260,7 @@ export class RouterWorkers extends EventEmitter {
       this.#onExit(slot, code);
     });
     // In order: the whole table, then listen (so it never routes by an empty table), then later deltas.
-    this.#post(slot, { type: 'routes', delta: this.table.fullDelta(), cursors: this.#cursors.all() });
+    this.#post(slot, { type: 'routes', delta: encodeDelta(this.table.fullDelta()), cursors: this.#cursors.all() });
     this.#post(slot, { type: 'listen', specs });
     return slot;
   }

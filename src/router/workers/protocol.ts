@@ -4,7 +4,7 @@
  */
 import type { ListenSpec, RouterConfigInput } from '../config';
 import type { HCode } from '../errors';
-import type { RouteDelta } from '../routing/route-table';
+import type { WireDelta } from '../routing/delta-wire';
 import type { CursorAssignments } from './shared-cursors';
 
 export interface RouterWorkerData {
@@ -35,7 +35,7 @@ export interface LogStats {
 
 export type ToWorker =
   /** Mirror one swap of the main thread's table (and its apps' cursor slots); answered with 'applied'. */
-  | { type: 'routes'; delta: RouteDelta; cursors: CursorAssignments }
+  | { type: 'routes'; delta: WireDelta; cursors: CursorAssignments }
   /** Accept on `specs` with SO_REUSEPORT (ports are concrete, except the first worker's). */
   | { type: 'listen'; specs: ListenSpec[] }
   | { type: 'wait-idle'; id: number; address: string; timeoutMs: number }

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRouter, isRetryNotice } from '../index';
 import { RouterError } from '../errors';
+import { decodeDelta } from '../routing/delta-wire';
 import type { FromWorker, LogStats, RouterWorkerData, ToWorker } from './protocol';
 import { CursorView } from './shared-cursors';
 
@@ -75,7 +76,7 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'routes':
       cursors.apply(m.cursors);
-      router.table.mirror(m.delta);
+      router.table.mirror(decodeDelta(m.delta));
       post({ type: 'applied', version: m.delta.version });
       return;
     case 'listen':
