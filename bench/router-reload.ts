@@ -13,13 +13,17 @@
 // gap between ticks of a 1 ms interval), with the build's own reload path (RoutesLoader, or the old synchronous
 // readFileSync + JSON.parse + table.replace): the figure the box's load disturbs least.
 //
+// Phase "cpu" (no traffic): CPU ms per reload of `manifold router`'s threads by kind (/proc tasks),
+// BENCH_STALL_RELOADS reloads. With its default workers the router's requests are served by worker
+// threads, and on a 2-core box every ms a reload takes from any thread is taken from them.
+//
 // Environment (all optional):
 //   BENCH_APPS=10000 BENCH_CHANGED=100 (apps that differ between the two versions; 10000 = all)
 //   BENCH_SECONDS=10 (reload phase; steady phase is half) BENCH_CONNECTIONS=16 BENCH_PERIOD_MS=1000 BENCH_GAP_MS=100
 //   BENCH_BEFORE=/path/to/old/checkout/dist  also run that build's router first, print both
 //   BENCH_STALL_RELOADS=10 BENCH_MAX_SECONDS=180 (hard stop)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { copyFile, rename } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -271,6 +275,61 @@ async function variant(name: string, dist: string, dir: string): Promise<Variant
   }
 }
 
+/** CPU time (clock ticks) of each thread of `pid`, by "tid name". */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU ms per reload of each kind of thread of `manifold router` (default workers), no traffic: the
+ * figure the box's noise moves least. Threads are grouped by name (MainThread, WorkerThread: the
+ * router workers and the routes worker, V8Worker: V8's GC and compiler helpers).
+ */
+async function cpuPerReload(name: string, dist: string, dir: string): Promise<Map<string, number>> {
+  const file = join(dir, 'cpu-routes.json');
+  const versions = [join(dir, 'v0.json'), join(dir, 'v1.json')];
+  await copyFile(versions[0]!, file);
+  const router = await startRouter(dist, file);
+  try {
+    await sleep(2000);
+    const before = threadTicks(router.child.pid!);
+    const n = cfg.stallReloads;
+    for (let k = 1; k <= n; k++) {
+      const seen = router.reloads();
+      await copyFile(versions[k % 2]!, `${file}.tmp`);
+      await rename(`${file}.tmp`, file);
+      const deadline = Date.now() + 15_000;
+      while (router.reloads() === seen) {
+        if (Date.now() > deadline) throw new Error(`${name}: no "routes reloaded" 15 s after a change`);
+        await sleep(5);
+      }
+      await sleep(300);
+    }
+    const after = threadTicks(router.child.pid!);
+    const byKind = new Map<string, number>();
+    const tick = 1000 / 100; // USER_HZ
+    for (const [k, v] of after) {
+      const kind = k.split(' ').slice(1).join(' ');
+      byKind.set(kind, (byKind.get(kind) ?? 0) + ((v - (before.get(k) ?? 0)) * tick) / n);
+    }
+    log(`${name}: CPU ms per reload ${[...byKind].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
+    return byKind;
+  } finally {
+    router.child.kill('SIGTERM');
+    children.delete(router.child);
+  }
+}
+
 /** The parts of a build's router module the stall phase uses (old builds have no RoutesLoader). */
 interface RouterModule {
   createRouter(config: object): { table: { replace(file: unknown): void } };
@@ -348,6 +407,14 @@ async function main(): Promise<void> {
     process.stdout.write(`\nrouter reload: ${cfg.apps} apps, ${Math.min(cfg.changed, cfg.apps)} changed per reload, ${cfg.connections} keep-alive clients, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n`);
     process.stdout.write(`${mdTable(['build', 'phase', 'requests', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'reload median ms'], rows)}\n`);
     process.stdout.write(`\nlongest event-loop stall per reload, no traffic, in one process:\n\n${mdTable(['build', 'reloads', 'median ms', 'max ms', 'no-reload window: median ms', 'max ms'], stallRows)}\n`);
+    const cpuRows: string[][] = [];
+    const kinds = ['MainThread', 'WorkerThread', 'V8Worker'];
+    for (const [name, dist] of builds) {
+      const c = await cpuPerReload(name, dist, dir);
+      const total = [...c.values()].reduce((a, b) => a + b, 0);
+      cpuRows.push([name, ...kinds.map((k) => fmt(c.get(k) ?? 0)), fmt(total - kinds.reduce((a, k) => a + (c.get(k) ?? 0), 0)), fmt(total)]);
+    }
+    process.stdout.write(`\nCPU ms per reload by thread kind, \`manifold router\` with its default workers, no traffic (${cfg.stallReloads} reloads):\n\n${mdTable(['build', 'main thread', 'worker threads (router workers + routes worker)', 'V8 helpers (GC, compiler)', 'other', 'total'], cpuRows)}\n`);
     for (const v of results) if (v.steady.errors + v.reloading.errors > 0) process.stdout.write(`${v.name}: first error: ${v.steady.firstError || v.reloading.firstError}\n`);
   } finally {
     backend.server.close();
