@@ -51,7 +51,6 @@ export function webQuantity(value: string): number {
 interface Lost {
   readonly host: string;
   readonly backend: BackendInput;
-  readonly lostAt: number;
   until: number;
 }
 
@@ -137,7 +136,7 @@ export class LeaseGrace {
       }
       let lost = this.#lost.get(d.app);
       if (!lost) this.#lost.set(d.app, (lost = new Map()));
-      lost.set(d.key, { host: e.host, backend: { dyno: slot, address: e.address, state: e.state }, lostAt: now, until: now + this.graceMs });
+      lost.set(d.key, { host: e.host, backend: { dyno: slot, address: e.address, state: e.state }, until: now + this.graceMs });
       apps.add(d.app);
     }
     return apps;

@@ -82,7 +82,7 @@ export class BucketMap<V> implements ReadonlyMap<string, V> {
         size++;
       }
     }
-    // not Object.freeze'd: slice() of a frozen array takes V8's slow path (it was 40% of a reload)
+    // not Object.freeze'd: slice() of a frozen array takes V8's slow path (~60% of this copying's time)
     for (const n of copied) if (buckets[n]!.length === 0) buckets[n] = undefined;
     return new BucketMap(buckets, size);
   }

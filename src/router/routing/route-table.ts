@@ -242,22 +242,6 @@ export interface RouteDelta {
   hosts: [string, string | undefined][];
 }
 
-/**
- * A route that crossed a thread, frozen again in place (structured clone drops freezing; its
- * objects are this thread's own, fresh from the message). `up` is rebuilt from `backends` rather
- * than trusted, so its entries are the very backend objects. No copies: a worker mirrors a
- * 10 000-app reload in slices, and every copy is more for its scavenger to move.
- */
-function freezeRoute(r: AppRoute): AppRoute {
-  if (Object.isFrozen(r)) return r; // a delta mirrored in the thread that made it: a table's own route
-  for (const b of r.backends) Object.freeze(b);
-  const route = r as { -readonly [K in keyof AppRoute]: AppRoute[K] };
-  route.up = Object.freeze(r.backends.filter((b) => b.state === 'up'));
-  Object.freeze(r.hosts);
-  Object.freeze(r.backends);
-  return Object.freeze(route);
-}
-
 export declare interface RouteTable {
   on(event: 'change', listener: (snapshot: RouteSnapshot) => void): this;
   on(event: 'delta', listener: (delta: RouteDelta) => void): this;
@@ -341,16 +325,16 @@ export class RouteTable extends EventEmitter {
    * Applies a delta another table emitted (a router worker mirroring the main thread's table):
    * no validation or host checks, the source table did them; hosts name their app in `delta.apps`
    * or in this table. The result has the source's apps and hosts; the version is this table's own.
+   * Routes are taken as they are: frozen, `up` made of the backend objects (decodeDelta builds them so).
    */
   mirror(delta: RouteDelta): void {
     const old = this.#snapshot;
     const apps: [string, AppRoute | undefined][] = [];
     const liveDelta = new Map<string, number>();
     for (const [name, route] of delta.apps) {
-      const next = route === undefined ? undefined : freezeRoute(route);
-      apps.push([name, next]);
+      apps.push([name, route]);
       for (const a of liveOf(old.apps.get(name))) liveDelta.set(a, (liveDelta.get(a) ?? 0) - 1);
-      for (const a of liveOf(next)) liveDelta.set(a, (liveDelta.get(a) ?? 0) + 1);
+      for (const a of liveOf(route)) liveDelta.set(a, (liveDelta.get(a) ?? 0) + 1);
     }
     const nextApps = old.apps.with(apps);
     const hosts: [string, AppRoute | undefined][] = delta.hosts.map(([h, name]) => [h, name === undefined ? undefined : nextApps.get(name)]);
